@@ -1,0 +1,52 @@
+# The README's commands. `make demo` and `make test` work on a fresh machine (Python 3.11, pip).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+OMNIWATCH_HOME ?= .omniwatch
+export OMNIWATCH_HOME
+# Embedded Dagster instance: dagster.yaml at the repo root, its storage under $OMNIWATCH_HOME.
+export DAGSTER_HOME := $(CURDIR)
+export OMNIWATCH_DAGSTER_DIR := $(abspath $(OMNIWATCH_HOME))/dagster
+# LightGBM/OpenMP spin-waits under CPU contention (see shared ENVIRONMENT.md).
+export OMP_WAIT_POLICY ?= passive
+PYTEST_ARGS ?=
+
+.PHONY: demo test ui serve mlflow-ui bench db-upgrade clean
+
+# torch first: `pip install torch==2.13.0` takes the local CPU build, so nothing later pulls CUDA.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.dev-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/omniwatch demo
+
+test: $(BIN)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+db-upgrade: $(BIN)/.installed
+	$(BIN)/omniwatch db upgrade
+
+ui: $(BIN)/.installed
+	mkdir -p $(OMNIWATCH_DAGSTER_DIR)
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+mlflow-ui: $(BIN)/.installed
+	mkdir -p $(OMNIWATCH_HOME)/mlartifacts
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 \
+		--host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(abspath $(OMNIWATCH_HOME))/mlflow.db \
+		--default-artifact-root $(abspath $(OMNIWATCH_HOME))/mlartifacts
+
+bench: $(BIN)/.dev-installed
+	$(BIN)/python bench/warehouse_bench.py
+
+clean:
+	rm -rf $(OMNIWATCH_HOME)

@@ -1,0 +1,85 @@
+"""Every knob of Omniwatch, read once from the environment (pydantic-settings).
+
+Defaults give the embedded setup: SQLite under ``OMNIWATCH_HOME`` (``.omniwatch/``), the bundled
+real sample as the replay source, a local MLflow store. Production sets
+``OMNIWATCH_DATABASE_URL``, ``OMNIWATCH_SOURCE=live`` and the MLflow tracking URI.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+BUNDLED_SAMPLE_DIR = Path(__file__).parent / "sample"
+# The bundled sample's span (the window where bars, funding and on-chain data all overlap).
+SAMPLE_START = date(2024, 4, 16)
+SAMPLE_END = date(2025, 9, 26)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNIWATCH_", extra="ignore")
+
+    home: Path = Field(default=Path(".omniwatch"), description="Folder holding all embedded state.")
+    database_url: str | None = Field(
+        default=None, description="Warehouse URL; default sqlite:///$OMNIWATCH_HOME/warehouse.db."
+    )
+    source: Literal["replay", "live"] = Field(
+        default="replay", description="Connector mode: bundled/recorded replay or live HTTP."
+    )
+    replay_dir: Path = Field(default=BUNDLED_SAMPLE_DIR, description="Folder the replay source reads.")
+    liquid_symbols: Annotated[list[str], NoDecode] = Field(
+        default=["BTC", "ETH", "SOL"],
+        validation_alias=AliasChoices("LIQUID_SYMBOLS", "OMNIWATCH_LIQUID_SYMBOLS"),
+        description="Comma-separated track symbols of the liquid track.",
+    )
+    partitions_start: date = Field(default=SAMPLE_START, description="First daily partition.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default sqlite:///$OMNIWATCH_HOME/mlflow.db."
+    )
+
+    # Live connectors: public endpoints, no keys needed.
+    coinbase_base_url: str = "https://api.exchange.coinbase.com"
+    binance_futures_base_url: str = "https://fapi.binance.com"
+    coinmetrics_base_url: str = "https://community-api.coinmetrics.io/v4"
+    http_timeout_s: float = 10.0
+    http_max_retries: int = 5
+    http_requests_per_second: float = 3.0
+
+    # Data-quality thresholds (blocking checks).
+    max_gap_ratio: float = Field(default=0.02, description="Max share of missing hourly bars.")
+    max_abs_hourly_log_return: float = Field(default=0.25, description="Outlier bound per hour.")
+    max_bar_lag_hours: float = Field(default=3.0, description="Freshness: newest bar's allowed lag.")
+
+    @field_validator("liquid_symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+    @property
+    def warehouse_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'warehouse.db'}"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+
+    @property
+    def dagster_dir(self) -> Path:
+        return self.home.resolve() / "dagster"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.home.resolve() / "checkpoints"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

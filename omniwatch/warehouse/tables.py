@@ -1,0 +1,375 @@
+"""The canonical warehouse schema (DESIGN.md section 3), as SQLAlchemy 2 Core tables.
+
+Every table has a natural-key unique constraint, so writes are upserts and any partition can be
+re-run without duplicating rows. Raw records keep both ``event_time`` (when it happened) and
+``available_time`` (when we could have known it); point-in-time features filter on the second.
+Schema changes go through Alembic (``omniwatch/warehouse/migrations``), never ``create_all``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+# Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT identity on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+UTC = DateTime(timezone=True)
+
+
+def _id() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _ingested_at() -> Column:
+    return Column("ingested_at", UTC, nullable=False, server_default=func.now())
+
+
+def _times() -> list[Column]:
+    return [
+        Column("event_time", UTC, nullable=False),
+        Column("available_time", UTC, nullable=False),
+    ]
+
+
+def _instrument() -> list[Column]:
+    return [
+        Column("symbol", String(16), nullable=False),
+        Column("venue", String(32), nullable=False),
+        Column("venue_symbol", String(32), nullable=False),
+        Column("quote", String(8)),
+    ]
+
+
+# ----------------------------------------------------------------------------- market plane
+market_bars = Table(
+    "market_bars", metadata, _id(), *_instrument(),
+    Column("interval", String(8), nullable=False),
+    *_times(),
+    Column("open", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("close", Float, nullable=False),
+    Column("volume", Float, nullable=False),
+    Column("source", String(16), nullable=False),
+    _ingested_at(),
+    UniqueConstraint("venue", "venue_symbol", "interval", "event_time"),
+    Index(None, "symbol", "interval", "event_time"),
+    Index(None, "symbol", "available_time"),
+)
+
+trades_ticks = Table(
+    "trades_ticks", metadata, _id(), *_instrument(),
+    Column("trade_id", String(64), nullable=False),
+    *_times(),
+    Column("price", Float, nullable=False),
+    Column("size", Float, nullable=False),
+    Column("side", String(8)),
+    Column("source", String(16), nullable=False),
+    _ingested_at(),
+    UniqueConstraint("venue", "venue_symbol", "trade_id"),
+    Index(None, "symbol", "event_time"),
+)
+
+orderbook_l2 = Table(
+    "orderbook_l2", metadata, _id(), *_instrument(),
+    *_times(),
+    Column("sequence", BigInteger),
+    Column("side", String(4), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("size", Float, nullable=False),
+    Column("num_orders", Integer),
+    Column("source", String(16), nullable=False),
+    _ingested_at(),
+    UniqueConstraint("venue", "venue_symbol", "event_time", "side", "level"),
+    Index(None, "symbol", "event_time"),
+)
+
+funding_rates = Table(
+    "funding_rates", metadata, _id(),
+    Column("symbol", String(16), nullable=False),
+    Column("venue", String(32), nullable=False),
+    Column("venue_symbol", String(32), nullable=False),
+    *_times(),
+    Column("funding_rate", Float, nullable=False),
+    Column("mark_price", Float),
+    Column("source", String(16), nullable=False),
+    _ingested_at(),
+    UniqueConstraint("venue", "venue_symbol", "event_time"),
+    Index(None, "symbol", "available_time"),
+)
+
+onchain_signals = Table(
+    "onchain_signals", metadata, _id(),
+    Column("symbol", String(16), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("metric", String(64), nullable=False),
+    *_times(),
+    Column("value", Float),
+    Column("source", String(16), nullable=False),
+    _ingested_at(),
+    UniqueConstraint("provider", "symbol", "metric", "event_time"),
+    Index(None, "symbol", "metric", "available_time"),
+)
+
+# ----------------------------------------------------------------------------- events plane
+entities = Table(
+    "entities", metadata,
+    Column("entity_id", String(64), primary_key=True),
+    Column("track", String(8), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("normalized_name", String(256), nullable=False),
+    Column("cik", String(10)),
+    Column("ticker", String(16)),
+    Column("aliases", JSON, nullable=False, default=list),
+    Column("entity_type", String(32)),
+    Column("sic", String(8)),
+    Column("state", String(8)),
+    Column("coverage_start", UTC),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Column("updated_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("cik"),
+    Index(None, "normalized_name"),
+    Index(None, "ticker"),
+)
+
+events = Table(
+    "events", metadata, _id(),
+    Column("source", String(16), nullable=False),
+    Column("source_id", String(256), nullable=False),
+    Column("track", String(8), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("title", Text),
+    Column("body", Text),
+    Column("url", Text),
+    *_times(),
+    Column("tone", Float),
+    Column("payload", JSON),
+    _ingested_at(),
+    UniqueConstraint("source", "source_id"),
+    Index(None, "available_time"),
+    Index(None, "event_type", "event_time"),
+)
+
+event_links = Table(
+    "event_links", metadata, _id(),
+    Column("event_id", Id, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_id", String(64), ForeignKey("entities.entity_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("event_id", "entity_id"),
+    Index(None, "entity_id"),
+)
+
+# ----------------------------------------------------------------------------- features, models
+feature_snapshots = Table(
+    "feature_snapshots", metadata, _id(),
+    Column("track", String(8), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("as_of_ts", UTC, nullable=False),
+    Column("event_time", UTC, nullable=False),
+    Column("data_version", String(64), nullable=False),
+    Column("lineage_id", String(64), nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("feature_mask", JSON),
+    Column("labels", JSON),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("track", "target", "as_of_ts", "data_version"),
+    Index(None, "track", "target", "as_of_ts"),
+    Index(None, "lineage_id"),
+)
+
+model_registry = Table(
+    "model_registry", metadata, _id(),
+    Column("model_name", String(128), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("mlflow_run_id", String(64)),
+    Column("track", String(8), nullable=False),
+    Column("aliases", JSON, nullable=False, default=list),
+    Column("rollout_stage", Integer),
+    Column("status", String(32), nullable=False),
+    Column("train_lineage_id", String(64)),
+    Column("data_version", String(64)),
+    Column("metrics", JSON),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Column("updated_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("model_name", "version"),
+)
+
+predictions_v2 = Table(
+    "predictions_v2", metadata,
+    Column("prediction_id", String(36), primary_key=True),
+    Column("track", String(8), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("as_of_ts", UTC, nullable=False),
+    Column("snapshot_id", Id, ForeignKey("feature_snapshots.id", ondelete="SET NULL")),
+    Column("train_lineage_id", String(64)),
+    Column("infer_lineage_id", String(64), nullable=False),
+    Column("request_key", String(128)),
+    Column("horizon_predictions", JSON, nullable=False),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Index(None, "track", "target", "as_of_ts"),
+    Index(None, "model_name", "model_version"),
+)
+
+prediction_explanations = Table(
+    "prediction_explanations", metadata, _id(),
+    Column("prediction_id", String(36),
+           ForeignKey("predictions_v2.prediction_id", ondelete="CASCADE"), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("feature", String(64), nullable=False),
+    Column("contribution", Float, nullable=False),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("prediction_id", "method", "feature"),
+)
+
+backtest_runs = Table(
+    "backtest_runs", metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON),
+    Column("cost_breakdown", JSON),
+    Column("lineage_coverage", Float),
+    Column("error_code", String(64)),
+    Column("started_at", UTC, nullable=False, server_default=func.now()),
+    Column("finished_at", UTC),
+    Index(None, "model_name", "model_version"),
+)
+
+# ----------------------------------------------------------------------------- trading
+signal_candidates = Table(
+    "signal_candidates", metadata,
+    Column("signal_id", String(36), primary_key=True),
+    Column("prediction_id", String(36), ForeignKey("predictions_v2.prediction_id")),
+    Column("track", String(8), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("strategy_id", String(64), nullable=False),
+    Column("horizon", String(8), nullable=False),
+    Column("direction", Integer, nullable=False),
+    Column("strength", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("as_of_ts", UTC, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("strategy_id", "target", "horizon", "as_of_ts"),
+)
+
+orders_sim = Table(
+    "orders_sim", metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("client_order_id", String(64), nullable=False),
+    Column("signal_id", String(36), ForeignKey("signal_candidates.signal_id")),
+    Column("decision_id", String(36)),
+    Column("track", String(8), nullable=False),
+    Column("strategy_id", String(64), nullable=False),
+    Column("symbol", String(16), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("qty", Float, nullable=False),
+    Column("limit_price", Float),
+    Column("order_type", String(16), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("filled_qty", Float, nullable=False, default=0.0),
+    Column("avg_fill_price", Float),
+    Column("fee", Float, nullable=False, default=0.0),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Column("updated_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("client_order_id"),
+    Index(None, "strategy_id", "created_at"),
+)
+
+positions_snapshots = Table(
+    "positions_snapshots", metadata, _id(),
+    Column("strategy_id", String(64), nullable=False),
+    Column("track", String(8), nullable=False),
+    Column("symbol", String(16), nullable=False),
+    Column("as_of_ts", UTC, nullable=False),
+    Column("qty", Float, nullable=False),
+    Column("avg_price", Float),
+    Column("mark_price", Float),
+    Column("unrealized_pnl", Float, nullable=False, default=0.0),
+    Column("realized_pnl", Float, nullable=False, default=0.0),
+    UniqueConstraint("strategy_id", "symbol", "as_of_ts"),
+)
+
+risk_events = Table(
+    "risk_events", metadata, _id(),
+    Column("track", String(8), nullable=False),
+    Column("strategy_id", String(64), nullable=False),
+    Column("code", String(128), nullable=False),
+    Column("detail", JSON),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Index(None, "track", "strategy_id", "created_at"),
+)
+
+model_promotions = Table(
+    "model_promotions", metadata, _id(),
+    Column("model_name", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("alias", String(32)),
+    Column("from_version", String(32)),
+    Column("to_version", String(32)),
+    Column("rollout_stage", Integer),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decision", JSON),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Index(None, "model_name", "created_at"),
+)
+
+data_quality_audit = Table(
+    "data_quality_audit", metadata, _id(),
+    Column("asset_key", String(128), nullable=False),
+    Column("check_name", String(128), nullable=False),
+    Column("partition_start", String(32), nullable=False),
+    Column("partition_end", String(32), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("blocking", Boolean, nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("failed_count", Integer, nullable=False),
+    Column("details", JSON),
+    Column("checked_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("run_id", "asset_key", "check_name", "partition_start"),
+    Index(None, "asset_key", "partition_start", "partition_end"),
+)
+
+RAW_MARKET_TABLES = {
+    "market_bars": market_bars,
+    "trades_ticks": trades_ticks,
+    "orderbook_l2": orderbook_l2,
+    "funding_rates": funding_rates,
+    "onchain_signals": onchain_signals,
+}
