@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     coinmetrics_base_url: str = "https://community-api.coinmetrics.io/v4"
     http_timeout_s: float = 10.0
     http_max_retries: int = 5
-    http_requests_per_second: float = 3.0
+    coinbase_requests_per_second: float = 8.0
+    binance_requests_per_second: float = 2.0
+    coinmetrics_requests_per_second: float = 1.5
 
     # Data-quality thresholds (blocking checks).
     max_gap_ratio: float = Field(default=0.02, description="Max share of missing hourly bars.")

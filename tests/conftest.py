@@ -21,17 +21,36 @@ def _admin() -> psycopg.Connection:
 
 
 @pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards; yields its name."""
-    name = f"omniwatch_t_{uuid.uuid4().hex[:12]}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+def make_pg_database() -> Iterator:
+    """A factory of fresh PostgreSQL databases, all dropped after the test; returns names."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"omniwatch_t_{uuid.uuid4().hex[:12]}"
+        with _admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return name
+
     try:
-        yield name
+        yield make
     finally:
         # FORCE ends the pooled connections of engines cached by the code under test.
         with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database(make_pg_database) -> str:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    return make_pg_database()
+
+
+@pytest.fixture
+def pg_env() -> dict[str, str]:
+    """Connection settings of the local PostgreSQL, for configs that read them from the environment."""
+    return {"host": PG_HOST, "port": str(PG_PORT), "user": PG_USER}
 
 
 def pg_url_for(name: str) -> str:

@@ -21,15 +21,17 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     from omniwatch.resources.warehouse import WarehouseResource
 
     if settings.source == "live":
-        http = dict(
-            timeout_s=settings.http_timeout_s,
-            max_retries=settings.http_max_retries,
-            requests_per_second=settings.http_requests_per_second,
-        )
+        http = dict(timeout_s=settings.http_timeout_s, max_retries=settings.http_max_retries)
         sources: dict[str, Any] = {
-            "market_data": CoinbaseMarketDataResource(base_url=settings.coinbase_base_url, **http),
-            "funding": BinanceFundingResource(base_url=settings.binance_futures_base_url, **http),
-            "onchain": CoinMetricsOnchainResource(base_url=settings.coinmetrics_base_url, **http),
+            "market_data": CoinbaseMarketDataResource(
+                base_url=settings.coinbase_base_url,
+                requests_per_second=settings.coinbase_requests_per_second, **http),
+            "funding": BinanceFundingResource(
+                base_url=settings.binance_futures_base_url,
+                requests_per_second=settings.binance_requests_per_second, **http),
+            "onchain": CoinMetricsOnchainResource(
+                base_url=settings.coinmetrics_base_url,
+                requests_per_second=settings.coinmetrics_requests_per_second, **http),
         }
     else:
         replay_dir = str(settings.replay_dir.resolve())

@@ -1,0 +1,3 @@
+-- The warehouse and MLflow get their own databases beside Dagster's.
+CREATE DATABASE omniwatch;
+CREATE DATABASE mlflow;

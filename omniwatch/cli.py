@@ -1,0 +1,69 @@
+"""The project's one command line: ``omniwatch db upgrade``, ``omniwatch demo``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+import click
+
+from omniwatch.settings import SAMPLE_END, SAMPLE_START, get_settings
+
+
+@click.group()
+def main() -> None:
+    """Omniwatch: market and information monitoring as a Dagster asset graph."""
+
+
+@main.group()
+def db() -> None:
+    """Warehouse schema (Alembic)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Migrate the warehouse (OMNIWATCH_DATABASE_URL, default SQLite under OMNIWATCH_HOME)."""
+    from omniwatch.warehouse.engine import get_engine
+    from omniwatch.warehouse.migrate import current_revision, upgrade
+
+    url = get_settings().warehouse_url
+    upgrade(url, revision)
+    click.echo(f"warehouse {get_engine(url).url.render_as_string()} at revision {current_revision(url)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Step the warehouse schema back to REVISION (``base`` drops every table)."""
+    from omniwatch.warehouse.migrate import downgrade
+
+    downgrade(get_settings().warehouse_url, revision)
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the warehouse's schema revision."""
+    from omniwatch.warehouse.migrate import current_revision
+
+    click.echo(current_revision(get_settings().warehouse_url) or "empty (run omniwatch db upgrade)")
+
+
+@main.command()
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=SAMPLE_START.isoformat(), show_default=True)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=SAMPLE_END.isoformat(), show_default=True,
+              help="Last daily partition, inclusive.")
+def demo(start, end) -> None:
+    """Run the main job on the embedded default over the sample span and print a summary."""
+    from omniwatch.demo import run_market_plane
+
+    settings = get_settings()
+    click.echo(f"OMNIWATCH_HOME={settings.home.resolve()}  source={settings.source}  "
+               f"replay_dir={settings.replay_dir}  symbols={','.join(settings.liquid_symbols)}")
+    summary = run_market_plane(settings, start.date(), end.date())
+    click.echo(summary.render())
+    sys.exit(0 if summary.success else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

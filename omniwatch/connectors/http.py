@@ -1,0 +1,298 @@
+"""Shared HTTP plumbing for the live market-data connectors.
+
+``HttpClient`` wraps one lazily built ``httpx.Client`` with what every public market-data API
+needs: a client-side rate limit, bounded retries with exponential backoff and jitter (honouring
+``Retry-After`` on 429), and errors that say which URL failed, with which status, after how many
+attempts and what the server said. Venue clients (Coinbase, Binance, Coin Metrics) build on it;
+their pure parsers raise ``MalformedPayloadError`` when a payload does not have the expected shape.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import random
+import threading
+import time
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Statuses worth another try: rate limited, or the server (or a proxy in front of it) failed.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_SNIPPET_CHARS = 200
+# Query parameters whose values must never reach a log line or an exception message.
+_SECRET_PARAMS = frozenset({"api_key", "apikey", "key", "secret", "signature", "passphrase",
+                            "access_token", "token"})
+
+
+class ConnectorError(Exception):
+    """A connector call failed; the message names the URL, HTTP status, attempts and body snippet."""
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None,
+                 attempts: int = 0, body: str | bytes | None = None) -> None:
+        self.url = redact_url(url) if url else None
+        self.status = status
+        self.attempts = attempts
+        self.body_snippet = _snippet(body)
+        details = [f"url={self.url}"] if self.url else []
+        if status is not None:
+            details.append(f"status={status}")
+        if attempts:
+            details.append(f"attempts={attempts}")
+        if self.body_snippet:
+            details.append(f"body={self.body_snippet!r}")
+        super().__init__(f"{message} [{', '.join(details)}]" if details else message)
+
+
+class ConnectorTimeout(ConnectorError):
+    """The server did not answer within the client timeout, on every attempt."""
+
+
+class ConnectorHTTPError(ConnectorError):
+    """The server answered with a non-success status (after retries, where retrying made sense)."""
+
+
+class MalformedPayloadError(ConnectorError):
+    """A payload was not what the API documents: bad JSON, a missing field, a wrong-length row."""
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None,
+                 **kwargs: Any) -> None:
+        self.field = field
+        self.row = row
+        super().__init__(message, **kwargs)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the values of secret-looking query parameters replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, "***" if k.lower() in _SECRET_PARAMS else v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe=",:*")))
+
+
+def _snippet(body: str | bytes | None) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    body = " ".join(body.split())
+    return body if len(body) <= _SNIPPET_CHARS else body[:_SNIPPET_CHARS] + "..."
+
+
+def utc_timestamp(value: Any) -> pd.Timestamp:
+    """A tz-aware UTC ``pd.Timestamp``; naive inputs are read as UTC (the project's only zone)."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def decode_json(raw: str | bytes, *, url: str | None = None) -> Any:
+    """Parse JSON text, turning a decode failure (e.g. a truncated body) into MalformedPayloadError."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedPayloadError(f"response is not valid JSON ({exc})", url=url,
+                                    body=raw if isinstance(raw, (str, bytes)) else None) from None
+
+
+def load_payload(payload: Any) -> Any:
+    """Decoded JSON as-is; JSON text (a replayed file's content) is decoded first."""
+    return decode_json(payload) if isinstance(payload, (str, bytes, bytearray)) else payload
+
+
+def _bad(what: str, value: Any, field: str, row: int | None) -> MalformedPayloadError:
+    where = f"row {row}, field {field!r}" if row is not None else f"field {field!r}"
+    return MalformedPayloadError(f"{where}: {what}, got {value!r:.60}", field=field, row=row)
+
+
+def parse_float(value: Any, *, field: str, row: int | None = None, allow_missing: bool = False
+                ) -> float:
+    """A finite float from a JSON number or numeric string, else MalformedPayloadError naming it.
+
+    ``allow_missing`` maps ``None`` and ``""`` to NaN (Binance sends ``""`` for an unknown mark).
+    """
+    if allow_missing and (value is None or value == ""):
+        return math.nan
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _bad("expected a number", value, field, row) from None
+    if not math.isfinite(number):
+        raise _bad("expected a finite number", value, field, row)
+    return number
+
+
+def parse_utc(value: Any, *, field: str, row: int | None = None, unit: str | None = None
+              ) -> pd.Timestamp:
+    """A UTC timestamp from an ISO string (or epoch number with ``unit``), else a named error."""
+    try:
+        if unit is None:
+            ts = utc_timestamp(value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError
+        else:
+            ts = pd.Timestamp(value if isinstance(value, int) else float(value), unit=unit, tz="UTC")
+    except (TypeError, ValueError, OverflowError):
+        raise _bad("expected a timestamp", value, field, row) from None
+    if pd.isna(ts):
+        raise _bad("expected a timestamp", value, field, row)
+    return ts
+
+
+class RateLimiter:
+    """Spaces request starts at least ``1 / requests_per_second`` apart (thread-safe).
+
+    A minimum interval rather than a burst-allowing bucket: the public endpoints we call publish
+    per-second or per-window limits, and a steady pace never trips them.
+    """
+
+    def __init__(self, requests_per_second: float | None) -> None:
+        self.min_interval_s = 1.0 / requests_per_second if requests_per_second else 0.0
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.min_interval_s <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            wait = self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + self.min_interval_s
+        if wait > 0:
+            time.sleep(wait)
+
+
+class HttpClient:
+    """GETs JSON from one API with rate limiting, retries and descriptive errors.
+
+    ``max_retries`` counts extra attempts: a request is tried at most ``max_retries + 1`` times.
+    Retried: 429, 5xx, transport timeouts and connection errors. Not retried: other 4xx (asking
+    again will not fix a bad request) and malformed payloads.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, max_retries: int = 3,
+                 backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
+                 max_retry_after_s: float = 120.0, requests_per_second: float | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_retry_after_s = max_retry_after_s
+        self.rate_limiter = RateLimiter(requests_per_second)
+        self._headers = {"Accept": "application/json", "User-Agent": "omniwatch/0.1",
+                         **(headers or {})}
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def client(self) -> httpx.Client:
+        """The underlying httpx client, built on first use so constructing a connector is free."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(base_url=self.base_url, timeout=self.timeout,
+                                            headers=self._headers, follow_redirects=True)
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @staticmethod
+    def now() -> pd.Timestamp:
+        """The client clock (UTC); a fallback when a payload carries no time of its own."""
+        return pd.Timestamp.now(tz="UTC")
+
+    # -- requests ----------------------------------------------------------------------------
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
+        """GET ``path`` (relative to base_url, or an absolute URL) and return a 2xx response."""
+        url = self._display_url(path, params)
+        attempts_allowed = self.max_retries + 1
+        client = self.client  # built before the rate-limit slot so the slot times the send
+        for attempt in range(1, attempts_allowed + 1):
+            self.rate_limiter.acquire()
+            log.debug("GET %s (attempt %d/%d)", url, attempt, attempts_allowed)
+            try:
+                response = client.get(path, params=params)
+            except httpx.TimeoutException as exc:
+                if attempt == attempts_allowed:
+                    raise ConnectorTimeout(f"timed out after {self.timeout}s ({type(exc).__name__})",
+                                           url=url, attempts=attempt) from None
+                self._sleep_before_retry(attempt, url, f"timeout ({type(exc).__name__})")
+                continue
+            except httpx.TransportError as exc:
+                if attempt == attempts_allowed:
+                    raise ConnectorError(f"connection failed ({type(exc).__name__}: {exc})",
+                                         url=url, attempts=attempt) from None
+                self._sleep_before_retry(attempt, url, f"transport error ({type(exc).__name__})")
+                continue
+            if response.is_success:
+                return response
+            if response.status_code not in RETRY_STATUSES or attempt == attempts_allowed:
+                raise ConnectorHTTPError(f"HTTP {response.status_code} {response.reason_phrase}",
+                                         url=url, status=response.status_code, attempts=attempt,
+                                         body=response.content)
+            retry_after = self._retry_after_s(response) if response.status_code == 429 else None
+            self._sleep_before_retry(attempt, url, f"HTTP {response.status_code}", retry_after)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None
+                 ) -> tuple[Any, httpx.Response]:
+        """GET and decode JSON; returns ``(payload, response)`` so callers can read headers."""
+        response = self.get(path, params)
+        return decode_json(response.content, url=str(response.request.url)), response
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _display_url(self, path: str, params: Mapping[str, Any] | None) -> str:
+        url = path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(
+                {k: v for k, v in params.items() if v is not None}, safe=",:")
+        return redact_url(url)
+
+    def _backoff_s(self, attempt: int) -> float:
+        # Exponential growth with "equal jitter": half fixed, half random, so that several workers
+        # retrying the same outage do not hammer the API in lockstep.
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _retry_after_s(self, response: httpx.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        if not value:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:  # the HTTP-date form
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            seconds = when.timestamp() - time.time()
+        return min(max(seconds, 0.0), self.max_retry_after_s)
+
+    def _sleep_before_retry(self, attempt: int, url: str, reason: str,
+                            retry_after: float | None = None) -> None:
+        delay = retry_after if retry_after is not None else self._backoff_s(attempt)
+        log.warning("%s from %s; retrying in %.2fs (attempt %d of %d)", reason, url, delay,
+                    attempt, self.max_retries + 1)
+        time.sleep(delay)

@@ -1,0 +1,185 @@
+"""Connector resources: one abstract resource per source, a live and a replay implementation.
+
+Assets annotate the abstract type (``MarketDataResource``, ``FundingRateResource``,
+``OnchainResource``); whether they read the bundled sample or the venues is configuration
+(``OMNIWATCH_SOURCE``), chosen once in ``omniwatch.definitions``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import dagster as dg
+import pandas as pd
+
+from omniwatch import frames
+from omniwatch.connectors.replay import ReplaySource
+from omniwatch.symbols import to_venue
+
+
+@dataclass
+class SourceBatch:
+    """What a connector returned for a window: canonical rows, where from, and what it lacked."""
+
+    frame: pd.DataFrame
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+class MarketDataResource(dg.ConfigurableResource, ABC):
+    """Hourly bars, trades and level-2 books for track symbols."""
+
+    @abstractmethod
+    def fetch_bars(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> SourceBatch: ...
+
+    @abstractmethod
+    def fetch_trades(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> SourceBatch: ...
+
+    @abstractmethod
+    def fetch_orderbook(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> SourceBatch: ...
+
+
+class FundingRateResource(dg.ConfigurableResource, ABC):
+    """Perpetual-swap funding settlements."""
+
+    @abstractmethod
+    def fetch_funding(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> SourceBatch: ...
+
+
+class OnchainResource(dg.ConfigurableResource, ABC):
+    """Daily on-chain network metrics."""
+
+    @abstractmethod
+    def fetch_onchain(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> SourceBatch: ...
+
+
+# ----------------------------------------------------------------------------- replay
+class ReplayMarketDataResource(MarketDataResource):
+    replay_dir: str
+
+    def fetch_bars(self, symbols, start, end):
+        r = ReplaySource(self.replay_dir).bars(symbols, start, end)
+        return SourceBatch(r.frame, "replay", r.notes)
+
+    def fetch_trades(self, symbols, start, end):
+        r = ReplaySource(self.replay_dir).trades(symbols, start, end)
+        return SourceBatch(r.frame, "replay", r.notes)
+
+    def fetch_orderbook(self, symbols, start, end):
+        r = ReplaySource(self.replay_dir).orderbook(symbols, start, end)
+        return SourceBatch(r.frame, "replay", r.notes)
+
+
+class ReplayFundingResource(FundingRateResource):
+    replay_dir: str
+
+    def fetch_funding(self, symbols, start, end):
+        r = ReplaySource(self.replay_dir).funding(symbols, start, end)
+        return SourceBatch(r.frame, "replay", r.notes)
+
+
+class ReplayOnchainResource(OnchainResource):
+    replay_dir: str
+
+    def fetch_onchain(self, symbols, start, end):
+        r = ReplaySource(self.replay_dir).onchain(symbols, start, end)
+        return SourceBatch(r.frame, "replay", r.notes)
+
+
+# ----------------------------------------------------------------------------- live
+def _concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    parts = [p for p in parts if not p.empty]
+    return frames.conform(pd.concat(parts, ignore_index=True), columns) if parts else frames.empty_frame(columns)
+
+
+class CoinbaseMarketDataResource(MarketDataResource):
+    """Coinbase Exchange public REST (candles paged 300 at a time, trades, level-2 book)."""
+
+    base_url: str = "https://api.exchange.coinbase.com"
+    timeout_s: float = 10.0
+    max_retries: int = 5
+    # Coinbase allows 10 public requests per second per IP; stay under it.
+    requests_per_second: float = 8.0
+    # Trades are served newest first only: a past window costs every page back to it.
+    max_trade_pages: int = 50
+
+    def _client(self):
+        from omniwatch.connectors.coinbase import CoinbaseExchangeClient
+
+        return CoinbaseExchangeClient(
+            base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries,
+            requests_per_second=self.requests_per_second,
+        )
+
+    def fetch_bars(self, symbols, start, end):
+        with self._client() as client:
+            parts = [client.fetch_candles(to_venue("coinbase", s).venue_symbol, start, end) for s in symbols]
+        return SourceBatch(_concat(parts, frames.MARKET_BAR_COLUMNS), "live")
+
+    def fetch_trades(self, symbols, start, end):
+        with self._client() as client:
+            parts = [
+                client.fetch_trades(to_venue("coinbase", s).venue_symbol, start, end, max_pages=self.max_trade_pages)
+                for s in symbols
+            ]
+        notes = [
+            f"{symbol}: trades reach back only to {part['event_time'].min().isoformat()} "
+            f"(page limit {self.max_trade_pages}); older trades in the window were not fetched"
+            for symbol, part in zip(symbols, parts, strict=True)
+            if len(part) and part["event_time"].min() > start + pd.Timedelta(minutes=1)
+        ]
+        return SourceBatch(_concat(parts, frames.TRADE_COLUMNS), "live", notes)
+
+    def fetch_orderbook(self, symbols, start, end):
+        # The venue serves only the current book: a snapshot is stored if "now" is in the window.
+        now = pd.Timestamp.now(tz="UTC")
+        if not (start <= now < end):
+            return SourceBatch(frames.empty_frame(frames.ORDERBOOK_COLUMNS), "live",
+                               ["Coinbase serves only the current L2 book; no history for this window"])
+        with self._client() as client:
+            parts = [client.fetch_book(to_venue("coinbase", s).venue_symbol) for s in symbols]
+        return SourceBatch(_concat(parts, frames.ORDERBOOK_COLUMNS), "live")
+
+
+class BinanceFundingResource(FundingRateResource):
+    """Binance USD-M perpetual funding history (``/fapi/v1/fundingRate``)."""
+
+    base_url: str = "https://fapi.binance.com"
+    timeout_s: float = 10.0
+    max_retries: int = 5
+    requests_per_second: float = 2.0
+
+    def fetch_funding(self, symbols, start, end):
+        from omniwatch.connectors.binance_funding import BinanceFundingClient
+
+        with BinanceFundingClient(
+            base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries,
+            requests_per_second=self.requests_per_second,
+        ) as client:
+            parts = [client.fetch_funding(to_venue("binance_usdm", s).venue_symbol, start, end) for s in symbols]
+        return SourceBatch(_concat(parts, frames.FUNDING_COLUMNS), "live")
+
+
+class CoinMetricsOnchainResource(OnchainResource):
+    """Coin Metrics community API, daily asset metrics."""
+
+    base_url: str = "https://community-api.coinmetrics.io/v4"
+    timeout_s: float = 10.0
+    max_retries: int = 5
+    # The community API allows 10 requests per 6 seconds.
+    requests_per_second: float = 1.5
+
+    def fetch_onchain(self, symbols, start, end):
+        from omniwatch.connectors.coinmetrics import CoinMetricsClient
+        from omniwatch.connectors.replay import ONCHAIN_METRICS
+
+        with CoinMetricsClient(
+            base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries,
+            requests_per_second=self.requests_per_second,
+        ) as client:
+            parts = [
+                client.fetch_asset_metrics(to_venue("coinmetrics", s).venue_symbol, list(ONCHAIN_METRICS), start, end)
+                for s in symbols
+            ]
+        return SourceBatch(_concat(parts, frames.ONCHAIN_COLUMNS), "live")

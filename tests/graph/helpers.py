@@ -1,0 +1,39 @@
+"""Building a real Definitions object over test resources (tmp warehouse, a replay folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from omniwatch.assets import coverage, market
+from omniwatch.jobs import JOBS, MARKET_GROUP
+from omniwatch.resources import build_resources
+from omniwatch.settings import Settings
+from omniwatch.warehouse.migrate import upgrade
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, replay_dir: Path | None = None, **kw) -> Settings:
+    values = dict(home=tmp_path / "home", database_url=database_url, **kw)
+    if replay_dir is not None:
+        values["replay_dir"] = replay_dir
+    settings = Settings(**values)
+    upgrade(settings.warehouse_url)
+    return settings
+
+
+def make_defs(settings: Settings) -> dg.Definitions:
+    assets = dg.load_assets_from_modules([market, coverage], group_name=MARKET_GROUP)
+    return dg.Definitions(assets=assets, jobs=JOBS, resources=build_resources(settings))
+
+
+def run_market_plane(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None):
+    job = make_defs(settings).resolve_job_def("market_plane_job")
+    return job.execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+        raise_on_error=False,
+    )
