@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import dagster as dg
 
-from omniwatch.assets import coverage, market
-from omniwatch.jobs import JOBS, MARKET_GROUP, SCHEDULES
+from omniwatch.assets import coverage, features, market
+from omniwatch.jobs import FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES
 from omniwatch.resources import build_resources
-from omniwatch.settings import get_settings
+from omniwatch.settings import Settings, get_settings
 
-market_assets = dg.load_assets_from_modules([market, coverage], group_name=MARKET_GROUP)
 
-defs = dg.Definitions(
-    assets=[*market_assets],
-    jobs=JOBS,
-    schedules=SCHEDULES,
-    resources=build_resources(get_settings()),
-)
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Everything Dagster needs, for one environment (the settings choose the resources)."""
+    return dg.Definitions(
+        assets=[
+            *dg.load_assets_from_modules([market, coverage], group_name=MARKET_GROUP),
+            *dg.load_assets_from_modules([features], group_name=FEATURES_GROUP),
+        ],
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(get_settings())

@@ -7,6 +7,7 @@ import dagster as dg
 from omniwatch.partitions import daily_partitions
 
 MARKET_GROUP = "market"
+FEATURES_GROUP = "features"
 
 market_plane_job = dg.define_asset_job(
     name="market_plane_job",
@@ -15,10 +16,19 @@ market_plane_job = dg.define_asset_job(
     description="Ingest the market-data plane for a day (or a backfill range) behind its blocking checks.",
 )
 
-# Live mode: ingest each finished UTC day half an hour after it ends.
-market_plane_schedule = dg.build_schedule_from_partitioned_job(
-    market_plane_job, minute_of_hour=30, hour_of_day=0
+# The market plane and the features computed from it, in one run: a failed blocking check on a
+# raw asset stops feature_snapshots in the same run.
+liquid_data_job = dg.define_asset_job(
+    name="liquid_data_job",
+    selection=dg.AssetSelection.groups(MARKET_GROUP, FEATURES_GROUP),
+    partitions_def=daily_partitions,
+    description="Ingest the market plane and build point-in-time feature snapshots for a day or a range.",
 )
 
-JOBS = [market_plane_job]
-SCHEDULES = [market_plane_schedule]
+# Live mode: ingest each finished UTC day half an hour after it ends.
+liquid_data_schedule = dg.build_schedule_from_partitioned_job(
+    liquid_data_job, minute_of_hour=30, hour_of_day=0
+)
+
+JOBS = [market_plane_job, liquid_data_job]
+SCHEDULES = [liquid_data_schedule]

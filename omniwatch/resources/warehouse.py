@@ -29,6 +29,11 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.engine().begin() as conn:
             return upsert_frame(conn, table, frame, key)
 
+    def upsert_rows(self, table_name: str, rows: Sequence[dict], key: Sequence[str]) -> int:
+        """Upsert plain row dicts (JSON columns as Python objects), in one transaction."""
+        with self.engine().begin() as conn:
+            return upsert_rows(conn, tables.metadata.tables[table_name], list(rows), key)
+
     def count(self, table_name: str) -> int:
         table = tables.metadata.tables[table_name]
         with self.engine().connect() as conn:
@@ -54,6 +59,17 @@ class WarehouseResource(dg.ConfigurableResource):
             if name in frame:
                 frame[name] = pd.to_datetime(frame[name], utc=True)
         return frame
+
+    def read_audit(self, assets: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
+        """Audit rows of ``assets`` whose partition window overlaps ``[start, end)``."""
+        t = tables.data_quality_audit
+        query = select(t).where(
+            t.c.asset_key.in_(list(assets)),
+            t.c.partition_start < pd.Timestamp(end).isoformat(),
+            t.c.partition_end > pd.Timestamp(start).isoformat(),
+        )
+        with self.engine().connect() as conn:
+            return pd.read_sql(query, conn)
 
     def record_checks(
         self,

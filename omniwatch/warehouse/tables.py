@@ -206,6 +206,19 @@ feature_snapshots = Table(
     Index(None, "lineage_id"),
 )
 
+feature_lineage = Table(
+    "feature_lineage", metadata,
+    Column("lineage_id", String(64), primary_key=True),
+    Column("track", String(8), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("snapshot_day", String(10), nullable=False),
+    Column("code_version", String(32), nullable=False),
+    Column("data_version", String(64), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Index(None, "track", "target", "snapshot_day"),
+)
+
 model_registry = Table(
     "model_registry", metadata, _id(),
     Column("model_name", String(128), nullable=False),

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from omniwatch.assets import coverage, market
-from omniwatch.jobs import JOBS, MARKET_GROUP
-from omniwatch.resources import build_resources
+from omniwatch.definitions import build_definitions
 from omniwatch.settings import Settings
 from omniwatch.warehouse.migrate import upgrade
 
@@ -25,15 +23,14 @@ def make_settings(tmp_path: Path, database_url: str | None = None, replay_dir: P
     return settings
 
 
-def make_defs(settings: Settings) -> dg.Definitions:
-    assets = dg.load_assets_from_modules([market, coverage], group_name=MARKET_GROUP)
-    return dg.Definitions(assets=assets, jobs=JOBS, resources=build_resources(settings))
-
-
-def run_market_plane(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None):
-    job = make_defs(settings).resolve_job_def("market_plane_job")
+def run_job(settings: Settings, job_name: str, start: str, end: str, instance: dg.DagsterInstance | None = None):
+    job = build_definitions(settings).resolve_job_def(job_name)
     return job.execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
         raise_on_error=False,
     )
+
+
+def run_market_plane(settings: Settings, start: str, end: str, instance: dg.DagsterInstance | None = None):
+    return run_job(settings, "market_plane_job", start, end, instance)

@@ -1,0 +1,1 @@
+"""Point-in-time feature computation (pure pandas; the assets call it)."""
