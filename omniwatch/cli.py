@@ -53,14 +53,19 @@ def db_current() -> None:
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=SAMPLE_START.isoformat(), show_default=True)
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=SAMPLE_END.isoformat(), show_default=True,
               help="Last daily partition, inclusive.")
-def demo(start, end) -> None:
-    """Run the main job on the embedded default over the sample span and print a summary."""
-    from omniwatch.demo import run_market_plane
+@click.option("--train/--no-train", default=True, show_default=True,
+              help="Also train, evaluate and register the liquid models.")
+def demo(start, end, train: bool) -> None:
+    """Run the liquid pipeline on the embedded default over the sample span and print a summary."""
+    import warnings
 
+    from omniwatch.demo import run_demo
+
+    warnings.filterwarnings("ignore")  # Dagster beta/preview notices are noise on a terminal
     settings = get_settings()
     click.echo(f"OMNIWATCH_HOME={settings.home.resolve()}  source={settings.source}  "
                f"replay_dir={settings.replay_dir}  symbols={','.join(settings.liquid_symbols)}")
-    summary = run_market_plane(settings, start.date(), end.date())
+    summary = run_demo(settings, start.date(), end.date(), train=train)
     click.echo(summary.render())
     sys.exit(0 if summary.success else 1)
 

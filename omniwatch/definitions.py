@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import dagster as dg
 
-from omniwatch.assets import coverage, features, market
-from omniwatch.jobs import FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES
+from omniwatch.assets import coverage, ensemble, features, market, training
+from omniwatch.jobs import FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES, TRAINING_GROUP
 from omniwatch.resources import build_resources
 from omniwatch.settings import Settings, get_settings
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(settings: Settings, resource_overrides: dict | None = None) -> dg.Definitions:
     """Everything Dagster needs, for one environment (the settings choose the resources)."""
     return dg.Definitions(
         assets=[
             *dg.load_assets_from_modules([market, coverage], group_name=MARKET_GROUP),
             *dg.load_assets_from_modules([features], group_name=FEATURES_GROUP),
+            *dg.load_assets_from_modules([training, ensemble], group_name=TRAINING_GROUP),
         ],
         jobs=JOBS,
         schedules=SCHEDULES,
-        resources=build_resources(settings),
+        resources={**build_resources(settings), **(resource_overrides or {})},
     )
 
 

@@ -1,4 +1,8 @@
-"""``omniwatch demo``: run the main job on the embedded default and print what it did."""
+"""``omniwatch demo``: run the liquid pipeline on the embedded default and print what it did.
+
+Two runs, as in production: ingestion + features over a partition range (one run, blocking
+checks stop bad data inside it), then training, which asks the audit trail before it starts.
+"""
 
 from __future__ import annotations
 
@@ -15,24 +19,34 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 @dataclass
 class DemoSummary:
     success: bool
-    seconds: float
+    seconds: dict[str, float]
     rows: dict[str, int]
     checks: list[tuple[str, str, bool, str]] = field(default_factory=list)  # asset, check, passed, severity
-    run_id: str = ""
+    run_ids: dict[str, str] = field(default_factory=dict)
+    walk_forward: str = ""
+    registered: str = ""
 
     def render(self) -> str:
-        lines = [f"run {self.run_id}: {'SUCCESS' if self.success else 'FAILED'} in {self.seconds:.1f} s", "",
-                 f"{'asset':<18}{'rows':>10}"]
-        lines += [f"{name:<18}{count:>10,}" for name, count in self.rows.items()]
+        lines = [f"{job}: run {rid} in {self.seconds[job]:.1f} s" for job, rid in self.run_ids.items()]
+        lines += ["", f"{'table':<20}{'rows':>10}"]
+        lines += [f"{name:<20}{count:>10,}" for name, count in self.rows.items()]
         lines += ["", f"{'check':<62}{'result':>7}  severity"]
         lines += [f"{asset + '.' + check:<62}{'PASS' if ok else 'FAIL':>7}  {sev}"
                   for asset, check, ok, sev in self.checks]
+        if self.walk_forward:
+            lines += ["", "walk-forward (pooled BTC/ETH/SOL, after 5 bps fee + 5 bps slippage + funding):",
+                      self.walk_forward]
+        if self.registered:
+            lines += ["", self.registered]
+        lines += ["", "SUCCESS" if self.success else "FAILED"]
         return "\n".join(lines)
 
 
-def run_market_plane(settings: Settings, start: date, end: date, log_level: str = "WARNING") -> DemoSummary:
-    """Materialize the market plane and its checks over ``start..end`` (inclusive) in one run."""
-    from omniwatch.definitions import defs
+def run_demo(settings: Settings, start: date, end: date, train: bool = True,
+             log_level: str = "WARNING") -> DemoSummary:
+    """Materialize market plane + checks + features over ``start..end`` (inclusive) in one run,
+    then (``train``) the training group in a second run."""
+    from omniwatch.definitions import build_definitions
     from omniwatch.instance import dagster_instance
     from omniwatch.resources.warehouse import WarehouseResource
     from omniwatch.warehouse.migrate import upgrade
@@ -40,20 +54,35 @@ def run_market_plane(settings: Settings, start: date, end: date, log_level: str 
 
     upgrade(settings.warehouse_url)
     instance = dagster_instance(settings)
-    job = defs.resolve_job_def("market_plane_job")
+    defs = build_definitions(settings)
+    quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    seconds, run_ids = {}, {}
+
     began = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance,
+    data = defs.resolve_job_def("liquid_data_job").execute_in_process(
+        instance=instance, run_config=quiet, raise_on_error=False,
         tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
-        # Thousands of per-partition events belong in the UI, not on the terminal.
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        raise_on_error=False,
     )
-    elapsed = time.perf_counter() - began
+    seconds["liquid_data_job"], run_ids["liquid_data_job"] = time.perf_counter() - began, data.run_id
     warehouse = WarehouseResource(database_url=settings.warehouse_url)
-    rows = {name: warehouse.count(name) for name in RAW_MARKET_TABLES}
+    rows = {name: warehouse.count(name) for name in (*RAW_MARKET_TABLES, "feature_snapshots")}
     checks = sorted(
         (e.asset_key.to_user_string(), e.check_name, e.passed, e.severity.value)
-        for e in result.get_asset_check_evaluations()
+        for e in data.get_asset_check_evaluations()
     )
-    return DemoSummary(result.success, elapsed, rows, checks, result.run_id)
+    summary = DemoSummary(data.success, seconds, rows, checks, run_ids)
+    if not (train and data.success):
+        return summary
+
+    began = time.perf_counter()
+    training = defs.resolve_job_def("liquid_training_job").execute_in_process(
+        instance=instance, run_config=quiet, raise_on_error=False)
+    seconds["liquid_training_job"], run_ids["liquid_training_job"] = time.perf_counter() - began, training.run_id
+    summary.success = training.success
+    if training.success:
+        meta = training.asset_materializations_for_node("liquid_ensemble")[0].metadata
+        summary.walk_forward = meta["walk_forward"].value
+        summary.registered = (f"registered {meta['registered_model'].value} version "
+                              f"{meta['registered_version'].value} aliases {meta['aliases'].value} "
+                              f"(mlflow run {meta['mlflow_run_id'].value}, {meta['model_uri'].value})")
+    return summary

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         default=None, description="MLflow tracking URI; default sqlite:///$OMNIWATCH_HOME/mlflow.db."
     )
 
+    training_device: str = Field(default="cuda:1", description="Training device; CPU when absent.")
+    serving_device: str = Field(default="cuda:0", description="Inference device; CPU when absent.")
+
     # Live connectors: public endpoints, no keys needed.
     coinbase_base_url: str = "https://api.exchange.coinbase.com"
     binance_futures_base_url: str = "https://fapi.binance.com"
@@ -72,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def mlflow_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home.resolve() / "mlartifacts"
 
     @property
     def dagster_dir(self) -> Path:

@@ -1,4 +1,5 @@
-"""End to end: `omniwatch demo` over the whole bundled span, in a fresh OMNIWATCH_HOME, twice."""
+"""End to end: `omniwatch demo` over the whole bundled span in a fresh OMNIWATCH_HOME: market plane,
+checks, features, training, registration; then a data-only rerun changes no row counts."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _demo(home: Path) -> str:
+def _demo(home: Path, *args: str) -> str:
     env = {**os.environ, "OMNIWATCH_HOME": str(home), "DAGSTER_HOME": str(REPO),
            "OMNIWATCH_DAGSTER_DIR": str(home / "dagster")}
     env.pop("OMNIWATCH_DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-W", "ignore", "-m", "omniwatch.cli", "demo"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-m", "omniwatch.cli", "demo", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -28,17 +29,21 @@ def _rows(out: str) -> dict[str, int]:
 
 
 @pytest.mark.e2e
-def test_demo_runs_the_whole_plane_and_a_rerun_changes_no_row_counts(tmp_path):
-    first = _demo(tmp_path / "home")
+def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(tmp_path):
+    home = tmp_path / "home"
+    first = _demo(home)
     rows = _rows(first)
     # 2024-04-16 01:00 .. 2025-09-26 23:00 for three symbols; SOL funding gap left missing.
     assert rows["market_bars"] == 3 * 12_695
     assert rows["funding_rates"] == 4_585
+    assert rows["feature_snapshots"] == 3 * 12_695
     assert rows["onchain_signals"] > 0 and rows["trades_ticks"] == 0 and rows["orderbook_l2"] == 0
-    assert "SUCCESS" in first
     assert re.search(r"market_bars\.market_bars_have_sane_ohlcv\s+PASS", first)
     assert re.search(r"funding_rates\.funding_rates_cover_settlements\s+FAIL\s+WARN", first)
-    assert (tmp_path / "home" / "warehouse.db").exists() and (tmp_path / "home" / "dagster").is_dir()
+    assert "walk-forward" in first and "always_long" in first
+    assert re.search(r"registered omniwatch-liquid version 1 aliases \['challenger', 'champion'\]", first)
+    assert first.rstrip().endswith("SUCCESS")
+    assert (home / "warehouse.db").exists() and (home / "mlflow.db").exists() and (home / "dagster").is_dir()
 
-    second = _demo(tmp_path / "home")
+    second = _demo(home, "--no-train")
     assert _rows(second) == rows

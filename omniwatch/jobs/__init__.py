@@ -8,6 +8,7 @@ from omniwatch.partitions import daily_partitions
 
 MARKET_GROUP = "market"
 FEATURES_GROUP = "features"
+TRAINING_GROUP = "training"
 
 market_plane_job = dg.define_asset_job(
     name="market_plane_job",
@@ -25,10 +26,18 @@ liquid_data_job = dg.define_asset_job(
     description="Ingest the market plane and build point-in-time feature snapshots for a day or a range.",
 )
 
+# Training runs separately from ingestion; training_dataset asks the audit trail whether every
+# input partition passed its blocking checks (blocked_by_data_quality otherwise).
+liquid_training_job = dg.define_asset_job(
+    name="liquid_training_job",
+    selection=dg.AssetSelection.groups(TRAINING_GROUP),
+    description="Train TSMixer + LightGBM on the stored snapshots, evaluate walk-forward, register the ensemble.",
+)
+
 # Live mode: ingest each finished UTC day half an hour after it ends.
 liquid_data_schedule = dg.build_schedule_from_partitioned_job(
     liquid_data_job, minute_of_hour=30, hour_of_day=0
 )
 
-JOBS = [market_plane_job, liquid_data_job]
+JOBS = [market_plane_job, liquid_data_job, liquid_training_job]
 SCHEDULES = [liquid_data_schedule]

@@ -9,7 +9,12 @@ from omniwatch.settings import Settings
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """The resource dict for this environment: replay or live connectors, the warehouse URL."""
+    import dagster as dg
+
+    from omniwatch.resources.compute import ComputeResource
     from omniwatch.resources.liquid import LiquidTrackResource
+    from omniwatch.resources.mlflow import MLflowResource
+    from omniwatch.resources.training import TrainingResource
     from omniwatch.resources.market_sources import (
         BinanceFundingResource,
         CoinbaseMarketDataResource,
@@ -43,6 +48,14 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         **sources,
         "warehouse": WarehouseResource(database_url=settings.warehouse_url),
+        "mlflow": MLflowResource(tracking_uri=settings.mlflow_uri,
+                                 artifact_root=str(settings.mlflow_artifacts_dir)),
+        "compute": ComputeResource(training_device=settings.training_device,
+                                   serving_device=settings.serving_device,
+                                   checkpoint_root=str(settings.checkpoints_dir)),
+        "training": TrainingResource(),
+        # Trained models and datasets pass between ML steps as files under OMNIWATCH_HOME.
+        "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_dir / "storage")),
         "liquid": LiquidTrackResource(
             symbols=settings.liquid_symbols,
             max_gap_ratio=settings.max_gap_ratio,

@@ -23,6 +23,20 @@ def make_settings(tmp_path: Path, database_url: str | None = None, replay_dir: P
     return settings
 
 
+def tiny_training():
+    """A training protocol small enough for a test (seconds, not minutes)."""
+    from omniwatch.resources.training import TrainingResource
+
+    return TrainingResource(kfold_splits=2, wf_test_windows=2, min_train_days=45, window_stride_hours=12,
+                            tsmixer_max_epochs=1, tsmixer_d_ff=8, lightgbm_max_rounds=30)
+
+
+def run_training(settings: Settings, instance: dg.DagsterInstance | None = None, **overrides):
+    defs = build_definitions(settings, {"training": tiny_training(), **overrides})
+    return defs.resolve_job_def("liquid_training_job").execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
 def run_job(settings: Settings, job_name: str, start: str, end: str, instance: dg.DagsterInstance | None = None):
     job = build_definitions(settings).resolve_job_def(job_name)
     return job.execute_in_process(

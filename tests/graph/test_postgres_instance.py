@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,10 @@ def test_market_plane_on_the_production_instance_config(tmp_path, monkeypatch, p
                        "DAGSTER_PG_DB": dagster_db}.items():
         monkeypatch.setenv(key, value)
 
-    instance = DagsterInstance.from_config(str(DEPLOY))
+    # A copy of the production config, so local artifact storage lands in tmp_path.
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "deploy" / "dagster.yaml")
+    instance = DagsterInstance.from_config(str(tmp_path / "deploy"))
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"

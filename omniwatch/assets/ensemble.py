@@ -1,0 +1,116 @@
+"""The liquid ensemble: weights fitted out of sample, logged as one pyfunc, registered by alias."""
+
+import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
+
+from omniwatch.resources.mlflow import MLflowResource
+from omniwatch.resources.training import TrainingResource
+from omniwatch.resources.warehouse import WarehouseResource
+
+MODEL_NAME = "omniwatch-liquid"
+VALIDATION_HOURS = 48
+
+
+def _validation_input(frame: pd.DataFrame, lookback: int) -> pd.DataFrame:
+    """The last VALIDATION_HOURS rows per symbol plus their lookback: the logged input whose
+    predictions a fresh process must reproduce from the registry."""
+    from omniwatch.features.liquid import FEATURES
+
+    last = frame["as_of_ts"].max()
+    recent = frame[frame["as_of_ts"] > last - pd.Timedelta(hours=VALIDATION_HOURS + lookback)]
+    out = recent[["symbol", "as_of_ts", *FEATURES]].copy()
+    out["as_of_ts"] = out["as_of_ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")  # plain strings in the signature
+    return out.reset_index(drop=True)
+
+
+@dg.asset(kinds={"python", "mlflow"})
+def liquid_ensemble(
+    context: AssetExecutionContext,
+    training_dataset: pd.DataFrame,
+    lightgbm_model,
+    tsmixer_model,
+    mlflow: MLflowResource,
+    warehouse: WarehouseResource,
+    training: TrainingResource,
+) -> dg.MaterializeResult:
+    """LightGBM + TSMixer per horizon, weighted by purged-K-fold out-of-fold forecasts; its
+    walk-forward table (weights fitted on earlier months only), plots, and a new registered
+    version of ``omniwatch-liquid`` with alias ``challenger`` (``champion`` if it is the first)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow as mlflow_lib
+    from mlflow.models import infer_signature
+
+    from omniwatch.ml import plots
+    from omniwatch.ml.dataset import lineage_digest
+    from omniwatch.ml.ensemble import LiquidEnsemble, save_components
+    from omniwatch.ml.metrics import to_markdown
+    from omniwatch.ml.protocol import ensemble_weights, long_predictions, walk_forward_ensemble
+    from omniwatch.ml.reporting import (
+        data_version_of,
+        headline_metrics,
+        log_training,
+        pooled_view,
+        walk_forward_table,
+    )
+    from omniwatch.registry import record_registration
+
+    config = training.config()
+    frame = training_dataset
+    weights = ensemble_weights(frame, lightgbm_model.oof, tsmixer_model.oof)
+    wf_preds, wf_weights = walk_forward_ensemble(frame, lightgbm_model.walk_forward, tsmixer_model.walk_forward)
+    long = long_predictions(frame, wf_preds)
+    table = walk_forward_table(long, config)
+    for name, run in (("lightgbm", lightgbm_model), ("tsmixer", tsmixer_model)):
+        part = walk_forward_table(long_predictions(frame, run.walk_forward), config)
+        part = part[part["strategy"] == "model"].assign(strategy=name)
+        table = pd.concat([table, part], ignore_index=True)
+    lineage, data_version = lineage_digest(frame), data_version_of(frame)
+    figures = {
+        "walk_forward_equity": plots.equity_curves(long, config.fee_bps, config.slippage_bps),
+        "walk_forward_rank_ic": plots.ic_bars(long),
+        "lightgbm_importance": plots.importances(lightgbm_model.final.importances()),
+    }
+    lookback = tsmixer_model.final.config.lookback
+    example = _validation_input(frame, lookback)
+    model = LiquidEnsemble()
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = save_components(Path(tmp) / "components", lightgbm_model.final, tsmixer_model.final,
+                                    weights, {"train_lineage_id": lineage, "data_version": data_version})
+        model.load_context(type("Ctx", (), {"artifacts": artifacts})())
+        validation = model.score(example)
+        run_id = log_training(
+            mlflow, run_name="liquid_ensemble", config=config,
+            params={"weights_lightgbm_" + k[5:]: round(v, 4) for k, v in weights.items()},
+            metrics=headline_metrics(table[table["strategy"].isin(["model", "zero", "always_long"])]),
+            tags={"omniwatch.model": "liquid_ensemble", "dagster_run_id": context.run_id,
+                  "data_version": data_version, "train_lineage_id": lineage},
+            dq_summary=frame.attrs.get("dq_summary", {}), table=table, figures=figures,
+            extra_json={"walk_forward_weights": wf_weights, "folds": lightgbm_model.folds},
+        )
+        with mlflow_lib.start_run(run_id=run_id):
+            info = mlflow_lib.pyfunc.log_model(
+                name="model", python_model=model, artifacts=artifacts,
+                signature=infer_signature(example, validation), input_example=example.head(5),
+            )
+            mlflow_lib.log_table(example, "validation/input.json")
+            mlflow_lib.log_table(validation, "validation/predictions.json")
+    version, aliases = record_registration(
+        mlflow, warehouse.database_url, MODEL_NAME, info.model_uri, run_id=run_id, track="liquid",
+        train_lineage_id=lineage, data_version=data_version, metrics=headline_metrics(table),
+        actor=f"dagster:{context.run_id}",
+    )
+    context.log.info(f"registered {MODEL_NAME} version {version} with aliases {aliases}")
+    return dg.MaterializeResult(metadata={
+        "walk_forward": dg.MetadataValue.md(to_markdown(pooled_view(table))),
+        "weights_lightgbm": dg.MetadataValue.json(weights),
+        "registered_model": dg.MetadataValue.text(MODEL_NAME),
+        "registered_version": dg.MetadataValue.text(version),
+        "aliases": dg.MetadataValue.json(aliases),
+        "mlflow_run_id": dg.MetadataValue.text(run_id),
+        "model_uri": dg.MetadataValue.text(f"models:/{MODEL_NAME}/{version}"),
+        "train_lineage_id": dg.MetadataValue.text(lineage),
+        "data_version": dg.MetadataValue.text(data_version),
+    })

@@ -1,0 +1,70 @@
+"""The liquid ensemble as one MLflow pyfunc: LightGBM + TSMixer, weights fitted out of sample.
+
+Input: a frame of point-in-time feature rows (``symbol``, ``as_of_ts`` and the 15 features) that
+holds, per symbol, at least the model's lookback of hourly rows before the rows to score. Output:
+one row per input row with ``pred_1h, pred_4h, pred_24h`` (forward log returns, basis points) and
+each component's own forecast, so a caller can see what the ensemble did.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from omniwatch.features.liquid import FEATURES
+from omniwatch.ml.dataset import add_masks, make_windows
+from omniwatch.ml.protocol import PRED_COLUMNS
+
+ARTIFACTS = ("lightgbm", "tsmixer", "ensemble")
+
+
+def save_components(folder: Path, lgbm, tsmixer, weights: dict[str, float], meta: dict) -> dict[str, str]:
+    """Write the three artifacts and return the pyfunc ``artifacts`` mapping."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"lightgbm": folder / "lightgbm.json", "tsmixer": folder / "tsmixer.pt",
+             "ensemble": folder / "ensemble.json"}
+    paths["lightgbm"].write_text(lgbm.to_json())
+    tsmixer.save(paths["tsmixer"])
+    paths["ensemble"].write_text(json.dumps({"weights_lightgbm": weights, "features": list(FEATURES),
+                                             "lookback": tsmixer.config.lookback, **meta}, sort_keys=True))
+    return {k: str(v) for k, v in paths.items()}
+
+
+class LiquidEnsemble(mlflow.pyfunc.PythonModel):
+    """``w * LightGBM + (1 - w) * TSMixer`` per horizon."""
+
+    def load_context(self, context) -> None:
+        from omniwatch.ml.lgbm import LightGBMModel
+        from omniwatch.ml.trainer import TSMixerRegressor
+
+        self.lgbm = LightGBMModel.from_json(Path(context.artifacts["lightgbm"]).read_text())
+        self.tsmixer = TSMixerRegressor.load(context.artifacts["tsmixer"])
+        self.meta = json.loads(Path(context.artifacts["ensemble"]).read_text())
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.score(model_input)
+
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = add_masks(frame.assign(as_of_ts=pd.to_datetime(frame["as_of_ts"], utc=True))
+                          .sort_values(["as_of_ts", "symbol"]).reset_index(drop=True))
+        lg = self.lgbm.predict(frame).to_numpy(dtype=float)
+        ts = self.tsmixer.predict(make_windows(frame, self.meta["lookback"]).X).astype(float)
+        out = frame[["symbol", "as_of_ts"]].copy()
+        for i, p in enumerate(PRED_COLUMNS):
+            w = self.meta["weights_lightgbm"][p]
+            out[p] = w * lg[:, i] + (1 - w) * ts[:, i]
+            out[f"lightgbm_{p}"] = lg[:, i]
+            out[f"tsmixer_{p}"] = ts[:, i]
+        return out
+
+
+def component_predictions(lgbm, tsmixer, weights: dict[str, float], frame: pd.DataFrame, lookback: int) -> np.ndarray:
+    """The ensemble forecast without going through MLflow (same arithmetic as ``score``)."""
+    model = LiquidEnsemble()
+    model.lgbm, model.tsmixer = lgbm, tsmixer
+    model.meta = {"weights_lightgbm": weights, "lookback": lookback}
+    return model.score(frame)[list(PRED_COLUMNS)].to_numpy()

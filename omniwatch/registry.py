@@ -1,0 +1,53 @@
+"""Registering a trained model version: MLflow registry, aliases, and the warehouse records.
+
+Rules (same for every track): each new version gets alias ``challenger``; the very first version
+of a model also becomes ``champion``. Every alias move goes to ``model_promotions`` too.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from omniwatch.resources.mlflow import MLflowResource
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.upsert import upsert_rows
+
+
+def record_registration(mlflow: MLflowResource, database_url: str, name: str, model_uri: str, *, run_id: str,
+                        track: str, train_lineage_id: str, data_version: str, metrics: dict,
+                        actor: str) -> tuple[str, list[str]]:
+    """Register ``model_uri`` as a new version of ``name``; returns (version, aliases set)."""
+    first = mlflow.alias_version(name, "champion") is None and not _has_versions(mlflow, name)
+    version = mlflow.register(model_uri, name, tags={"train_lineage_id": train_lineage_id,
+                                                     "data_version": data_version, "track": track})
+    with get_engine(database_url).begin() as conn:
+        upsert_rows(conn, tables.model_registry, [{
+            "model_name": name, "version": version, "mlflow_run_id": run_id, "track": track,
+            "aliases": [], "status": "registered", "train_lineage_id": train_lineage_id,
+            "data_version": data_version, "metrics": metrics,
+        }], ["model_name", "version"])
+    aliases = ["challenger"]
+    mlflow.move_alias(name, "challenger", version, actor=actor, database_url=database_url,
+                      reason="new version trained and registered")
+    if first:
+        mlflow.move_alias(name, "champion", version, actor=actor, database_url=database_url,
+                          reason="first registered version of the model becomes champion")
+        aliases.append("champion")
+    return version, aliases
+
+
+def _has_versions(mlflow: MLflowResource, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return bool(mlflow.client().search_model_versions(f"name='{name}'", max_results=1))
+    except MlflowException:
+        return False
+
+
+def alias_history(database_url: str, name: str) -> list[dict]:
+    t = tables.model_promotions
+    with get_engine(database_url).connect() as conn:
+        rows = conn.execute(select(t).where(t.c.model_name == name).order_by(t.c.id)).mappings().all()
+    return [dict(r) for r in rows]

@@ -1,0 +1,133 @@
+"""TSMixer module: shapes, the cumulative-horizon head, RevIN reversibility, block wiring."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from omniwatch.ml.tsmixer import TSMixer, TSMixerConfig
+
+torch.set_num_threads(1)
+
+LOOKBACK, CHANNELS, PATH, HORIZONS = 24, 4, 8, (1, 4, 8)
+
+
+def make_model(revin: bool = True, **overrides: object) -> TSMixer:
+    torch.manual_seed(0)
+    kwargs: dict = dict(
+        lookback=LOOKBACK, path_steps=PATH, horizons=HORIZONS, n_blocks=2, d_ff=16, revin=revin
+    )
+    kwargs.update(overrides)
+    return TSMixer(CHANNELS, **kwargs).eval()
+
+
+def windows(batch: int = 5, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, LOOKBACK, CHANNELS, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("revin", [True, False])
+def test_forward_shapes(revin: bool) -> None:
+    model = make_model(revin)
+    x = windows(batch=7)
+    assert model(x).shape == (7, len(HORIZONS))
+    assert model.forward_path(x).shape == (7, PATH)
+
+
+@pytest.mark.parametrize("revin", [True, False])
+def test_horizon_forecasts_are_cumulative_sums_of_the_path(revin: bool) -> None:
+    # given a model with a non-trivial head (random init), when we read path and horizons
+    model = make_model(revin)
+    x = windows()
+    with torch.no_grad():
+        path, horizons = model.forward_path(x), model(x)
+    # then the forecast at h is the sum of the first h path steps
+    for column, h in enumerate(HORIZONS):
+        expected = path[:, :h].sum(dim=1)
+        torch.testing.assert_close(horizons[:, column], expected, rtol=1e-5, atol=1e-6)
+    # and h=4 is not simply step 4 (the test would pass trivially on a constant path otherwise)
+    assert not torch.allclose(horizons[:, 1], path[:, 3])
+
+
+def test_revin_makes_the_forecast_equivariant_to_per_window_affine_maps() -> None:
+    # RevIN normalises each window per channel and maps the output back with the target channel's
+    # statistics: shifting/scaling a window must shift/scale the target path the same way.
+    model = make_model(revin=True, revin_eps=1e-12)
+    x = windows().double()
+    model = model.double()
+    scale = torch.rand(x.shape[0], 1, CHANNELS, dtype=torch.float64) * 3 + 0.5
+    shift = torch.randn(x.shape[0], 1, CHANNELS, dtype=torch.float64) * 5
+    with torch.no_grad():
+        base = model.forward_path(x)
+        moved = model.forward_path(x * scale + shift)
+    target = model.target_channel
+    torch.testing.assert_close(moved, base * scale[:, :, target] + shift[:, :, target])
+
+
+def test_without_revin_there_is_no_instance_normalisation() -> None:
+    model = make_model(revin=False)
+    assert model.revin is None
+    assert not any("revin" in name for name, _ in model.named_parameters())
+    x = windows().double()
+    model = model.double()
+    with torch.no_grad():  # a shifted window is no longer mapped to a shifted forecast
+        assert not torch.allclose(model.forward_path(x + 3.0), model.forward_path(x) + 3.0)
+
+
+def test_every_parameter_receives_a_gradient() -> None:
+    model = make_model(revin=True).train()
+    model(windows()).sum().backward()
+    missing = [
+        name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
+    assert missing == []
+
+
+def test_dropout_is_active_in_train_mode_only() -> None:
+    model = make_model(revin=False, dropout=0.5)
+    x = windows()
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), model(x))
+        model.train()
+        assert not torch.equal(model(x), model(x))
+
+
+def test_blocks_follow_the_basic_tsmixer_layout() -> None:
+    model = make_model(n_blocks=3)
+    assert len(model.blocks) == 3
+    time_mix, feature_mix = model.blocks[0]
+    assert time_mix.linear.in_features == time_mix.linear.out_features == LOOKBACK
+    assert (feature_mix.fc1.in_features, feature_mix.fc1.out_features) == (CHANNELS, 16)
+    assert isinstance(time_mix.norm, torch.nn.LayerNorm)
+    assert (model.head.in_features, model.head.out_features) == (LOOKBACK, PATH)
+
+
+def test_state_dict_carries_only_learned_weights() -> None:
+    assert "horizon_sum" not in make_model().state_dict()
+
+
+def test_from_config_builds_the_configured_model() -> None:
+    config = TSMixerConfig(
+        lookback=LOOKBACK, path_steps=PATH, horizons=HORIZONS, d_ff=16, revin=True
+    )
+    model = TSMixer.from_config(config, CHANNELS)
+    assert (model.lookback, model.path_steps, model.horizons) == (LOOKBACK, PATH, HORIZONS)
+    assert model.revin is not None and model(windows()).shape == (5, 3)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(horizons=(0, 4)),
+        dict(horizons=(1, PATH + 1)),
+        dict(horizons=()),
+        dict(target_channel=CHANNELS),
+    ],
+)
+def test_invalid_arguments_are_refused(overrides: dict) -> None:
+    with pytest.raises(ValueError):
+        make_model(**overrides)
+
+
+def test_wrong_input_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected input"):
+        make_model()(torch.zeros(2, LOOKBACK - 1, CHANNELS))
