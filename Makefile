@@ -47,6 +47,7 @@ mlflow-ui: $(BIN)/.installed
 
 bench: $(BIN)/.dev-installed
 	$(BIN)/python bench/warehouse_bench.py
+	$(BIN)/python bench/train_bench.py --device $${OMNIWATCH_TRAINING_DEVICE:-cpu}
 
 clean:
 	rm -rf $(OMNIWATCH_HOME)

@@ -38,6 +38,15 @@ ONCHAIN_COLUMNS = [
 ]
 ONCHAIN_KEY = ["provider", "symbol", "metric", "event_time"]
 
+# Events plane (news, filings): one row per source item. ``available_time`` is publication or
+# SEC acceptance time, never a period date. ``payload`` keeps source fields (dict) including the
+# names, tickers and CIKs that entity resolution reads.
+EVENT_COLUMNS = [
+    "source", "source_id", "track", "event_type", "title", "body", "url", "event_time",
+    "available_time", "tone", "payload",
+]
+EVENT_KEY = ["source", "source_id"]
+
 _TIME_COLUMNS = ("event_time", "available_time")
 
 

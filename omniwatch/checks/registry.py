@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from omniwatch import frames
-from omniwatch.checks import book, funding, market, onchain
+from omniwatch.checks import book, events, funding, market, onchain
 from omniwatch.checks.common import TimeLike
 from omniwatch.checks.expectations import check_ohlcv_sanity
 from omniwatch.checks.generic import check_no_duplicate_keys, check_required_not_null
@@ -57,7 +57,25 @@ def _keys(asset: str, key: list[str]) -> _Registered:
                        check_no_duplicate_keys, {"asset_name": asset, "key": key})
 
 
+def _event_checks(asset: str) -> list[_Registered]:
+    fixed = {"asset_name": asset}
+    return [
+        _Registered(CheckSpec(f"{asset}_match_schema", "canonical event columns, known source and track, "
+                              "non-empty source id, UTC times", True), events.check_event_schema, fixed),
+        _Registered(CheckSpec(f"{asset}_have_no_duplicate_source_ids", "each (source, source_id) occurs once", True),
+                    events.check_event_duplicates, fixed),
+        _Registered(CheckSpec(f"{asset}_have_parseable_dates", "event_time and available_time parsed", True),
+                    events.check_event_dates_parse, fixed),
+        _Registered(CheckSpec(f"{asset}_have_no_future_timestamps", "nothing is stamped after now", True),
+                    events.check_event_not_in_future, fixed),
+        _Registered(CheckSpec(f"{asset}_have_text", "every event has a non-empty title", True),
+                    events.check_event_text, fixed),
+    ]
+
+
 _REGISTRY: dict[str, list[_Registered]] = {
+    "news_events": _event_checks("news_events"),
+    "sec_filings": _event_checks("sec_filings"),
     "market_bars": [
         _schema("market_bars"),
         _Registered(CheckSpec("market_bars_have_no_null_required_values",

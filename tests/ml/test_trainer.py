@@ -33,7 +33,8 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[2]
 LOOKBACK, CHANNELS = 24, 3
-CHILD_ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def make_data(n: int = 500, seed: int = 0, signal_strength: float = 1.0) -> dict[str, np.ndarray]:
