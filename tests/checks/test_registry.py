@@ -66,8 +66,8 @@ def test_unknown_threshold_is_an_error():
         run_checks("market_bars", b.market_bars(), *WINDOW, max_gap_ration=0.5)
     assert "max_abs_funding_rate" in accepted_thresholds("funding_rates")
     assert "max_abs_funding_rate" not in accepted_thresholds("market_bars")
-    with pytest.raises(KeyError, match="news_events"):
-        run_checks("news_events", pd.DataFrame(), *WINDOW)
+    with pytest.raises(KeyError, match="no_such_asset"):
+        run_checks("no_such_asset", pd.DataFrame(), *WINDOW)
 
 
 def test_one_threshold_set_serves_every_asset():
