@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from omniwatch.assets import coverage, ensemble, features, market, training
-from omniwatch.jobs import FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES, TRAINING_GROUP
+from omniwatch.assets import coverage, ensemble, events, features, market, training
+from omniwatch.jobs import EVENTS_GROUP, FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES, TRAINING_GROUP
 from omniwatch.resources import build_resources
 from omniwatch.settings import Settings, get_settings
 
@@ -19,6 +19,7 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
     return dg.Definitions(
         assets=[
             *dg.load_assets_from_modules([market, coverage], group_name=MARKET_GROUP),
+            *dg.load_assets_from_modules([events], group_name=EVENTS_GROUP),
             *dg.load_assets_from_modules([features], group_name=FEATURES_GROUP),
             *dg.load_assets_from_modules([training, ensemble], group_name=TRAINING_GROUP),
         ],

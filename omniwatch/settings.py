@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default="replay", description="Connector mode: bundled/recorded replay or live HTTP."
     )
     replay_dir: Path = Field(default=BUNDLED_SAMPLE_DIR, description="Folder the replay source reads.")
+    events_replay_dir: Path = Field(default=BUNDLED_SAMPLE_DIR / "events",
+                                    description="Folder the events replay source reads.")
+    sec_user_agent: str | None = Field(default=None, description="Descriptive User-Agent SEC requires (live).")
+    sec_ciks: Annotated[list[str], NoDecode] = Field(default=[], description="CIKs the live EDGAR source tracks.")
     liquid_symbols: Annotated[list[str], NoDecode] = Field(
         default=["BTC", "ETH", "SOL"],
         validation_alias=AliasChoices("LIQUID_SYMBOLS", "OMNIWATCH_LIQUID_SYMBOLS"),
@@ -61,7 +65,7 @@ class Settings(BaseSettings):
     max_abs_hourly_log_return: float = Field(default=0.25, description="Outlier bound per hour.")
     max_bar_lag_hours: float = Field(default=3.0, description="Freshness: newest bar's allowed lag.")
 
-    @field_validator("liquid_symbols", mode="before")
+    @field_validator("liquid_symbols", "sec_ciks", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
         if isinstance(value, str):

@@ -67,3 +67,13 @@ def to_venue(venue: str, symbol: str) -> Instrument:
         raise UnknownInstrumentError(
             f"venue {venue!r} has no instrument mapped for symbol {symbol!r}"
         ) from None
+
+
+# How news text names each liquid asset. Names match case-insensitively as whole words; tickers
+# only in upper case ("SOL", "$SOL"), because "sol" and "eth" are ordinary words elsewhere.
+NEWS_NAMES: dict[str, tuple[str, ...]] = {
+    "BTC": ("bitcoin", "bitcoins"),
+    "ETH": ("ethereum", "ether"),
+    "SOL": ("solana",),
+}
+NEWS_TICKERS: dict[str, tuple[str, ...]] = {"BTC": ("BTC", "XBT"), "ETH": ("ETH",), "SOL": ("SOL",)}

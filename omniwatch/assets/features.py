@@ -13,7 +13,7 @@ from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.liquid import LiquidTrackResource
 from omniwatch.resources.warehouse import WarehouseResource
 
-INPUTS = ("market_bars", "funding_rates", "onchain_signals")
+INPUTS = ("market_bars", "funding_rates", "onchain_signals", "news_events")
 DAY = pd.Timedelta(days=1)
 
 
@@ -46,6 +46,14 @@ def snapshot_rows(features: pd.DataFrame, lineages: dict) -> tuple[list[dict], l
     return rows, list(lineage_rows.values())
 
 
+def _liquid_news(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """News of the liquid track known in [start, end) (by available_time)."""
+    events = warehouse.read_window("events", start, end, time_column="available_time")
+    if events.empty:
+        return events
+    return events[events["track"] == "liquid"].reset_index(drop=True)
+
+
 @dg.asset(
     deps=list(INPUTS),
     partitions_def=daily_partitions,
@@ -75,8 +83,10 @@ def feature_snapshots(
         "market_bars": warehouse.read_window("market_bars", read_from, end + DAY + pd.Timedelta(hours=1), symbols),
         "funding_rates": warehouse.read_window("funding_rates", read_from, end + DAY, symbols),
         "onchain_signals": warehouse.read_window("onchain_signals", read_from, end, symbols),
+        "news_events": _liquid_news(warehouse, read_from - DAY, end + DAY),
     }
-    computed = liquid_features.compute_features(inputs["market_bars"], inputs["funding_rates"], inputs["onchain_signals"], symbols)
+    computed = liquid_features.compute_features(inputs["market_bars"], inputs["funding_rates"],
+                                                inputs["onchain_signals"], symbols, news=inputs["news_events"])
     computed = computed[(computed["event_time"] >= start) & (computed["event_time"] < end)].reset_index(drop=True)
     lineages = {}
     for symbol in symbols:

@@ -21,11 +21,12 @@ from omniwatch.features import liquid
 
 DAY = pd.Timedelta(days=1)
 # Days of history before a snapshot day that each input can reach (see liquid.py windows).
-INPUT_WARMUP_DAYS = {"market_bars": 8, "funding_rates": 2, "onchain_signals": 9}
+INPUT_WARMUP_DAYS = {"market_bars": 8, "funding_rates": 2, "onchain_signals": 9, "news_events": 2}
 _VALUE_COLUMNS = {
     "market_bars": ["venue", "venue_symbol", "event_time", "available_time", "open", "high", "low", "close", "volume"],
     "funding_rates": ["venue", "venue_symbol", "event_time", "available_time", "funding_rate"],
     "onchain_signals": ["provider", "metric", "event_time", "available_time", "value"],
+    "news_events": ["source", "source_id", "event_time", "available_time", "tone", "title"],
 }
 
 
@@ -65,7 +66,8 @@ def day_lineages(
     """Lineage of each snapshot day of ``symbol`` (its rows have event_time in [day, day + 1d))."""
     prepared = {}
     for table, frame in inputs.items():
-        sub = frame[frame["symbol"] == symbol] if len(frame) else frame
+        # News carries no symbol column: every symbol's day reads all of it (a superset).
+        sub = frame[frame["symbol"] == symbol] if len(frame) and "symbol" in frame else frame
         sub = sub.sort_values("available_time") if len(sub) else sub
         hashes = _row_hashes(table, sub)
         avail, event = _ns(sub, "available_time"), _ns(sub, "event_time")
@@ -78,7 +80,7 @@ def day_lineages(
         for table, (hashes, avail, event) in prepared.items():
             first_day = day - INPUT_WARMUP_DAYS[table] * DAY
             lo = first_day.value
-            mask = (event >= lo) & (avail <= last_as_of)
+            mask = ((avail >= lo) if table == "news_events" else (event >= lo)) & (avail <= last_as_of)
             # Sum modulo 2**64 of row hashes: independent of row order, sensitive to any value.
             digest = int(hashes[mask].sum(dtype=np.uint64)) if mask.any() else 0
             detail[table] = {

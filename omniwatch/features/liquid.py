@@ -22,8 +22,8 @@ bound, so a source gap gives NaN plus a mask, not a stale copy.
 | 11 | funding_chg_24h | funding_last(t) - funding_last(t - 24 h) | 24 h | funding |
 | 12 | active_addr_chg_7d | ln(AdrActCnt(t) / AdrActCnt(t - 7 d)), daily values known after their day ends; NaN if older than 2 d | 7 d | on-chain |
 | 13 | tx_count_chg_7d | ln(TxCnt(t) / TxCnt(t - 7 d)), same rules | 7 d | on-chain |
-| 14 | hour_of_day | hour of as_of_ts (UTC) | - | clock |
-| 15 | day_of_week | weekday of as_of_ts (Mon = 0) | - | clock |
+| 14 | news_count_24h | news items naming the asset (names case-insensitive, tickers upper case) with available_time in (t - 24 h, t]; NaN when no news source published anything in the 3 days before t | 24 h | news (GDELT, RSS) |
+| 15 | news_tone_24h | mean tone of those items (GDELT's own tone; VADER lexicon for RSS); NaN when none | 24 h | news |
 
 Labels (not features): forward log returns ``fwd_ret_1h``, ``fwd_ret_4h``, ``fwd_ret_24h`` from the
 close at ``as_of_ts``; plus ``next_hour_funding`` (settlements in (as_of, as_of + 1 h]) for PnL.
@@ -31,13 +31,17 @@ close at ``as_of_ts``; plus ``next_hour_funding`` (settlements in (as_of, as_of 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+
+from omniwatch.symbols import NEWS_NAMES, NEWS_TICKERS
 
 FEATURES: tuple[str, ...] = (
     "ret_1h", "ret_4h", "ret_24h", "ret_168h", "vol_24h", "vol_168h", "volume_z_168h",
     "cs_spread_24h", "drawdown_168h", "funding_last", "funding_chg_24h", "active_addr_chg_7d",
-    "tx_count_chg_7d", "hour_of_day", "day_of_week",
+    "tx_count_chg_7d", "news_count_24h", "news_tone_24h",
 )
 HORIZONS: tuple[int, ...] = (1, 4, 24)
 LABELS: tuple[str, ...] = tuple(f"fwd_ret_{h}h" for h in HORIZONS)
@@ -46,6 +50,7 @@ HOUR = pd.Timedelta(hours=1)
 WARMUP = pd.Timedelta(days=9)
 FUNDING_STALENESS = pd.Timedelta(hours=9)
 ONCHAIN_STALENESS = pd.Timedelta(days=2)
+NEWS_STALENESS = pd.Timedelta(days=3)
 
 
 def _grid(bars: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +84,47 @@ def _asof(times: pd.DatetimeIndex, events: pd.DataFrame, value: str, staleness: 
     return pd.Series(joined[value].where(fresh).to_numpy(dtype=float), index=times)  # NaN when stale
 
 
-def _symbol_features(bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.DataFrame) -> pd.DataFrame:
+def news_mentions(news: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """The news items (available_time, tone) whose title or body names ``symbol``."""
+    if news is None or news.empty:
+        return pd.DataFrame({"available_time": pd.Series([], dtype="datetime64[ns, UTC]"), "tone": []})
+    names = "|".join(re.escape(n) for n in NEWS_NAMES.get(symbol, ()))
+    tickers = "|".join(re.escape(t) for t in NEWS_TICKERS.get(symbol, ()))
+    text = news["title"].fillna("").astype(str) + " " + news["body"].fillna("").astype(str)
+    hit = text.str.contains(rf"\b(?:{names})\b", case=False, regex=True) if names else False
+    if tickers:
+        hit = hit | text.str.contains(rf"(?<![A-Za-z])\$?(?:{tickers})\b", case=True, regex=True)
+    return news.loc[hit, ["available_time", "tone"]]
+
+
+def _news_features(times: pd.DatetimeIndex, news: pd.DataFrame | None, symbol: str) -> tuple[np.ndarray, np.ndarray]:
+    """Count and mean tone of the symbol's news in (t - 24 h, t]; NaN outside source coverage."""
+    n = len(times)
+    if news is None or news.empty:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    t_ns = times.astype("datetime64[ns, UTC]").asi8
+    # Coverage must be point in time too: a source counts as live at t when it published anything
+    # (about any asset) within NEWS_STALENESS before t. (Using the last item overall would leak.)
+    every = np.sort(news["available_time"].astype("datetime64[ns, UTC]").astype("int64").to_numpy())
+    last = np.searchsorted(every, t_ns, side="right") - 1
+    covered = (last >= 0) & (t_ns - every[np.maximum(last, 0)] <= NEWS_STALENESS.value)
+    hits = news_mentions(news, symbol).sort_values("available_time")
+    at = hits["available_time"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    tone = hits["tone"].to_numpy(dtype=float)
+    has_tone = np.isfinite(tone)
+    tone_cum = np.concatenate([[0.0], np.cumsum(np.where(has_tone, tone, 0.0))])
+    tone_n = np.concatenate([[0], np.cumsum(has_tone)])
+    hi = np.searchsorted(at, t_ns, side="right")
+    lo = np.searchsorted(at, t_ns - pd.Timedelta(hours=24).value, side="right")
+    count = (hi - lo).astype(float)
+    n_tone = tone_n[hi] - tone_n[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_tone = np.where(n_tone > 0, (tone_cum[hi] - tone_cum[lo]) / np.maximum(n_tone, 1), np.nan)
+    return np.where(covered, count, np.nan), np.where(covered, mean_tone, np.nan)
+
+
+def _symbol_features(bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.DataFrame,
+                     news: pd.DataFrame | None = None, symbol: str = "") -> pd.DataFrame:
     g = _grid(bars)
     close, log_close = g["close"], np.log(g["close"])
     ret_1h = log_close.diff()
@@ -107,8 +152,7 @@ def _symbol_features(bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.Data
         now = _asof(times, series, "value", ONCHAIN_STALENESS)
         then = _asof(times - pd.Timedelta(days=7), series, "value", ONCHAIN_STALENESS)
         out[name] = np.log(now.to_numpy() / then.to_numpy())
-    out["hour_of_day"] = times.hour.to_numpy(dtype=float)
-    out["day_of_week"] = times.dayofweek.to_numpy(dtype=float)
+    out["news_count_24h"], out["news_tone_24h"] = _news_features(times, news, symbol)
 
     # Labels: forward log returns from the close at as_of_ts (future data: never features).
     for h in HORIZONS:
@@ -124,7 +168,8 @@ def _symbol_features(bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.Data
 
 
 def compute_features(
-    bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.DataFrame, symbols: list[str] | None = None
+    bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.DataFrame, symbols: list[str] | None = None,
+    news: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Feature rows (one per symbol and bar) from canonical frames; inputs may span any window.
 
@@ -139,7 +184,7 @@ def compute_features(
             continue
         f = funding[funding["symbol"] == symbol] if len(funding) else funding
         o = onchain[onchain["symbol"] == symbol] if len(onchain) else onchain
-        part = _symbol_features(b, f, o)
+        part = _symbol_features(b, f, o, news, symbol)
         part.insert(0, "symbol", symbol)
         parts.append(part)
     if not parts:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-Compute = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], pd.DataFrame]
+Compute = Callable[..., pd.DataFrame]  # (bars, funding, onchain, news=...) -> feature rows
 KEY = ["symbol", "as_of_ts"]
 
 
@@ -38,13 +38,14 @@ def _compare(a: pd.DataFrame, b: pd.DataFrame, features: Sequence[str], atol: fl
 
 def lookahead_probe(
     compute: Compute, bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.DataFrame,
-    cut_times: Sequence[pd.Timestamp], features: Sequence[str],
+    cut_times: Sequence[pd.Timestamp], features: Sequence[str], news: pd.DataFrame | None = None,
 ) -> tuple[int, list[dict]]:
     """(rows compared, mismatches) over all cut times; no mismatches means no look-ahead."""
-    full = compute(bars, funding, onchain)
+    full = compute(bars, funding, onchain, news=news)
     compared, mismatches = 0, []
     for t in cut_times:
-        cut = compute(_cut(bars, t), _cut(funding, t), _cut(onchain, t))
+        cut = compute(_cut(bars, t), _cut(funding, t), _cut(onchain, t),
+                      news=None if news is None else _cut(news, t))
         expected = full[full["as_of_ts"] <= t][[*KEY, *features]]
         got = cut[cut["as_of_ts"] <= t][[*KEY, *features]]
         compared += len(expected)
@@ -55,7 +56,7 @@ def lookahead_probe(
 def warmup_probe(
     compute: Compute, bars: pd.DataFrame, funding: pd.DataFrame, onchain: pd.DataFrame,
     window_start: pd.Timestamp, short: pd.Timedelta, long: pd.Timedelta, features: Sequence[str],
-    atol: float,
+    atol: float, news: pd.DataFrame | None = None,
 ) -> tuple[int, list[dict]]:
     """(rows compared, mismatches) between a short and a long warm-up before ``window_start``."""
 
@@ -64,7 +65,7 @@ def warmup_probe(
 
     def run(warmup: pd.Timedelta) -> pd.DataFrame:
         t = window_start - warmup
-        out = compute(from_(bars, t), from_(funding, t), from_(onchain, t))
+        out = compute(from_(bars, t), from_(funding, t), from_(onchain, t), news=news)
         return out[out["event_time"] >= window_start][[*KEY, *features]]
 
     a, b = run(short), run(long)

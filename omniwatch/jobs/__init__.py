@@ -9,6 +9,7 @@ from omniwatch.partitions import daily_partitions
 MARKET_GROUP = "market"
 FEATURES_GROUP = "features"
 TRAINING_GROUP = "training"
+EVENTS_GROUP = "events"
 
 market_plane_job = dg.define_asset_job(
     name="market_plane_job",
@@ -21,7 +22,7 @@ market_plane_job = dg.define_asset_job(
 # raw asset stops feature_snapshots in the same run.
 liquid_data_job = dg.define_asset_job(
     name="liquid_data_job",
-    selection=dg.AssetSelection.groups(MARKET_GROUP, FEATURES_GROUP),
+    selection=dg.AssetSelection.groups(MARKET_GROUP, FEATURES_GROUP) | dg.AssetSelection.assets("news_events"),
     partitions_def=daily_partitions,
     description="Ingest the market plane and build point-in-time feature snapshots for a day or a range.",
 )

@@ -19,7 +19,8 @@ from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
 BPS = 1e4
-MASKED = ("funding_last", "funding_chg_24h", "active_addr_chg_7d", "tx_count_chg_7d")
+MASKED = ("funding_last", "funding_chg_24h", "active_addr_chg_7d", "tx_count_chg_7d", "news_count_24h",
+          "news_tone_24h")
 MASK_COLUMNS = tuple(f"has_{f}" for f in MASKED)
 LABEL_BPS = tuple(f"y_{h}h" for h in HORIZONS)
 

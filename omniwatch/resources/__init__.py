@@ -12,6 +12,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     import dagster as dg
 
     from omniwatch.resources.compute import ComputeResource
+    from omniwatch.resources.event_sources import (
+        EdgarFilingsResource,
+        LiveNewsResource,
+        ReplayFilingsResource,
+        ReplayNewsResource,
+    )
     from omniwatch.resources.liquid import LiquidTrackResource
     from omniwatch.resources.mlflow import MLflowResource
     from omniwatch.resources.training import TrainingResource
@@ -37,6 +43,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             "onchain": CoinMetricsOnchainResource(
                 base_url=settings.coinmetrics_base_url,
                 requests_per_second=settings.coinmetrics_requests_per_second, **http),
+            "news": LiveNewsResource(timeout_s=settings.http_timeout_s),
+            # The SEC refuses anonymous clients: the live source needs OMNIWATCH_SEC_USER_AGENT.
+            "filings": EdgarFilingsResource(user_agent=settings.sec_user_agent or "", ciks=settings.sec_ciks),
         }
     else:
         replay_dir = str(settings.replay_dir.resolve())
@@ -44,6 +53,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             "market_data": ReplayMarketDataResource(replay_dir=replay_dir),
             "funding": ReplayFundingResource(replay_dir=replay_dir),
             "onchain": ReplayOnchainResource(replay_dir=replay_dir),
+            "news": ReplayNewsResource(replay_dir=str(settings.events_replay_dir.resolve())),
+            "filings": ReplayFilingsResource(replay_dir=str(settings.events_replay_dir.resolve())),
         }
     return {
         **sources,

@@ -47,7 +47,32 @@ def test_values_match_hand_computation(inputs):
     assert row["funding_last"] == pytest.approx(f[pd.Timestamp("2024-11-20T08:00Z")])
     a = onchain[(onchain["symbol"] == "BTC") & (onchain["metric"] == "AdrActCnt")].set_index("event_time")["value"]
     assert row["active_addr_chg_7d"] == pytest.approx(np.log(a[pd.Timestamp("2024-11-19", tz="UTC")] / a[pd.Timestamp("2024-11-12", tz="UTC")]))
-    assert row["hour_of_day"] == 13 and row["day_of_week"] == 2
+    # No news source covers this window: NaN (unknown), not 0 (no news).
+    assert np.isnan(row["news_count_24h"]) and np.isnan(row["news_tone_24h"])
+
+
+def _news() -> pd.DataFrame:
+    """Three headlines around 2024-11-20 (synthetic text, real format of the events table)."""
+    return pd.DataFrame({
+        "available_time": pd.to_datetime(["2024-11-19T20:00Z", "2024-11-20T09:30Z", "2024-11-20T12:30Z",
+                                          "2024-11-25T00:00Z"], utc=True),
+        "title": ["Bitcoin ETF inflows rise", "Solana and $ETH slide", "Sol is Spanish for sun", "Ether steady"],
+        "body": ["", "", "", ""], "tone": [0.6, -0.4, 0.9, 0.0],
+    })
+
+
+def test_news_counts_and_tone_are_point_in_time_and_match_names_and_tickers(inputs):
+    bars, funding, onchain = inputs
+    out = compute_features(bars, funding, onchain, news=_news()).set_index(["symbol", "as_of_ts"])
+    t = pd.Timestamp("2024-11-20T13:00Z")
+    assert out.loc[("BTC", t), "news_count_24h"] == 1 and out.loc[("BTC", t), "news_tone_24h"] == pytest.approx(0.6)
+    assert out.loc[("SOL", t), "news_count_24h"] == 1  # "Solana", not the lowercase Spanish "sol"
+    assert out.loc[("ETH", t), "news_tone_24h"] == pytest.approx(-0.4)
+    # Before the 09:30 headline was published it is not counted.
+    assert out.loc[("ETH", pd.Timestamp("2024-11-20T09:00Z")), "news_count_24h"] == 0
+    # Three days after the last item anywhere, the source no longer counts as live: unknown, not 0.
+    assert out.loc[("BTC", pd.Timestamp("2024-11-27T23:00Z")), "news_count_24h"] == 0
+    assert np.isnan(out.loc[("BTC", pd.Timestamp("2024-11-28T01:00Z")), "news_count_24h"])
 
 
 def test_missing_sources_give_nan_never_a_stale_or_made_up_value(inputs):
@@ -77,7 +102,7 @@ def test_lookahead_probe_finds_no_future_data_in_any_feature(inputs):
     bars, funding, onchain = inputs
     cuts = [pd.Timestamp(t) for t in ("2024-11-10T00:00Z", "2024-11-21T13:00Z", "2024-12-04T08:00Z",
                                       "2024-12-04T08:30Z", "2024-12-10T23:00Z")]
-    compared, mismatches = lookahead_probe(compute_features, bars, funding, onchain, cuts, FEATURES)
+    compared, mismatches = lookahead_probe(compute_features, bars, funding, onchain, cuts, FEATURES, news=_news())
     assert compared > 5_000
     assert mismatches == []
 
@@ -86,8 +111,8 @@ def test_lookahead_probe_catches_a_leaky_feature(inputs):
     """The probe can fail: a feature that peeks one bar ahead is reported."""
     bars, funding, onchain = inputs
 
-    def leaky(b, f, o):
-        out = compute_features(b, f, o)
+    def leaky(b, f, o, news=None):
+        out = compute_features(b, f, o, news=news)
         out["ret_1h"] = out.groupby("symbol")["ret_1h"].shift(-1)
         return out
 

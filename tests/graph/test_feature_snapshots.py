@@ -32,7 +32,7 @@ def test_snapshots_carry_lineage_and_rerun_writes_no_new_rows(tmp_path):
     assert snaps.groupby(["target", snaps["event_time"].astype(str).str[:10]])["lineage_id"].nunique().max() == 1
     lineage = pd.read_sql(select(tables.feature_lineage), get_engine(settings.warehouse_url)).set_index("lineage_id")
     inputs = lineage.loc[row["lineage_id"], "inputs"]
-    assert set(inputs) == {"market_bars", "funding_rates", "onchain_signals"}
+    assert set(inputs) == {"market_bars", "funding_rates", "onchain_signals", "news_events"}
     assert inputs["market_bars"]["rows"] > 0
 
     # Labels of a day's last hours are filled once the next day is stored (same data_version).

@@ -1,0 +1,144 @@
+"""Events-plane connector resources: news (GDELT + RSS) and SEC filings, live or replay.
+
+Same shape as the market connectors (STYLE.md rule 4): assets annotate the abstract type; replay
+reads ``OMNIWATCH_EVENTS_REPLAY_DIR`` (default the bundled ``omniwatch/sample/events``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import dagster as dg
+import pandas as pd
+
+from omniwatch import frames
+from omniwatch.resources.market_sources import SourceBatch
+
+# GDELT's AvgTone is roughly -10..+10 (percent positive minus negative words); RSS tone is VADER's
+# compound in [-1, 1]. Stored tone is on [-1, 1]; the raw GDELT value stays in the payload.
+GDELT_TONE_SCALE = 10.0
+
+
+def normalize_tone(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    gdelt = frame["source"] == "gdelt"
+    frame.loc[gdelt, "tone"] = (frame.loc[gdelt, "tone"].astype(float) / GDELT_TONE_SCALE).clip(-1.0, 1.0)
+    return frame
+
+
+class NewsResource(dg.ConfigurableResource, ABC):
+    """News items (GDELT events export, RSS/Atom feeds) published in a window."""
+
+    @abstractmethod
+    def fetch_news(self, start: pd.Timestamp, end: pd.Timestamp) -> SourceBatch: ...
+
+
+class FilingsResource(dg.ConfigurableResource, ABC):
+    """SEC EDGAR filings accepted in a window, the tracked companies, Form D documents."""
+
+    @abstractmethod
+    def fetch_filings(self, start: pd.Timestamp, end: pd.Timestamp) -> SourceBatch: ...
+
+    @abstractmethod
+    def companies(self) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def offering_amounts(self) -> pd.DataFrame:
+        """accession, total_offering_amount, total_amount_sold (from fetched primary_doc.xml)."""
+
+
+class ReplayNewsResource(NewsResource):
+    replay_dir: str
+
+    def fetch_news(self, start, end):
+        from omniwatch.connectors.events_replay import EventsReplaySource
+
+        src = EventsReplaySource(self.replay_dir)
+        g, r = src.gdelt(start, end), src.rss(start, end)
+        parts = [f for f in (g.frame, r.frame) if not f.empty]
+        frame = pd.concat(parts, ignore_index=True) if parts else frames.empty_frame(frames.EVENT_COLUMNS)
+        return SourceBatch(normalize_tone(frame), "replay", [*g.notes, *r.notes])
+
+
+class LiveNewsResource(NewsResource):
+    gdelt_base_url: str = "http://data.gdeltproject.org/gdeltv2"
+    timeout_s: float = 20.0
+
+    def fetch_news(self, start, end):
+        from omniwatch.connectors.gdelt import GdeltClient
+        from omniwatch.connectors.rss import RssClient
+
+        with GdeltClient(self.gdelt_base_url, timeout=self.timeout_s) as client:
+            gdelt, rejects = client.fetch_window(start, end)
+        with RssClient(timeout=self.timeout_s) as client:
+            rss, statuses = client.fetch_all()
+        if not rss.empty:
+            rss = rss[(rss["available_time"] >= start) & (rss["available_time"] < end)]
+        notes = [f"gdelt: {len(rejects)} rejected line(s) or slot(s)"] if rejects else []
+        notes += [f"rss {s.feed}: {s.error}" for s in statuses if getattr(s, "error", None)]
+        parts = [f for f in (gdelt, rss) if not f.empty]
+        frame = pd.concat(parts, ignore_index=True) if parts else frames.empty_frame(frames.EVENT_COLUMNS)
+        return SourceBatch(normalize_tone(frame), "live", notes)
+
+
+class ReplayFilingsResource(FilingsResource):
+    replay_dir: str
+
+    def _src(self):
+        from omniwatch.connectors.events_replay import EventsReplaySource
+
+        return EventsReplaySource(self.replay_dir)
+
+    def fetch_filings(self, start, end):
+        r = self._src().edgar_filings(start, end)
+        return SourceBatch(r.frame, "replay", r.notes)
+
+    def companies(self) -> pd.DataFrame:
+        return self._src().companies().frame
+
+    def offering_amounts(self) -> pd.DataFrame:
+        docs = self._src().form_d_documents().documents
+        return pd.DataFrame([{"accession": k, "total_offering_amount": d.total_offering_amount,
+                              "total_amount_sold": d.total_amount_sold} for k, d in docs.items()],
+                            columns=["accession", "total_offering_amount", "total_amount_sold"])
+
+
+class EdgarFilingsResource(FilingsResource):
+    """Live EDGAR: the submissions of each tracked CIK (SEC asks for a descriptive User-Agent and
+    at most 10 requests per second; both are enforced by the client)."""
+
+    user_agent: str
+    ciks: list[str] = []
+    requests_per_second: float = 8.0
+
+    def _client(self):
+        from omniwatch.connectors.edgar import EdgarClient
+
+        return EdgarClient(self.user_agent, requests_per_second=self.requests_per_second)
+
+    def fetch_filings(self, start, end):
+        parts, notes = [], []
+        with self._client() as client:
+            for cik in self.ciks:
+                _, filings = client.fetch_submissions(cik)
+                parts.append(filings[(filings["available_time"] >= start) & (filings["available_time"] < end)])
+        if not self.ciks:
+            notes.append("no CIKs configured (OMNIWATCH_SEC_CIKS): nothing to fetch")
+        parts = [p for p in parts if not p.empty]
+        frame = pd.concat(parts, ignore_index=True) if parts else frames.empty_frame(frames.EVENT_COLUMNS)
+        return SourceBatch(frame, "live", notes)
+
+    def companies(self) -> pd.DataFrame:
+        rows = []
+        with self._client() as client:
+            for cik in self.ciks:
+                info, _ = client.fetch_submissions(cik)
+                rows.append({"cik": info.cik, "entity_name": info.name, "tickers": list(info.tickers),
+                             "sic": info.sic, "business_state": info.business_state,
+                             "coverage_start": None})
+        return pd.DataFrame(rows)
+
+    def offering_amounts(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=["accession", "total_offering_amount", "total_amount_sold"])
