@@ -1,0 +1,1 @@
+"""The vc track: Form D features, label and the raise-prediction model."""
