@@ -54,7 +54,7 @@ def db_current() -> None:
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=SAMPLE_END.isoformat(), show_default=True,
               help="Last daily partition, inclusive.")
 @click.option("--train/--no-train", default=True, show_default=True,
-              help="Also train, evaluate and register the liquid models.")
+              help="Also train, evaluate and register the liquid and VC models.")
 def demo(start, end, train: bool) -> None:
     """Run the liquid pipeline on the embedded default over the sample span and print a summary."""
     import warnings

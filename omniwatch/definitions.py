@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from omniwatch.assets import coverage, ensemble, events, features, market, training
-from omniwatch.jobs import EVENTS_GROUP, FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES, TRAINING_GROUP
+from omniwatch.assets import coverage, ensemble, events, features, market, training, vc
+from omniwatch.jobs import EVENTS_GROUP, FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES, TRAINING_GROUP, VC_GROUP
 from omniwatch.resources import build_resources
 from omniwatch.settings import Settings, get_settings
 
@@ -22,6 +22,7 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
             *dg.load_assets_from_modules([events], group_name=EVENTS_GROUP),
             *dg.load_assets_from_modules([features], group_name=FEATURES_GROUP),
             *dg.load_assets_from_modules([training, ensemble], group_name=TRAINING_GROUP),
+            *dg.load_assets_from_modules([vc], group_name=VC_GROUP),
         ],
         jobs=JOBS,
         schedules=SCHEDULES,

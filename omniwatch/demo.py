@@ -25,6 +25,7 @@ class DemoSummary:
     run_ids: dict[str, str] = field(default_factory=dict)
     walk_forward: str = ""
     registered: str = ""
+    vc: str = ""
 
     def render(self) -> str:
         lines = [f"{job}: run {rid} in {self.seconds[job]:.1f} s" for job, rid in self.run_ids.items()]
@@ -38,6 +39,8 @@ class DemoSummary:
                       self.walk_forward]
         if self.registered:
             lines += ["", self.registered]
+        if self.vc:
+            lines += ["", self.vc]
         lines += ["", "SUCCESS" if self.success else "FAILED"]
         return "\n".join(lines)
 
@@ -66,6 +69,7 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True,
     seconds["liquid_data_job"], run_ids["liquid_data_job"] = time.perf_counter() - began, data.run_id
     warehouse = WarehouseResource(database_url=settings.warehouse_url)
     rows = {name: warehouse.count(name) for name in (*RAW_MARKET_TABLES, "feature_snapshots")}
+    rows["events"] = warehouse.count("events")
     checks = sorted(
         (e.asset_key.to_user_string(), e.check_name, e.passed, e.severity.value)
         for e in data.get_asset_check_evaluations()
@@ -79,10 +83,36 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True,
         instance=instance, run_config=quiet, raise_on_error=False)
     seconds["liquid_training_job"], run_ids["liquid_training_job"] = time.perf_counter() - began, training.run_id
     summary.success = training.success
-    if training.success:
-        meta = training.asset_materializations_for_node("liquid_ensemble")[0].metadata
-        summary.walk_forward = meta["walk_forward"].value
-        summary.registered = (f"registered {meta['registered_model'].value} version "
-                              f"{meta['registered_version'].value} aliases {meta['aliases'].value} "
-                              f"(mlflow run {meta['mlflow_run_id'].value}, {meta['model_uri'].value})")
+    if not training.success:
+        return summary
+    meta = training.asset_materializations_for_node("liquid_ensemble")[0].metadata
+    summary.walk_forward = meta["walk_forward"].value
+    summary.registered = (f"registered {meta['registered_model'].value} version "
+                          f"{meta['registered_version'].value} aliases {meta['aliases'].value} "
+                          f"(mlflow run {meta['mlflow_run_id'].value}, {meta['model_uri'].value})")
+
+    # The VC track: daily filings over the same range, then the archive, entities, links, model.
+    began = time.perf_counter()
+    filings = defs.resolve_job_def("sec_filings_job").execute_in_process(
+        instance=instance, run_config=quiet, raise_on_error=False,
+        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+    )
+    seconds["sec_filings_job"], run_ids["sec_filings_job"] = time.perf_counter() - began, filings.run_id
+    began = time.perf_counter()
+    vc = defs.resolve_job_def("vc_job").execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
+    seconds["vc_job"], run_ids["vc_job"] = time.perf_counter() - began, vc.run_id
+    summary.success = filings.success and vc.success
+    for name in ("events", "entities", "event_links"):
+        summary.rows[name] = warehouse.count(name)
+    if vc.success:
+        dataset = vc.asset_materializations_for_node("vc_dataset")[0].metadata
+        model = vc.asset_materializations_for_node("vc_model")[0].metadata
+        summary.vc = "\n".join([
+            f"VC track: {dataset['rows'].value:,} entity-months of {dataset['entities'].value:,} companies, "
+            f"{dataset['filings'].value:,} Form D filings; base rate of a new Form D within 180 days "
+            f"{dataset['base_rate'].value:.1%}",
+            "validation (time-ordered, purged 180 days):", model["validation"].value,
+            f"registered {model['registered_model'].value} version {model['registered_version'].value} "
+            f"aliases {model['aliases'].value}",
+        ])
     return summary

@@ -14,9 +14,5 @@ daily_partitions = dg.DailyPartitionsDefinition(
     start_date=get_settings().partitions_start.isoformat(), timezone="UTC"
 )
 
-# SEC filings reach back to the first electronic Form D (2008-10): the VC track's point-in-time
-# history (raise counts, cadence) needs every filing since, so its partitions start there.
-filings_partitions = dg.DailyPartitionsDefinition(start_date="2008-10-01", timezone="UTC")
-
 # One run covers a whole backfill range: the assets read and write windows, not single days.
 single_run_backfill = dg.BackfillPolicy.single_run()

@@ -11,10 +11,12 @@ from dagster import AssetExecutionContext
 
 from omniwatch import frames
 from omniwatch.checks import check_specs_for, run_checks, to_asset_check_result
-from omniwatch.partitions import daily_partitions, filings_partitions, single_run_backfill
+from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.event_sources import FilingsResource, NewsResource
 from omniwatch.resources.market_sources import SourceBatch
 from omniwatch.resources.warehouse import WarehouseResource
+
+ARCHIVE_START = pd.Timestamp("2001-01-01", tz="UTC")  # EDGAR's electronic filings start in the 1990s
 
 
 def _window(context: AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -23,8 +25,7 @@ def _window(context: AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]
 
 
 def _ingest_events(context: AssetExecutionContext, name: str, batch: SourceBatch,
-                   warehouse: WarehouseResource) -> dg.MaterializeResult:
-    start, end = _window(context)
+                   warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Timestamp) -> dg.MaterializeResult:
     frame = batch.frame
     outcomes = run_checks(name, frame, window_start=start, window_end=end, now=pd.Timestamp.now(tz="UTC"))
     warehouse.record_checks(name, outcomes, start.to_pydatetime(), end.to_pydatetime(), context.run_id)
@@ -52,14 +53,25 @@ def news_events(context: AssetExecutionContext, news: NewsResource, warehouse: W
     """News items published in the window (GDELT events export with its own tone; RSS/Atom with a
     VADER lexicon tone); ``available_time`` is the publication time. Track ``liquid``."""
     start, end = _window(context)
-    return _ingest_events(context, "news_events", news.fetch_news(start, end), warehouse)
+    return _ingest_events(context, "news_events", news.fetch_news(start, end), warehouse, start, end)
 
 
-@dg.asset(check_specs=check_specs_for("sec_filings"), partitions_def=filings_partitions,
+@dg.asset(check_specs=check_specs_for("sec_filings"), partitions_def=daily_partitions,
           backfill_policy=single_run_backfill, kinds={"python", "sql"})
 def sec_filings(context: AssetExecutionContext, filings: FilingsResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
     """SEC EDGAR filings (Form D private raises and others) accepted in the window;
     ``available_time`` is the SEC acceptance time, never the period date. Track ``vc``."""
     start, end = _window(context)
-    return _ingest_events(context, "sec_filings", filings.fetch_filings(start, end), warehouse)
+    return _ingest_events(context, "sec_filings", filings.fetch_filings(start, end), warehouse, start, end)
+
+
+@dg.asset(check_specs=check_specs_for("sec_filings_archive"), kinds={"python", "sql"})
+def sec_filings_archive(context: AssetExecutionContext, filings: FilingsResource,
+                        warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Every filing accepted before the daily partitions start: the Form D history back to 2008
+    that the VC track's point-in-time features count. One run instead of ~5,700 daily partitions
+    (Dagster records about 20-35 ms of events per partition; see the README)."""
+    start = ARCHIVE_START
+    end = pd.Timestamp(daily_partitions.start).tz_convert("UTC")
+    return _ingest_events(context, "sec_filings_archive", filings.fetch_filings(start, end), warehouse, start, end)

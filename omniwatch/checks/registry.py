@@ -76,6 +76,7 @@ def _event_checks(asset: str) -> list[_Registered]:
 _REGISTRY: dict[str, list[_Registered]] = {
     "news_events": _event_checks("news_events"),
     "sec_filings": _event_checks("sec_filings"),
+    "sec_filings_archive": _event_checks("sec_filings_archive"),
     "market_bars": [
         _schema("market_bars"),
         _Registered(CheckSpec("market_bars_have_no_null_required_values",

@@ -10,6 +10,7 @@ MARKET_GROUP = "market"
 FEATURES_GROUP = "features"
 TRAINING_GROUP = "training"
 EVENTS_GROUP = "events"
+VC_GROUP = "vc"
 
 market_plane_job = dg.define_asset_job(
     name="market_plane_job",
@@ -35,10 +36,27 @@ liquid_training_job = dg.define_asset_job(
     description="Train TSMixer + LightGBM on the stored snapshots, evaluate walk-forward, register the ensemble.",
 )
 
+# Daily SEC filings (incremental; the history before the partitions is sec_filings_archive).
+sec_filings_job = dg.define_asset_job(
+    name="sec_filings_job",
+    selection=dg.AssetSelection.assets("sec_filings"),
+    partitions_def=daily_partitions,
+    description="Ingest the SEC filings accepted on a day (or a range) behind the events checks.",
+)
+
+# The VC track end to end: archive load, entity resolution, dataset (gated), model, registry.
+vc_job = dg.define_asset_job(
+    name="vc_job",
+    selection=dg.AssetSelection.assets("sec_filings_archive") | dg.AssetSelection.groups(VC_GROUP),
+    description="Resolve entities, link events, build the VC dataset and train/register omniwatch-vc.",
+)
+
 # Live mode: ingest each finished UTC day half an hour after it ends.
 liquid_data_schedule = dg.build_schedule_from_partitioned_job(
     liquid_data_job, minute_of_hour=30, hour_of_day=0
 )
 
-JOBS = [market_plane_job, liquid_data_job, liquid_training_job]
-SCHEDULES = [liquid_data_schedule]
+JOBS = [market_plane_job, liquid_data_job, liquid_training_job, sec_filings_job, vc_job]
+sec_filings_schedule = dg.build_schedule_from_partitioned_job(sec_filings_job, minute_of_hour=45, hour_of_day=0)
+
+SCHEDULES = [liquid_data_schedule, sec_filings_schedule]

@@ -17,6 +17,7 @@ from omniwatch.resources.market_sources import SourceBatch
 # GDELT's AvgTone is roughly -10..+10 (percent positive minus negative words); RSS tone is VADER's
 # compound in [-1, 1]. Stored tone is on [-1, 1]; the raw GDELT value stays in the payload.
 GDELT_TONE_SCALE = 10.0
+OFFERING_COLUMNS = ["accession_number", "total_offering_amount", "total_amount_sold"]
 
 
 def normalize_tone(frame: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +47,7 @@ class FilingsResource(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def offering_amounts(self) -> pd.DataFrame:
-        """accession, total_offering_amount, total_amount_sold (from fetched primary_doc.xml)."""
+        """accession_number, total_offering_amount, total_amount_sold (from primary_doc.xml)."""
 
 
 class ReplayNewsResource(NewsResource):
@@ -100,9 +101,9 @@ class ReplayFilingsResource(FilingsResource):
 
     def offering_amounts(self) -> pd.DataFrame:
         docs = self._src().form_d_documents().documents
-        return pd.DataFrame([{"accession": k, "total_offering_amount": d.total_offering_amount,
+        return pd.DataFrame([{"accession_number": k, "total_offering_amount": d.total_offering_amount,
                               "total_amount_sold": d.total_amount_sold} for k, d in docs.items()],
-                            columns=["accession", "total_offering_amount", "total_amount_sold"])
+                            columns=OFFERING_COLUMNS)
 
 
 class EdgarFilingsResource(FilingsResource):
@@ -141,4 +142,15 @@ class EdgarFilingsResource(FilingsResource):
         return pd.DataFrame(rows)
 
     def offering_amounts(self) -> pd.DataFrame:
-        return pd.DataFrame(columns=["accession", "total_offering_amount", "total_amount_sold"])
+        """Amounts from each tracked company's Form D primary documents (one request per filing)."""
+        rows = []
+        with self._client() as client:
+            for cik in self.ciks:
+                _, filings = client.fetch_submissions(cik)
+                for rec in filings[filings["event_type"].isin(["D", "D/A"])].to_dict("records"):
+                    doc = rec["payload"].get("primaryDocument") or "primary_doc.xml"
+                    form = client.fetch_form_d(cik, rec["source_id"], doc)
+                    rows.append({"accession_number": rec["source_id"],
+                                 "total_offering_amount": form.total_offering_amount,
+                                 "total_amount_sold": form.total_amount_sold})
+        return pd.DataFrame(rows, columns=OFFERING_COLUMNS)

@@ -39,6 +39,11 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.engine().connect() as conn:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
+    def read_table(self, table_name: str) -> pd.DataFrame:
+        """A whole (small) table, e.g. ``entities`` or ``event_links``."""
+        with self.engine().connect() as conn:
+            return pd.read_sql(select(tables.metadata.tables[table_name]), conn)
+
     def read_window(
         self,
         table_name: str,

@@ -1,0 +1,156 @@
+"""The VC track: entities and event links by resolution, point-in-time dataset, the VC model.
+
+torch/lightgbm/mlflow/sklearn are imported inside asset bodies only (STYLE.md rule 9).
+"""
+
+import hashlib
+
+import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
+
+from omniwatch.checks.gate import blocking_failures
+from omniwatch.errors import BlockedByDataQuality
+from omniwatch.resources.event_sources import FilingsResource
+from omniwatch.resources.mlflow import MLflowResource
+from omniwatch.resources.warehouse import WarehouseResource
+from omniwatch.warehouse import tables
+
+VC_MODEL_NAME = "omniwatch-vc"
+EVENT_ASSETS = ("sec_filings_archive", "sec_filings", "news_events")
+ALL_TIME = (pd.Timestamp("1990-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
+
+
+def _all_events(warehouse: WarehouseResource) -> pd.DataFrame:
+    return warehouse.read_window("events", *ALL_TIME, time_column="available_time")
+
+
+@dg.asset(deps=["sec_filings_archive", "sec_filings"], kinds={"python", "sql"})
+def entities(context: AssetExecutionContext, filings: FilingsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Companies of the VC track: CIK, ticker, legal name, its normalized form and aliases, SIC,
+    state and the coverage start before which "no filing" means unknown."""
+    from omniwatch.entities import build_entities
+
+    frame = build_entities(filings.companies())
+    written = warehouse.upsert("entities", frame, ["entity_id"])
+    return dg.MaterializeResult(metadata={
+        "entities": dg.MetadataValue.int(written),
+        "with_ticker": dg.MetadataValue.int(int(frame["ticker"].notna().sum())),
+        "with_coverage_start": dg.MetadataValue.int(int(frame["coverage_start"].notna().sum())),
+    })
+
+
+@dg.asset(deps=["entities", *EVENT_ASSETS], kinds={"python", "sql"})
+def event_links(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Links from every stored event to the entities it is about, with a confidence and the
+    method (CIK, ticker, name, fuzzy); deterministic, so a re-run rewrites the same links."""
+    from omniwatch.entities import EntityIndex, link_events
+
+    ents = warehouse.read_table("entities")
+    events = _all_events(warehouse)
+    links = link_events(events, EntityIndex(ents))
+    ids = events[["id", "source", "source_id"]].astype({"source_id": str})
+    joined = links.astype({"source_id": str}).merge(ids, on=["source", "source_id"])
+    rows = joined.rename(columns={"id": "event_id"})[["event_id", "entity_id", "confidence", "method"]]
+    written = warehouse.upsert("event_links", rows, ["event_id", "entity_id"])
+    by_method = rows.groupby("method").size().to_dict() if len(rows) else {}
+    return dg.MaterializeResult(metadata={
+        "links": dg.MetadataValue.int(written),
+        "events": dg.MetadataValue.int(len(events)),
+        "linked_events": dg.MetadataValue.int(int(rows["event_id"].nunique()) if len(rows) else 0),
+        "by_method": dg.MetadataValue.json({k: int(v) for k, v in by_method.items()}),
+    })
+
+
+@dg.asset(deps=["event_links"], kinds={"python"})
+def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, filings: FilingsResource) -> dg.Output:
+    """Per entity and month: point-in-time Form D history features, news mentions and tone,
+    offering amounts where known, and the label (a new Form D within 180 days); refused with
+    ``blocked_by_data_quality`` if a blocking events check failed on an input partition."""
+    from omniwatch.vc.features import build_vc_frame, filings_from_events, linked_news
+
+    events = _all_events(warehouse)
+    if events.empty:
+        raise dg.Failure(description="insufficient_features: no events stored", metadata={"error_code": "insufficient_features"})
+    start, end = events["available_time"].min(), events["available_time"].max() + pd.Timedelta(seconds=1)
+    audit = warehouse.read_audit(EVENT_ASSETS, start, end)
+    failures = blocking_failures(audit, EVENT_ASSETS, start, end)
+    if failures:
+        raise dg.Failure(description=str(BlockedByDataQuality(failures)),
+                         metadata={"error_code": "blocked_by_data_quality",
+                                   "failed_checks": dg.MetadataValue.json(failures)})
+    filings_frame = filings_from_events(events[events["source"] == "edgar"])
+    ents = warehouse.read_table("entities").rename(columns={"state": "business_state", "ticker": "tickers"})
+    links = warehouse.read_table("event_links").merge(
+        events[["id", "source", "source_id"]].rename(columns={"id": "event_id"}), on="event_id")
+    news = linked_news(events[events["source"] != "edgar"], links)
+    frame = build_vc_frame(filings_frame, ents, offerings=filings.offering_amounts(), news=news,
+                           data_end=filings_frame["available_time"].max())
+    lineage = hashlib.sha256("|".join(sorted(filings_frame["accession_number"])).encode()).hexdigest()[:24]
+    frame.attrs["train_lineage_id"] = lineage
+    frame.attrs["dq_summary"] = {"window": [start.isoformat(), end.isoformat()], "audit_rows": len(audit),
+                                 "blocking_failures": []}
+    labelled = frame["label"].notna()
+    return dg.Output(frame, metadata={
+        "rows": dg.MetadataValue.int(len(frame)),
+        "entities": dg.MetadataValue.int(int(frame["entity_id"].nunique())),
+        "filings": dg.MetadataValue.int(len(filings_frame)),
+        "labelled_rows": dg.MetadataValue.int(int(labelled.sum())),
+        "base_rate": dg.MetadataValue.float(round(float(frame.loc[labelled, "label"].mean()), 4)),
+        "train_lineage_id": dg.MetadataValue.text(lineage),
+    })
+
+
+@dg.asset(kinds={"python", "lightgbm", "mlflow"})
+def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: MLflowResource,
+             warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """LightGBM: will the company file a new Form D within 180 days? Time-ordered purged
+    validation and a yearly walk-forward, metrics beside the base rate; registered as a new
+    version of ``omniwatch-vc`` (alias challenger; the first version also champion)."""
+    import mlflow as mlflow_lib
+    from mlflow.models import infer_signature
+
+    from omniwatch.registry import record_registration
+    from omniwatch.vc.model import VCConfig, fit_vc_model
+
+    config = VCConfig()
+    result = fit_vc_model(vc_dataset, config)
+    lineage = vc_dataset.attrs.get("train_lineage_id", "")
+    metrics = {k: float(v) for k, v in result.metrics.items() if pd.notna(v)}
+    table = pd.DataFrame([
+        {"metric": "ROC AUC", "model": metrics.get("roc_auc"), "recency rule": metrics.get("recency_roc_auc"), "no skill": 0.5},
+        {"metric": "PR AUC", "model": metrics.get("pr_auc"), "recency rule": metrics.get("recency_pr_auc"), "no skill": metrics.get("base_rate")},
+        {"metric": "precision@1%", "model": metrics.get("precision_at_1pct"), "no skill": metrics.get("base_rate")},
+        {"metric": "precision@5%", "model": metrics.get("precision_at_5pct"), "no skill": metrics.get("base_rate")},
+        {"metric": "precision@100", "model": metrics.get("precision_at_100"), "no skill": metrics.get("base_rate")},
+        {"metric": "Brier", "model": metrics.get("brier"), "no skill": metrics.get("brier_train_rate")},
+    ])
+    sample = vc_dataset[result.features].head(200).astype(float)
+    tags = {"omniwatch.model": "vc_model", "dagster_run_id": context.run_id,
+            "train_lineage_id": lineage, "data_version": lineage}
+    with mlflow.run_context("vc_model", experiment="omniwatch-vc", tags=tags) as run:
+        run_id = run.info.run_id
+        mlflow_lib.log_params({"config_hash": config.config_hash(),
+                               **{k: str(v)[:250] for k, v in config.model_dump().items()}})
+        mlflow_lib.log_text(config.to_json(), "config/vc_config.json")
+        mlflow_lib.log_metrics(metrics)
+        mlflow_lib.log_dict(vc_dataset.attrs.get("dq_summary", {}), "data_quality/summary.json")
+        mlflow_lib.log_text(table.to_markdown(index=False, floatfmt=".4f"), "validation/metrics.md")
+        mlflow_lib.log_text(result.calibration.to_markdown(index=False, floatfmt=".4f"), "validation/calibration.md")
+        mlflow_lib.log_text(result.walk_forward.to_markdown(index=False, floatfmt=".4f"), "walk_forward/table.md")
+        info = mlflow_lib.lightgbm.log_model(
+            result.booster, name="model", input_example=sample.head(5),
+            signature=infer_signature(sample, result.booster.predict(sample.to_numpy(), num_threads=1)))
+    version, aliases = record_registration(
+        mlflow, warehouse.database_url, VC_MODEL_NAME, info.model_uri, run_id=run_id, track="vc",
+        train_lineage_id=lineage, data_version=lineage, metrics=metrics, actor=f"dagster:{context.run_id}")
+    return dg.MaterializeResult(metadata={
+        "validation": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f")),
+        "calibration": dg.MetadataValue.md(result.calibration.to_markdown(index=False, floatfmt=".4f")),
+        "walk_forward": dg.MetadataValue.md(result.walk_forward.to_markdown(index=False, floatfmt=".4f")),
+        "registered_model": dg.MetadataValue.text(VC_MODEL_NAME),
+        "registered_version": dg.MetadataValue.text(version),
+        "aliases": dg.MetadataValue.json(aliases),
+        "mlflow_run_id": dg.MetadataValue.text(run_id),
+    })
+
