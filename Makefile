@@ -11,7 +11,7 @@ export OMNIWATCH_DAGSTER_DIR := $(abspath $(OMNIWATCH_HOME))/dagster
 export OMP_WAIT_POLICY ?= passive
 PYTEST_ARGS ?=
 
-.PHONY: demo test ui serve mlflow-ui bench db-upgrade clean
+.PHONY: demo test ui serve mlflow-ui bench db-upgrade clean check-defs
 
 # torch first: `pip install torch==2.13.0` takes the local CPU build, so nothing later pulls CUDA.
 $(BIN)/.installed: pyproject.toml
@@ -51,3 +51,6 @@ bench: $(BIN)/.dev-installed
 
 clean:
 	rm -rf $(OMNIWATCH_HOME)
+
+check-defs: $(BIN)/.dev-installed
+	$(BIN)/dg check defs

@@ -56,3 +56,16 @@ def test_loading_definitions_keeps_heavy_libraries_out():
                          check=True).stdout.splitlines()
     print(f"omniwatch.definitions import: {out[0]} s")
     assert out[1] == "", f"heavy modules loaded at definition time: {out[1]}"
+
+
+def test_dg_check_defs_loads_the_project(tmp_path):
+    """`dg check defs` (the [tool.dg] block) with the environment the Makefile exports."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    dg = shutil.which("dg", path=str(Path(sys.executable).parent))
+    env = {**os.environ, "DAGSTER_HOME": str(repo), "OMNIWATCH_DAGSTER_DIR": str(tmp_path / "dagster"),
+           "OMNIWATCH_HOME": str(tmp_path)}
+    out = subprocess.run([dg, "check", "defs"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "All definitions loaded successfully" in out.stdout + out.stderr
