@@ -81,3 +81,29 @@ def test_liquid_symbols_setting_narrows_the_universe(tmp_path):
     wh = WarehouseResource(database_url=settings.warehouse_url)
     bars = wh.read_window("market_bars", pd.Timestamp("2025-03-01", tz="UTC"), pd.Timestamp("2025-03-02", tz="UTC"))
     assert set(bars["symbol"]) == {"ETH"} and set(bars["venue_symbol"]) == {"ETHUSDT"} and len(bars) == 24
+
+
+def test_a_replay_folder_with_later_months_extends_the_plane(tmp_path):
+    """OMNIWATCH_REPLAY_DIR may hold months after the bundled window: the same file names and
+    format are read, and the daily partitions (which run on past the sample) take them."""
+    import gzip
+    import shutil
+
+    from omniwatch.settings import BUNDLED_SAMPLE_DIR
+
+    replay = tmp_path / "replay"
+    shutil.copytree(BUNDLED_SAMPLE_DIR, replay, ignore=shutil.ignore_patterns("*.py", "__pycache__", "events"))
+    path = replay / "binance_spot_1h" / "ETHUSDT_1h.csv.gz"
+    bars = pd.read_csv(path, dtype=str)
+    # Append the last 48 real rows again, stamped 30 days later (2025-10-25..26): a later month.
+    later = bars.tail(48).copy()
+    later["timestamp"] = (pd.to_datetime(later["timestamp"], utc=True) + pd.Timedelta(days=30)).dt.strftime(
+        "%Y-%m-%d %H:%M:%S+00:00")
+    with gzip.open(path, "wt") as fh:
+        pd.concat([bars, later]).to_csv(fh, index=False)
+    settings = make_settings(tmp_path, replay_dir=replay, liquid_symbols=["ETH"])
+    result = run_market_plane(settings, "2025-10-26", "2025-10-26")
+    assert result.success
+    wh = WarehouseResource(database_url=settings.warehouse_url)
+    stored = wh.read_window("market_bars", pd.Timestamp("2025-10-26", tz="UTC"), pd.Timestamp("2025-10-27", tz="UTC"))
+    assert len(stored) == 24 and set(stored["symbol"]) == {"ETH"}
