@@ -38,6 +38,10 @@ ui: $(BIN)/.installed
 	mkdir -p $(OMNIWATCH_DAGSTER_DIR)
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
+# The serving API (uvicorn, one worker) on 127.0.0.1:$${OMNIWATCH_API_PORT:-8000}; OpenAPI at /docs.
+serve: $(BIN)/.installed
+	$(BIN)/python -m omniwatch.serving.app
+
 mlflow-ui: $(BIN)/.installed
 	mkdir -p $(OMNIWATCH_HOME)/mlartifacts
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 \
@@ -48,6 +52,7 @@ mlflow-ui: $(BIN)/.installed
 bench: $(BIN)/.dev-installed
 	$(BIN)/python bench/warehouse_bench.py
 	$(BIN)/python bench/train_bench.py --device $${OMNIWATCH_TRAINING_DEVICE:-cpu}
+	$(BIN)/python bench/serve_bench.py
 
 clean:
 	rm -rf $(OMNIWATCH_HOME)

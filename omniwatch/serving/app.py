@@ -1,0 +1,58 @@
+"""The FastAPI app factory of the serving API (``/api/v2``, OpenAPI at ``/docs``).
+
+``create_app()`` reads every setting from the environment (``omniwatch.settings.Settings`` plus
+``ServingSettings``); tests pass their own. Start-up imports no model library: mlflow, torch and
+lightgbm load on the first request that needs a model. Run it with
+``python -m omniwatch.serving.app`` (uvicorn, one worker, ``OMNIWATCH_API_HOST``/``_PORT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Security
+
+from omniwatch.serving.auth import require_api_key
+from omniwatch.serving.deps import build_services
+from omniwatch.serving.errors import install_handlers
+from omniwatch.serving.routers import backtest, data_quality, events, health, legacy, portfolio, predict, signals, tasks
+from omniwatch.serving.settings import ServingSettings
+from omniwatch.settings import Settings, get_settings
+
+DESCRIPTION = """Predictions, explanations, signals, portfolio decisions, backtests, data quality
+and events of Omniwatch. Mutating endpoints need `X-API-Key`; reads are open unless
+`OMNIWATCH_API_OPEN_READS=false`. Errors share one shape: `{code, detail, errors?, context?}`."""
+
+
+def create_app(settings: Settings | None = None, serving: ServingSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    serving = serving or ServingSettings()
+    services = build_services(settings, serving)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()  # write what is queued before the process ends
+
+    app = FastAPI(title="Omniwatch API", version="2.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    install_handlers(app)
+    reads = [] if serving.api_open_reads else [Security(require_api_key)]
+    for area in (predict, signals, portfolio, backtest, tasks, data_quality, events):
+        app.include_router(area.router, prefix="/api/v2", dependencies=reads)
+    app.include_router(health.router, prefix="/api/v2")
+    app.include_router(legacy.router)
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    serving = ServingSettings()
+    uvicorn.run(create_app(serving=serving), host=serving.api_host, port=serving.api_port, workers=1,
+                log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The long-lived parts of one app (model router, snapshot cache, writer, tasks), built once
+from the settings and reached by routes through ``Depends(get_services)``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import partial
+
+from fastapi import Request
+
+from omniwatch.serving.backtest_runs import BacktestService
+from omniwatch.serving.decisions import RiskLimits
+from omniwatch.serving.model_router import ModelRouter
+from omniwatch.serving.predicting import Predictor
+from omniwatch.serving.refresh import Refresher
+from omniwatch.serving.schemas_ops import BacktestRequest
+from omniwatch.serving.settings import ServingSettings
+from omniwatch.serving.snapshots import SnapshotStore
+from omniwatch.serving.store import PredictionWriter
+from omniwatch.serving.tasks import TaskRunner
+from omniwatch.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    serving: ServingSettings
+    router: ModelRouter
+    snapshots: SnapshotStore
+    writer: PredictionWriter
+    predictor: Predictor
+    backtests: BacktestService
+    tasks: TaskRunner
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.warehouse_url
+
+    @property
+    def api_keys(self) -> list[str]:
+        return [k.get_secret_value() for k in self.serving.api_keys]
+
+    @property
+    def limits(self) -> RiskLimits:
+        s = self.serving
+        return RiskLimits(s.target_annual_vol, s.max_weight_per_asset, s.max_gross_leverage, s.max_net_exposure,
+                          s.min_trade_weight)
+
+    def close(self) -> None:
+        self.router.refresher.close()
+        self.tasks.close()
+        self.writer.close()
+
+
+def task_work(backtests: BacktestService, kind: str, task_id: str, payload: dict) -> dict:
+    """What a task does; a backtest task's id is its backtest run id."""
+    request = BacktestRequest.model_validate(payload)
+    if kind == "backtest":
+        return backtests.run(request, run_id=task_id)
+    return backtests.attribution(request)
+
+
+def executor_of(serving: ServingSettings) -> str:
+    if serving.task_executor == "auto":
+        return "dagster" if os.environ.get("DAGSTER_HOME") else "local"
+    return serving.task_executor
+
+
+def _dagster_instance(settings: Settings):
+    from omniwatch.instance import dagster_instance  # dagster loads with the first task, not at start-up
+
+    return dagster_instance(settings)
+
+
+def build_services(settings: Settings, serving: ServingSettings) -> Services:
+    url = settings.warehouse_url
+    refresher = Refresher()
+    router = ModelRouter(settings.mlflow_uri, url, settings.serving_device, serving.alias_check_interval_s,
+                         serving.rollout_alias, refresher=refresher)
+    snapshots = SnapshotStore(url, serving.snapshot_check_interval_s, refresher)
+    writer = PredictionWriter(url, serving.prediction_flush_interval_s)
+    backtests = BacktestService(router, url, list(settings.liquid_symbols), serving.thresholds_bps())
+    executor = executor_of(serving)
+    instance = partial(_dagster_instance, settings) if executor == "dagster" else None
+    tasks = TaskRunner(partial(task_work, backtests), executor, instance)
+    return Services(settings, serving, router, snapshots, writer, Predictor(router, snapshots, writer, url),
+                    backtests, tasks)
+
+
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain-def dependency in the thread pool, which the cached fast path
+    # of the async endpoints must not pay for.
+    return request.app.state.services

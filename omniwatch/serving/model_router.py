@@ -1,0 +1,261 @@
+"""Which model version answers a request, loaded lazily from the MLflow registry.
+
+- ``champion`` (an MLflow alias) takes all traffic, except during a rollout. The candidate is
+  the version carrying the rollout alias (``OMNIWATCH_ROLLOUT_ALIAS``, default ``candidate``)
+  if set, else the newest non-champion version with a ``model_registry.rollout_stage``; its
+  share is that stage (10, 30, 100 %), so a candidate without a stage takes no traffic. The arm
+  is a deterministic function of the request key (a hash): one caller keeps seeing one model
+  while the stage holds.
+- The alias -> version mapping is re-read at most every ``check_interval_s`` (in the background
+  for the async fast path, which keeps answering from the current routes meanwhile); a moved
+  alias has its version loaded first, then takes the traffic, without a restart.
+- mlflow, torch and lightgbm are imported here, on first use, never at app start-up.
+- A missing or unloadable model is ``model_artifact_missing`` (HTTP 503), never a 500.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from omniwatch.serving.errors import ApiError, model_missing
+from omniwatch.serving.refresh import Refresher
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+
+log = logging.getLogger(__name__)
+_MLFLOW_LOCK = threading.Lock()  # mlflow's tracking/registry URIs are process-global
+
+
+def traffic_bucket(request_key: str) -> int:
+    """0..99, uniform and stable across processes (not Python's salted ``hash``)."""
+    return int.from_bytes(hashlib.sha256(request_key.encode()).digest()[:8], "big") % 100
+
+
+def choose_candidate(request_key: str, share: int) -> bool:
+    """True when this key falls in the candidate's ``share`` percent of traffic."""
+    return traffic_bucket(request_key) < max(0, min(100, share))
+
+
+@dataclass(frozen=True)
+class Routes:
+    champion: str | None
+    candidate: str | None
+    share: int
+    checked_at: float
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    role: str            # champion | candidate | pinned
+    model: Any           # the python model (LiquidEnsemble) or an MLflow pyfunc
+    train_lineage_id: str | None
+    device: str
+
+
+class ModelRouter:
+    """Routes requests to loaded model versions; thread-safe; one instance per app."""
+
+    def __init__(self, tracking_uri: str, database_url: str, device: str = "cpu",
+                 check_interval_s: float = 5.0, rollout_alias: str = "candidate", cache_size: int = 4,
+                 refresher: Refresher | None = None):
+        self.tracking_uri, self.database_url = tracking_uri, database_url
+        self.preferred_device, self.check_interval_s = device, check_interval_s
+        self.rollout_alias, self.cache_size = rollout_alias, cache_size
+        self.refresher = refresher or Refresher()
+        self._routes: dict[str, Routes] = {}
+        self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()        # route re-reads
+        self._load_lock = threading.Lock()   # model loads (one at a time; a load takes seconds)
+        self._device: str | None = None
+        self.loads = 0  # how many versions were loaded (tests watch reloads)
+
+    # ------------------------------------------------------------------ routing
+    def route(self, name: str, request_key: str) -> LoadedModel:
+        routes = self.routes(name)
+        if routes.champion is None:
+            raise model_missing(f"no version of {name!r} carries the alias 'champion'", model_name=name)
+        return self._get(name, *self._arm(routes, request_key))
+
+    def cached_route(self, name: str, request_key: str) -> LoadedModel | None:
+        """The routed model from memory only, or None ('take the slow path'). Routes older than
+        the check interval are re-read in the background (new versions loaded before they take
+        traffic) while this answers from the current ones."""
+        routes = self._routes.get(name)
+        if routes is None or routes.champion is None or self.check_interval_s <= 0:
+            return None
+        if time.monotonic() - routes.checked_at >= self.check_interval_s:
+            self.refresher.submit(("routes", name), self.refresh, name)
+        version, role = self._arm(routes, request_key)
+        loaded = self._models.get((name, version))
+        return None if loaded is None else self._as_role(loaded, role)
+
+    def refresh(self, name: str) -> Routes:
+        """Re-read the routes now; load the versions they name, then publish them."""
+        fresh = self._read_routes(name)
+        for version in (fresh.champion, fresh.candidate):
+            if version is not None:
+                try:
+                    self._get(name, version, "pinned")
+                except ApiError:  # published anyway: requests then answer model_artifact_missing
+                    pass
+        return self._publish(name, fresh)
+
+    def _publish(self, name: str, fresh: Routes) -> Routes:
+        with self._lock:
+            current = self._routes.get(name)
+            if current is None or (current.champion, current.candidate, current.share) != (
+                    fresh.champion, fresh.candidate, fresh.share):
+                log.info("routes of %s: champion=%s candidate=%s share=%s", name, fresh.champion,
+                         fresh.candidate, fresh.share)
+                self._evict(name, {fresh.champion, fresh.candidate})
+            self._routes[name] = fresh
+        return fresh
+
+    @staticmethod
+    def _arm(routes: Routes, request_key: str) -> tuple[str, str]:
+        if routes.candidate is not None and choose_candidate(request_key, routes.share):
+            return routes.candidate, "candidate"
+        return routes.champion, "champion"
+
+    def routes(self, name: str) -> Routes:
+        """The current routes, re-read first when older than the check interval."""
+        current = self._routes.get(name)
+        if current is not None and time.monotonic() - current.checked_at < self.check_interval_s:
+            return current
+        try:
+            fresh = self._read_routes(name)
+        except Exception as exc:  # registry or warehouse unreachable: no model can be named
+            log.exception("reading the routes of %s failed", name)
+            raise model_missing(f"cannot read the registry for {name!r}: {exc}", model_name=name) from exc
+        return self._publish(name, fresh)
+
+    def pinned(self, name: str, version_or_alias: str) -> LoadedModel:
+        """A named version (or alias), for explanations, backtests and replays."""
+        version = version_or_alias
+        if not version_or_alias.isdigit():
+            version = self._alias(name, version_or_alias)
+            if version is None:
+                raise model_missing(f"{name!r} has no alias {version_or_alias!r}", model_name=name)
+        return self._get(name, version, "pinned")
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        return {name: {"champion": r.champion, "candidate": r.candidate, "share": r.share,
+                       "loaded": [v for (n, v) in self._models if n == name]}
+                for name, r in self._routes.items()}
+
+    # ------------------------------------------------------------------ registry reads
+    def _client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _alias(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._client().get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def _read_routes(self, name: str) -> Routes:
+        champion = self._alias(name, "champion")
+        t = tables.model_registry
+        with get_engine(self.database_url).connect() as conn:
+            staged = conn.execute(select(t.c.version, t.c.rollout_stage).where(
+                t.c.model_name == name, t.c.rollout_stage.is_not(None), t.c.rollout_stage > 0)).all()
+        stages = {str(v): int(s) for v, s in staged if str(v) != champion}
+        candidate = self._alias(name, self.rollout_alias) if self.rollout_alias else None
+        if candidate == champion:
+            candidate = None
+        if candidate is None and stages:
+            candidate = max(stages, key=lambda v: (len(v), v))  # the newest staged version
+        share = stages.get(candidate, 0) if candidate is not None else 0
+        return Routes(champion, candidate if share > 0 else None, share, time.monotonic())
+
+    # ------------------------------------------------------------------ loading
+    def _get(self, name: str, version: str, role: str) -> LoadedModel:
+        key = (name, version)
+        loaded = self._models.get(key)
+        if loaded is None:
+            with self._load_lock:
+                loaded = self._models.get(key) or self._load(name, version)
+                self._models[key] = loaded
+                while len(self._models) > self.cache_size:
+                    self._models.popitem(last=False)
+        return self._as_role(loaded, role)
+
+    @staticmethod
+    def _as_role(loaded: LoadedModel, role: str) -> LoadedModel:
+        return loaded if loaded.role == role else dataclasses.replace(loaded, role=role)
+
+    def _evict(self, name: str, keep: set[str | None]) -> None:
+        for key in [k for k in self._models if k[0] == name and k[1] not in keep]:
+            self._models.pop(key, None)
+
+    def _load(self, name: str, version: str) -> LoadedModel:
+        try:
+            import mlflow
+
+            with _MLFLOW_LOCK:
+                mlflow.set_tracking_uri(self.tracking_uri)
+                mlflow.set_registry_uri(self.tracking_uri)
+                tags = self._client().get_model_version(name, version).tags
+                pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+            model = pyfunc.unwrap_python_model() if name == "omniwatch-liquid" else pyfunc
+            _check_features(model)
+            device = self._place(model)
+        except Exception as exc:  # any load failure is the same answer to a client: no artifact
+            log.exception("loading %s version %s failed", name, version)
+            raise model_missing(f"{name!r} version {version} could not be loaded: {exc}",
+                                model_name=name, model_version=version) from exc
+        self.loads += 1
+        # mlflow, torch and pandas leave millions of long-lived objects; without freezing them,
+        # every full garbage collection walks them all and stalls requests for 100+ ms.
+        gc.collect()
+        gc.freeze()
+        log.info("loaded %s version %s on %s", name, version, device)
+        return LoadedModel(name, version, "pinned", model, tags.get("train_lineage_id"), device)
+
+    def _place(self, model: Any) -> str:
+        """Move the sequence model to the serving device (cuda:0 when present, else CPU)."""
+        tsmixer = getattr(model, "tsmixer", None)
+        if tsmixer is None:
+            return "cpu"
+        import torch
+
+        from omniwatch.resources.compute import resolve_device
+
+        if self._device is None:
+            self._device, reason = resolve_device(self.preferred_device)
+            log.info("serving device: %s (%s)", self._device, reason)
+            if self._device == "cpu":
+                torch.set_num_threads(1)  # tiny batches: more threads only contend with the server
+        dev = torch.device(self._device)
+        tsmixer.device = dev
+        tsmixer.model = tsmixer.model.to(dev).eval()
+        tsmixer.norm = dataclasses.replace(tsmixer.norm, **{f.name: getattr(tsmixer.norm, f.name).to(dev)
+                                                            for f in dataclasses.fields(tsmixer.norm)})
+        return self._device
+
+
+def _check_features(model: Any) -> None:
+    """A model trained on another feature list than the snapshots carry cannot score them."""
+    meta = getattr(model, "meta", None)
+    if meta is None:
+        return
+    from omniwatch.features.liquid import FEATURES
+
+    if list(meta.get("features", FEATURES)) != list(FEATURES):
+        raise ValueError(f"trained on features {meta.get('features')}, the feature code now gives {list(FEATURES)}")

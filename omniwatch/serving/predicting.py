@@ -1,0 +1,246 @@
+"""Predictions: route to a model version, read a window, score it (cached), store the record.
+
+The hot path (newest snapshot of a target) costs two dictionary look-ups once warm: the route is
+cached by the model router, the window by the snapshot store, and the score by
+``(model, version, window key)``, since the same version on the same rows gives the same numbers.
+Every answer still gets its own ``prediction_id`` and stored row (queued, written in batches).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+
+from omniwatch.errors import ErrorCode
+from omniwatch.serving.errors import ApiError, ApiErrorCode, model_missing, not_found
+from omniwatch.serving.inference import explain_last, score_last, split_record
+from omniwatch.serving.model_router import LoadedModel, ModelRouter
+from omniwatch.serving.schemas import PredictionResponse, SkippedTarget, SnapshotRef
+from omniwatch.serving.snapshots import SnapshotStore, Window
+from omniwatch.serving.store import PredictionWriter, load_prediction
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.upsert import as_utc, upsert_rows
+
+LIQUID_MODEL = "omniwatch-liquid"
+VC_MODEL = "omniwatch-vc"
+log = logging.getLogger(__name__)
+# Prediction ids: a private generator seeded from the OS, not uuid4 (os.urandom costs ~20 us a
+# call here, on the hot path) and not the global ``random`` (any library may reseed that one).
+_ids = random.Random(os.urandom(32))
+_ids_pid = os.getpid()
+
+
+def new_id() -> str:
+    global _ids, _ids_pid
+    if os.getpid() != _ids_pid:  # a forked worker must not repeat its parent's sequence
+        _ids, _ids_pid = random.Random(os.urandom(32)), os.getpid()
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+
+
+class Predictor:
+    def __init__(self, router: ModelRouter, snapshots: SnapshotStore, writer: PredictionWriter,
+                 database_url: str, cache_size: int = 4096):
+        self.router, self.snapshots, self.writer = router, snapshots, writer
+        self.database_url, self.cache_size = database_url, cache_size
+        self._scores: dict[tuple, dict[str, float]] = {}
+        self._answers: dict[tuple, tuple[PredictionResponse, dict]] = {}  # answer and row, but the id
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ predict
+    def predict_liquid(self, target: str, as_of: datetime | None = None, features: dict | None = None,
+                       request_key: str | None = None) -> PredictionResponse:
+        return self.predict_liquid_window(target, as_of, features, request_key)[0]
+
+    def predict_liquid_window(self, target: str, as_of: datetime | None = None, features: dict | None = None,
+                              request_key: str | None = None) -> tuple[PredictionResponse, Window]:
+        """The prediction and the window it read (decisions also need the window's features)."""
+        if as_of is None and features is None:
+            cached = self.cached_liquid(target, request_key, wait=True)
+            if cached is not None:
+                return cached
+        loaded = self.router.route(LIQUID_MODEL, request_key or f"liquid:{target}")
+        lookback = int(loaded.model.meta["lookback"])
+        if features is not None:
+            window = self.snapshots.window("liquid", target, as_of, lookback, request_features=features)
+        elif as_of is not None:
+            window = self.snapshots.window("liquid", target, as_of, lookback)
+        else:
+            window = self.snapshots.latest("liquid", target, lookback)
+        record = self._score(loaded, window)
+        preds, comps = split_record(record)
+        return self._answer(loaded, window, record, preds, comps, request_key, True), window
+
+    def predict_many(self, targets: list[str], request_key: str | None = None
+                     ) -> tuple[dict[str, tuple[PredictionResponse, Window]], list[SkippedTarget]]:
+        """Each target from its newest snapshot; targets without one are skipped (and named), a
+        missing model fails the whole request, and so does no target at all."""
+        done, skipped = {}, []
+        for target in dict.fromkeys(targets):
+            try:
+                done[target] = self.predict_liquid_window(target, request_key=request_key)
+            except ApiError as exc:
+                if exc.code != ErrorCode.INSUFFICIENT_FEATURES:
+                    raise
+                skipped.append(SkippedTarget(target=target, code=exc.code, detail=exc.detail))
+        if not done:
+            raise ApiError(422, ErrorCode.INSUFFICIENT_FEATURES, "no target has a feature snapshot",
+                           {"targets": [s.target for s in skipped]})
+        return done, skipped
+
+    def peek_liquid(self, target: str, request_key: str | None = None) -> tuple[LoadedModel, Window, dict] | None:
+        """Model, window and score of the newest-snapshot prediction if every cache is fresh;
+        None otherwise. No I/O, no model work, no side effect."""
+        loaded = self.router.cached_route(LIQUID_MODEL, request_key or f"liquid:{target}")
+        if loaded is None or self.writer.saturated:
+            return None
+        window = self.snapshots.cached_latest("liquid", target, int(loaded.model.meta["lookback"]), self._prescore)
+        record = None if window is None else self._scores.get((loaded.name, loaded.version, window.key))
+        return None if record is None else (loaded, window, record)
+
+    def _prescore(self, window: Window) -> None:
+        """Score a new window with every routed version before it replaces the cached one, so
+        the first requests after a new snapshot hit the cache too (runs in the refresher)."""
+        routes = self.router.routes(LIQUID_MODEL)
+        for version in (routes.champion, routes.candidate):
+            if version is not None:
+                self._score(self.router.pinned(LIQUID_MODEL, version), window)
+
+    def cached_liquid(self, target: str, request_key: str | None = None,
+                      wait: bool = False) -> tuple[PredictionResponse, Window] | None:
+        """:meth:`peek_liquid`, answered and stored; None means 'take the slow path'. ``wait``:
+        a thread-pool caller may block while the writer's queue is full, the event loop may not."""
+        hit = self.peek_liquid(target, request_key)
+        if hit is None:
+            return None
+        loaded, window, record = hit
+        preds, comps = split_record(record)
+        return self._answer(loaded, window, record, preds, comps, request_key, wait), window
+
+    def predict_vc(self, entity_id: str, as_of: datetime | None = None, features: dict | None = None,
+                   request_key: str | None = None) -> PredictionResponse:
+        loaded = self.router.route(VC_MODEL, request_key or f"vc:{entity_id}")
+        if features is not None:
+            window = self.snapshots.window("vc", entity_id, as_of or datetime.now().astimezone(), 1,
+                                           request_features=features)
+        elif as_of is not None:
+            window = self.snapshots.window("vc", entity_id, as_of, 1)
+        else:
+            window = self.snapshots.latest("vc", entity_id, 1)
+        try:
+            out = loaded.model.predict(window.frame.drop(columns=["symbol", "as_of_ts"]))
+        except Exception as exc:  # whatever the model refuses, the artifact cannot serve this input
+            log.exception("%s version %s failed on %s", loaded.name, loaded.version, entity_id)
+            raise model_missing(f"{loaded.name} version {loaded.version} cannot score {entity_id}: {exc}",
+                                model_name=loaded.name, model_version=loaded.version) from exc
+        record = {str(k): float(v) for k, v in out.iloc[-1].items() if isinstance(v, int | float)}
+        return self._answer(loaded, window, record, record, {}, request_key, True)
+
+    def _score(self, loaded: LoadedModel, window: Window) -> dict[str, float]:
+        key = (loaded.name, loaded.version, window.key) if window.request_features is None else None
+        if key is not None and key in self._scores:
+            return self._scores[key]
+        try:
+            record = score_last(loaded.model, window.frame)
+        except Exception as exc:  # the artifact cannot read these rows (channels, shapes, device)
+            log.exception("%s version %s failed on %s", loaded.name, loaded.version, window.target)
+            raise model_missing(f"{loaded.name} version {loaded.version} cannot score {window.target}: {exc}",
+                                model_name=loaded.name, model_version=loaded.version) from exc
+        if key is not None:
+            with self._lock:
+                if len(self._scores) >= self.cache_size:
+                    self._scores.clear()
+                self._scores[key] = record
+        return record
+
+    def _answer(self, loaded: LoadedModel, window: Window, record: dict, preds: dict, comps: dict,
+                request_key: str | None, wait: bool) -> PredictionResponse:
+        """A new prediction id on the (cached) answer and stored row of this model and window."""
+        key = (loaded.name, loaded.version, loaded.role, window.key) if window.request_features is None else None
+        templates = self._answers.get(key) if key is not None else None
+        if templates is None:
+            templates = self._templates(loaded, window, record, preds, comps)
+            if key is not None:
+                with self._lock:
+                    if len(self._answers) >= self.cache_size:
+                        self._answers.clear()
+                    self._answers[key] = templates
+        response, row = templates
+        prediction_id = new_id()
+        self.writer.submit("predictions_v2", [dict(row, prediction_id=prediction_id, request_key=request_key)],
+                           wait=wait)
+        return response.model_copy(update={"prediction_id": prediction_id})
+
+    @staticmethod
+    def _templates(loaded: LoadedModel, window: Window, record: dict, preds: dict,
+                   comps: dict) -> tuple[PredictionResponse, dict]:
+        stored = dict(record, history_rows=len(window.frame))
+        if window.request_features is not None:
+            stored["request_features"] = window.request_features
+        snap = window.snapshot
+        row = {"track": window.track, "target": window.target, "model_name": loaded.name,
+               "model_version": loaded.version, "as_of_ts": window.as_of_ts,
+               "snapshot_id": snap["snapshot_id"] if snap else None, "train_lineage_id": loaded.train_lineage_id,
+               "infer_lineage_id": window.infer_lineage_id, "horizon_predictions": json.dumps(stored)}
+        response = PredictionResponse(
+            prediction_id="", track=window.track, target=window.target, model_name=loaded.name,
+            model_version=loaded.version, model_role=loaded.role, train_lineage_id=loaded.train_lineage_id,
+            infer_lineage_id=window.infer_lineage_id, input_source="request" if snap is None else "snapshot",
+            snapshot=SnapshotRef(**snap) if snap else None, history_rows=len(window.frame),
+            as_of_ts=window.as_of_ts, predictions=preds, components=comps)
+        return response, row
+
+    # ------------------------------------------------------------------ explain
+    def stored(self, prediction_id: str) -> dict:
+        self.writer.flush()  # a prediction answered a moment ago may still be queued
+        row = load_prediction(self.database_url, prediction_id)
+        if row is None:
+            raise not_found("prediction", prediction_id)
+        return row
+
+    def explain(self, prediction_id: str) -> dict[str, Any]:
+        row = self.stored(prediction_id)
+        if row["track"] != "liquid":
+            raise ApiError(404, ApiErrorCode.NOT_FOUND, f"prediction {prediction_id!r} is not a liquid prediction: "
+                                             "explanations exist for the liquid ensemble only")
+        loaded = self.router.pinned(row["model_name"], row["model_version"])
+        window = stored_window(self.snapshots, row, int(loaded.model.meta["lookback"]))
+        if window.frame.empty:
+            raise ApiError(422, ErrorCode.INSUFFICIENT_FEATURES, "the prediction's snapshots are gone")
+        horizons = explain_last(loaded.model, window.frame)
+        rows = [{"prediction_id": prediction_id, "method": f"{part}:{h}", "feature": feature, "contribution": value}
+                for h, exp in horizons.items() for part in ("lightgbm", "tsmixer")
+                for feature, value in {**exp[part]["contributions"], "__bias__": exp[part]["bias"]}.items()]
+        t = tables.prediction_explanations
+        with get_engine(self.database_url).begin() as conn:
+            conn.execute(delete(t).where(t.c.prediction_id == prediction_id))
+            upsert_rows(conn, t, rows, ["prediction_id", "method", "feature"])
+        return {"prediction_id": prediction_id, "target": row["target"], "model_name": row["model_name"],
+                "model_version": row["model_version"], "as_of_ts": as_utc(row["as_of_ts"]), "horizons": horizons}
+
+
+def stored_window(snapshots: SnapshotStore, row: dict, lookback: int) -> Window:
+    """The rows a stored prediction read, rebuilt from its snapshot (or its request features)."""
+    record = row["horizon_predictions"]
+    as_of = as_utc(row["as_of_ts"])
+    if row["snapshot_id"] is None:
+        return snapshots.window(row["track"], row["target"], as_of, lookback,
+                                request_features=record.get("request_features") or {})
+    return snapshots.window(row["track"], row["target"], as_of, lookback, last_id=int(row["snapshot_id"]))
+
+
+def window_vol(window: Window) -> float | None:
+    """The predicted row's hourly volatility (168 h, else 24 h), for annualising."""
+    last = window.frame.iloc[-1]
+    for name in ("vol_168h", "vol_24h"):
+        if name in last and last[name] == last[name]:  # NaN != NaN
+            return float(last[name])
+    return None

@@ -1,0 +1,48 @@
+"""Signals from predictions: thresholds from the settings, stored in signal_candidates."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Security
+from starlette.concurrency import run_in_threadpool
+
+from omniwatch.serving.auth import require_api_key
+from omniwatch.serving.decisions import decide_signal
+from omniwatch.serving.deps import Services, get_services
+from omniwatch.serving.routers import errors
+from omniwatch.serving.schemas import HORIZONS, SignalsRequest, SignalsResponse
+
+router = APIRouter(tags=["signals"])
+SIGNAL_NAMESPACE = uuid.UUID("5b0c4f8e-6d0a-4d55-9d43-2f1f3c0a9e11")
+
+
+@router.post("/signals/generate", response_model=SignalsResponse, responses=errors(401, 422, 503),
+             dependencies=[Security(require_api_key)])
+async def generate(body: SignalsRequest, services: Services = Depends(get_services)) -> SignalsResponse:
+    """Predict each target, turn each horizon's forecast into a direction when it clears that
+    horizon's threshold (OMNIWATCH_SIGNAL_THRESHOLD_BPS_*), and store the candidates (one per
+    strategy, target, horizon and hour: a repeat updates it)."""
+    targets = body.targets or list(services.settings.liquid_symbols)
+    if all(services.predictor.peek_liquid(t, body.request_key) for t in targets):
+        return _generate(services, body, targets, False)  # every prediction is cached: stay on the loop
+    return await run_in_threadpool(_generate, services, body, targets, True)
+
+
+def _generate(services: Services, body: SignalsRequest, targets: list[str], wait: bool) -> SignalsResponse:
+    strategy = body.strategy_id or services.serving.signal_strategy_id
+    thresholds = services.serving.thresholds_bps()
+    done, skipped = services.predictor.predict_many(targets, body.request_key)
+    signals, rows = [], []
+    for target, (pred, _) in done.items():
+        for h in body.horizons or HORIZONS:
+            d = decide_signal(pred.predictions[h], thresholds[h])
+            sid = str(uuid.uuid5(SIGNAL_NAMESPACE, f"{strategy}|{target}|{h}|{pred.as_of_ts.isoformat()}"))
+            status = "candidate" if d.direction else "flat"
+            rows.append({"signal_id": sid, "prediction_id": pred.prediction_id, "track": "liquid", "target": target,
+                         "strategy_id": strategy, "horizon": h, "direction": d.direction, "strength": d.strength,
+                         "threshold": d.threshold_bps, "as_of_ts": pred.as_of_ts, "status": status})
+            signals.append({**rows[-1], "threshold_bps": d.threshold_bps, "prediction_bps": pred.predictions[h],
+                            "model_version": pred.model_version})
+    services.writer.submit("signal_candidates", rows, wait=wait)
+    return SignalsResponse(strategy_id=strategy, model_name="omniwatch-liquid", signals=signals, skipped=skipped)

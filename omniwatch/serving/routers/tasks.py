@@ -1,0 +1,45 @@
+"""Asynchronous backtests and PnL attributions: accepted with 202, polled by id."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Security
+
+from omniwatch.serving.auth import require_api_key
+from omniwatch.serving.deps import Services, get_services
+from omniwatch.serving.errors import not_found
+from omniwatch.serving.routers import errors
+from omniwatch.serving.schemas_ops import BacktestRequest, TaskStatus
+
+router = APIRouter(tags=["tasks"])
+TaskId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="task_id (a UUID)")]
+
+
+def _status(task) -> TaskStatus:
+    return TaskStatus.model_validate(asdict(task))
+
+
+@router.post("/tasks/backtest", response_model=TaskStatus, status_code=202, responses=errors(401, 422),
+             dependencies=[Security(require_api_key)])
+def backtest(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
+    """Queue a backtest (a Dagster run when an instance is configured, else the local worker);
+    its task id is also its backtest run id."""
+    return _status(services.tasks.submit("backtest", body.model_dump(mode="json")))
+
+
+@router.post("/tasks/pnl-attribution", response_model=TaskStatus, status_code=202, responses=errors(401, 422),
+             dependencies=[Security(require_api_key)])
+def pnl_attribution(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
+    """Queue a PnL attribution of the same replay: by target, side and month, summing to the total."""
+    return _status(services.tasks.submit("pnl_attribution", body.model_dump(mode="json")))
+
+
+@router.get("/tasks/{task_id}", response_model=TaskStatus, responses=errors(401, 404))
+def status(task_id: TaskId, services: Services = Depends(get_services)) -> TaskStatus:
+    """Status, and the result or the typed error once finished."""
+    task = services.tasks.get(task_id)
+    if task is None:
+        raise not_found("task", task_id)
+    return _status(task)

@@ -1,0 +1,58 @@
+"""API-specific knobs, read from the environment beside :class:`omniwatch.settings.Settings`.
+
+The shared settings (warehouse URL, MLflow URI, serving device, symbols) stay in
+``omniwatch.settings``; only what the HTTP service alone decides lives here: port, keys, who may
+read, the signal thresholds, the risk limits and the cache intervals of the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNIWATCH_", extra="ignore")
+
+    api_host: str = Field(default="127.0.0.1", description="Address `make serve` binds.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the REST API.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Comma-separated keys accepted in X-API-Key (mutations).")
+    api_open_reads: bool = Field(default=True, description="Read endpoints need no key when true.")
+
+    # Hot-path caches: how stale a route or a 'latest snapshot' may be before it is re-checked.
+    alias_check_interval_s: float = Field(default=5.0, ge=0, description="Alias -> version re-check.")
+    snapshot_check_interval_s: float = Field(default=1.0, ge=0, description="Newest-snapshot re-check.")
+    prediction_flush_interval_s: float = Field(default=0.05, ge=0, description="Prediction batch write.")
+    rollout_alias: str = Field(default="candidate", description="Optional alias naming the rollout version.")
+
+    # Signals: |prediction| must exceed the threshold (bps) of its horizon to give a direction.
+    signal_threshold_bps_1h: float = Field(default=10.0, ge=0)
+    signal_threshold_bps_4h: float = Field(default=20.0, ge=0)
+    signal_threshold_bps_24h: float = Field(default=50.0, ge=0)
+    signal_strategy_id: str = Field(default="liquid_v2", description="Default strategy of signals.")
+
+    # Risk limits of the rebalance (weights are fractions of capital; vol is annualised).
+    target_annual_vol: float = Field(default=0.40, gt=0)
+    max_weight_per_asset: float = Field(default=0.50, gt=0)
+    max_gross_leverage: float = Field(default=1.0, gt=0)
+    max_net_exposure: float = Field(default=1.0, gt=0)
+    min_trade_weight: float = Field(default=0.01, ge=0)
+
+    # Asynchronous tasks: "local" worker thread, or a Dagster run; "auto" = Dagster when
+    # DAGSTER_HOME names an instance.
+    task_executor: Literal["auto", "local", "dagster"] = "auto"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    def thresholds_bps(self) -> dict[str, float]:
+        return {"1h": self.signal_threshold_bps_1h, "4h": self.signal_threshold_bps_4h,
+                "24h": self.signal_threshold_bps_24h}

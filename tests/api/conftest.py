@@ -1,0 +1,129 @@
+"""API fixtures: one real warehouse + MLflow registry with a tiny trained model per session
+(SQLite), the same rows copied into a PostgreSQL database, and clients over either."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from conftest import _admin, pg_url_for  # the root conftest: the local PostgreSQL
+from graph.helpers import make_settings, run_job, run_training
+from omniwatch.serving.app import create_app
+from omniwatch.serving.settings import ServingSettings
+from omniwatch.settings import Settings
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.migrate import upgrade
+from omniwatch.warehouse.upsert import upsert_rows
+
+START, END = "2024-05-01", "2024-08-31"
+KEY = "test-key-1"
+AUTH = {"X-API-Key": KEY}
+# What the API needs from the warehouse, in foreign-key order.
+COPIED = ("feature_lineage", "feature_snapshots", "market_bars", "data_quality_audit", "model_registry",
+          "model_promotions")
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> Path:
+    """Four months of the sample through liquid_data_job, then one tiny training run: warehouse,
+    MLflow store and artifacts under one home, with omniwatch-liquid v1 as champion."""
+    settings = make_settings(tmp_path_factory.mktemp("api"))
+    assert run_job(settings, "liquid_data_job", START, END).success
+    result = run_training(settings)
+    assert result.success, [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return settings.home
+
+
+def serving(**overrides) -> ServingSettings:
+    """Test knobs: no cache intervals (each request re-checks), one key, thresholds low enough
+    that the tiny model's forecasts produce signals."""
+    values = dict(api_keys=[KEY], alias_check_interval_s=0, snapshot_check_interval_s=0,
+                  prediction_flush_interval_s=0.01, signal_threshold_bps_1h=0.01, signal_threshold_bps_4h=0.01,
+                  signal_threshold_bps_24h=0.01, task_executor="local")
+    return ServingSettings(**{**values, **overrides})
+
+
+def client_for(settings: Settings, **overrides) -> TestClient:
+    return TestClient(create_app(settings, serving(**overrides)), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL warehouse with the trained home's rows (session-long, dropped at the end)."""
+    name = f"omniwatch_api_{uuid.uuid4().hex[:10]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def copy_warehouse(source_url: str, target_url: str) -> None:
+    upgrade(target_url)
+    with get_engine(source_url).connect() as src, get_engine(target_url).begin() as dst:
+        for name in COPIED:
+            table = tables.metadata.tables[name]
+            rows = [dict(r) for r in src.execute(select(table)).mappings()]
+            pk = [c.name for c in table.primary_key.columns]
+            upsert_rows(dst, table, rows, pk)
+        for name in COPIED:  # explicit ids were inserted: move each sequence past them
+            table = tables.metadata.tables[name]
+            if "id" in table.c and table.c.id.autoincrement is True:
+                dst.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                                    f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)")
+
+
+@pytest.fixture(scope="session")
+def pg_home(trained_home, pg_database, tmp_path_factory) -> Settings:
+    settings = Settings(home=trained_home, database_url=pg_url_for(pg_database))
+    copy_warehouse(Settings(home=trained_home).warehouse_url, settings.warehouse_url)
+    return settings
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, trained_home) -> Settings:
+    """The shared trained warehouse on each backend (tests must not move aliases here)."""
+    if request.param == "sqlite":
+        return Settings(home=trained_home)
+    return request.getfixturevalue("pg_home")
+
+
+@pytest.fixture(scope="session")
+def client(backend) -> Iterator[TestClient]:
+    """One app per backend for the read-mostly tests (the model loads once per backend)."""
+    with client_for(backend) as c:
+        yield c
+
+
+@pytest.fixture
+def own_home(trained_home, tmp_path) -> Settings:
+    """A private copy of the trained home, for tests that move aliases or change the registry.
+    (MLflow artifact URIs stay absolute, so the copy reads the shared artifacts.)"""
+    for name in ("warehouse.db", "mlflow.db"):
+        get_engine(f"sqlite:///{trained_home / name}").dispose()
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home, ignore=shutil.ignore_patterns("dagster", "checkpoints"))
+    return Settings(home=home)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def own_warehouse(request, own_home) -> Settings:
+    """``own_home`` with its warehouse on each backend (the registry stays the home's SQLite)."""
+    if request.param == "sqlite":
+        return own_home
+    url = pg_url_for(request.getfixturevalue("make_pg_database")())
+    copy_warehouse(own_home.warehouse_url, url)
+    return Settings(home=own_home.home, database_url=url)
+
+
+def flush(c: TestClient) -> None:
+    assert c.app.state.services.writer.flush()

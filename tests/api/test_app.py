@@ -1,0 +1,61 @@
+"""The app factory: no model library at start-up, every route modelled in OpenAPI, health."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import client_for, flush
+
+HEAVY = ("torch", "lightgbm", "mlflow", "sklearn", "great_expectations", "dagster")
+
+
+def test_start_up_imports_no_model_library(tmp_path):
+    code = f"""
+import os, sys
+from pathlib import Path
+os.environ["DAGSTER_HOME"] = {str(tmp_path)!r}  # the Dagster task executor: dagster loads with a task
+from omniwatch.settings import Settings
+from omniwatch.serving.app import create_app
+from fastapi.testclient import TestClient
+app = create_app(Settings(home=Path({str(tmp_path)!r})))
+TestClient(app).get("/openapi.json")
+print("LOADED", [m for m in {HEAVY!r} if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LOADED []" in out.stdout
+
+
+def test_openapi_models_every_body_and_answer(trained_home, tmp_path):
+    from omniwatch.settings import Settings
+
+    with client_for(Settings(home=trained_home)) as c:
+        assert c.get("/docs").status_code == 200
+        spec = c.get("/openapi.json").json()
+    ops = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
+    v2 = [o for o in ops if o[0].startswith("/api/v2/")]
+    assert len(v2) == 19
+    for path, method, op in v2:
+        ok = next(code for code in op["responses"] if code.startswith("2"))
+        assert "$ref" in json.dumps(op["responses"][ok]["content"]["application/json"]["schema"]), (path, method)
+        if method == "post":
+            assert "$ref" in json.dumps(op["requestBody"]), (path, method)
+        for code in ("422", "503", "404", "401"):
+            if code in op["responses"]:
+                assert op["responses"][code]["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorResponse"}, (path, method, code)
+    secured = {p for p, m, o in v2 if o.get("security")}
+    assert secured == {"/api/v2/signals/generate", "/api/v2/backtest/run", "/api/v2/tasks/backtest",
+                       "/api/v2/tasks/pnl-attribution", "/api/v2/ingest/events"}
+    assert all(o.get("deprecated") for p, m, o in ops if not p.startswith("/api/v2"))
+
+
+def test_health_shows_the_routed_models(client):
+    client.post("/api/v2/predict/liquid", json={"target": "BTC"})
+    flush(client)
+    h = client.get("/api/v2/health").json()
+    assert h["rows_written"]["predictions_v2"] >= 1 and h["rows_pending"] == 0
+    assert h["status"] == "ok" and h["models"]["omniwatch-liquid"]["champion"] == "1"
+    assert "1" in h["models"]["omniwatch-liquid"]["loaded"] and h["write_failures"] == 0

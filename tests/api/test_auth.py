@@ -1,0 +1,57 @@
+"""API keys: mutations always need one (constant-time comparison); reads only when closed."""
+
+from __future__ import annotations
+
+from omniwatch.serving.auth import key_matches
+from omniwatch.settings import Settings
+
+from .conftest import AUTH, KEY, client_for
+
+P = "/api/v2"
+MUTATIONS = [("/signals/generate", {}), ("/ingest/events", {"events": []}),
+             ("/backtest/run", {"start": "2024-08-01T00:00:00Z", "end": "2024-08-02T00:00:00Z"}),
+             ("/tasks/backtest", {"start": "2024-08-01T00:00:00Z", "end": "2024-08-02T00:00:00Z"}),
+             ("/tasks/pnl-attribution", {"start": "2024-08-01T00:00:00Z", "end": "2024-08-02T00:00:00Z"})]
+
+
+def test_key_matching_checks_every_key():
+    assert key_matches("b", ["a", "b"]) and not key_matches("c", ["a", "b"]) and not key_matches("a", [])
+
+
+def test_mutations_need_a_valid_key(client):
+    for path, body in MUTATIONS:
+        for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": KEY + "x"}):
+            r = client.post(P + path, json=body, headers=headers)
+            assert r.status_code == 401, (path, headers)
+            assert r.json()["code"] == "unauthorized" and r.headers["WWW-Authenticate"] == "ApiKey"
+    assert client.post(f"{P}/signals/generate", json={"horizons": ["1h"]}, headers=AUTH).status_code == 200
+
+
+def test_reads_are_open_by_default(client):
+    assert client.get(f"{P}/data-quality/stats").status_code == 200
+    assert client.post(f"{P}/predict/liquid", json={"target": "BTC"}).status_code == 200
+
+
+def test_closed_reads_need_a_key_too(trained_home):
+    with client_for(Settings(home=trained_home), api_open_reads=False) as c:
+        assert c.get(f"{P}/data-quality/stats").status_code == 401
+        assert c.post(f"{P}/predict/liquid", json={"target": "BTC"}).status_code == 401
+        assert c.get(f"{P}/data-quality/stats", headers=AUTH).status_code == 200
+        assert c.get(f"{P}/health").status_code == 200  # liveness stays open
+
+
+def test_with_no_key_configured_every_mutation_is_refused(trained_home):
+    with client_for(Settings(home=trained_home), api_keys=[]) as c:
+        r = c.post(f"{P}/signals/generate", json={}, headers=AUTH)
+    assert r.status_code == 401 and "no API key is configured" in r.json()["detail"]
+
+
+def test_keys_come_from_the_environment(monkeypatch):
+    from omniwatch.serving.settings import ServingSettings
+
+    monkeypatch.setenv("OMNIWATCH_API_KEYS", " k1, k2 ,")
+    monkeypatch.setenv("OMNIWATCH_API_OPEN_READS", "false")
+    monkeypatch.setenv("OMNIWATCH_API_PORT", "8123")
+    s = ServingSettings()
+    assert [k.get_secret_value() for k in s.api_keys] == ["k1", "k2"]
+    assert not s.api_open_reads and s.api_port == 8123 and "k1" not in repr(s)

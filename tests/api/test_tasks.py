@@ -1,0 +1,74 @@
+"""Asynchronous tasks: the local worker thread and the Dagster executor."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+from .conftest import AUTH, client_for
+
+P = "/api/v2"
+WINDOW = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-14T00:00:00Z", "band_bps": 0.5}
+
+
+def _finish(c, task_id: str) -> dict:
+    c.app.state.services.tasks.wait(task_id)
+    r = c.get(f"{P}/tasks/{task_id}")
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_a_backtest_task_runs_in_the_background_and_is_also_a_backtest_run(client):
+    r = client.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH)
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "succeeded")
+    assert r.json()["executor"] == "local"
+    task = _finish(client, r.json()["task_id"])
+    assert task["status"] == "succeeded" and task["error"] is None
+    assert task["result"]["run_id"] == task["task_id"] and task["result"]["status"] == "succeeded"
+    stored = client.get(f"{P}/backtest/{task['task_id']}").json()
+    assert stored["cost_breakdown"] == task["result"]["cost_breakdown"]
+
+
+def test_pnl_attribution_splits_sum_to_the_total(client):
+    r = client.post(f"{P}/tasks/pnl-attribution", json=WINDOW, headers=AUTH)
+    task = _finish(client, r.json()["task_id"])
+    assert task["status"] == "succeeded", task
+    result = task["result"]
+    total = result["total"]
+    assert total["net"] == pytest.approx(total["gross"] - total["fees"] - total["slippage"] - total["funding"])
+    for split in ("by_target", "by_side", "by_month"):
+        for part in ("gross", "fees", "net"):
+            assert sum(p[part] for p in result[split].values()) == pytest.approx(total[part], abs=1e-12), split
+    assert set(result["by_target"]) == {"BTC", "ETH", "SOL"} and set(result["by_month"]) == {"2024-08"}
+    # Same replay, same band: the pooled net of a backtest.
+    bt = client.post(f"{P}/backtest/run", json=WINDOW, headers=AUTH).json()
+    assert bt["cost_breakdown"]["net"] == pytest.approx(total["net"], abs=1e-12)
+
+
+def test_a_failing_task_keeps_its_error_code_and_unknown_tasks_are_404(client):
+    r = client.post(f"{P}/tasks/backtest", json={"start": "2023-01-01T00:00:00Z", "end": "2023-01-02T00:00:00Z"},
+                    headers=AUTH)
+    task = _finish(client, r.json()["task_id"])
+    assert task["status"] == "failed" and task["error"]["code"] == "insufficient_features"
+    assert client.get(f"{P}/tasks/00000000-0000-4000-8000-000000000000").status_code == 404
+    assert client.post(f"{P}/tasks/backtest", json=WINDOW).status_code == 401
+
+
+def test_with_a_dagster_instance_each_task_is_a_dagster_run(own_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    with client_for(own_home, task_executor="auto") as c:
+        r = c.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH)
+        assert r.json()["executor"] == "dagster"
+        task = _finish(c, r.json()["task_id"])
+        failed = _finish(c, c.post(f"{P}/tasks/pnl-attribution", headers=AUTH,
+                                   json={"start": "2023-01-01T00:00:00Z", "end": "2023-01-02T00:00:00Z"}
+                                   ).json()["task_id"])
+    assert task["status"] == "succeeded", task
+    assert task["result"]["status"] == "succeeded" and task["dagster_run_id"]
+    instance = DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+    run = instance.get_run_by_id(task["dagster_run_id"])
+    assert run.job_name == "serving_task_job" and run.status == DagsterRunStatus.SUCCESS
+    assert run.tags["omniwatch/task_id"] == task["task_id"]
+    assert failed["status"] == "failed" and failed["error"]["code"] == "insufficient_features"
+    assert instance.get_run_by_id(failed["dagster_run_id"] or "").status == DagsterRunStatus.FAILURE
