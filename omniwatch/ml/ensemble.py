@@ -20,6 +20,7 @@ from omniwatch.ml.dataset import add_masks, make_windows
 from omniwatch.ml.protocol import PRED_COLUMNS
 
 ARTIFACTS = ("lightgbm", "tsmixer", "ensemble")
+CHUNK = 2048  # windows scored at once: bounds the (n, lookback, channels) array
 
 
 def save_components(folder: Path, lgbm, tsmixer, weights: dict[str, float], meta: dict) -> dict[str, str]:
@@ -49,22 +50,27 @@ class LiquidEnsemble(mlflow.pyfunc.PythonModel):
         return self.score(model_input)
 
     def score(self, frame: pd.DataFrame) -> pd.DataFrame:
-        frame = add_masks(frame.assign(as_of_ts=pd.to_datetime(frame["as_of_ts"], utc=True))
-                          .sort_values(["as_of_ts", "symbol"]).reset_index(drop=True))
-        lg = self.lgbm.predict(frame).to_numpy(dtype=float)
-        ts = self.tsmixer.predict(make_windows(frame, self.meta["lookback"]).X).astype(float)
-        out = frame[["symbol", "as_of_ts"]].copy()
-        for i, p in enumerate(PRED_COLUMNS):
-            w = self.meta["weights_lightgbm"][p]
-            out[p] = w * lg[:, i] + (1 - w) * ts[:, i]
-            out[f"lightgbm_{p}"] = lg[:, i]
-            out[f"tsmixer_{p}"] = ts[:, i]
-        return out
+        frame = frame.assign(as_of_ts=pd.to_datetime(frame["as_of_ts"], utc=True))
+        frame = frame.sort_values(["as_of_ts", "symbol"]).reset_index(drop=True)
+        scored = score_positions(self, frame, np.arange(len(frame)))
+        return pd.concat([frame[["symbol", "as_of_ts"]], scored.reset_index(drop=True)], axis=1)
 
 
-def component_predictions(lgbm, tsmixer, weights: dict[str, float], frame: pd.DataFrame, lookback: int) -> np.ndarray:
-    """The ensemble forecast without going through MLflow (same arithmetic as ``score``)."""
-    model = LiquidEnsemble()
-    model.lgbm, model.tsmixer = lgbm, tsmixer
-    model.meta = {"weights_lightgbm": weights, "lookback": lookback}
-    return model.score(frame)[list(PRED_COLUMNS)].to_numpy()
+def score_positions(model: LiquidEnsemble, frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """Ensemble and component forecasts (bps) of ``frame``'s rows at ``positions`` (each scored
+    with its symbol's lookback taken from ``frame``); index = positions. The one place where the
+    weights combine the two models: the pyfunc and the serving API both call it."""
+    frame = add_masks(frame)
+    positions = np.asarray(positions, dtype=int)
+    lg = model.lgbm.predict(frame.iloc[positions]).to_numpy(dtype=float)
+    lookback = model.meta["lookback"]
+    ts = np.concatenate([model.tsmixer.predict(make_windows(frame, lookback, positions[i:i + CHUNK]).X)
+                         for i in range(0, len(positions), CHUNK)] or [np.zeros((0, len(PRED_COLUMNS)))])
+    ts = ts.astype(float)
+    out = pd.DataFrame(index=positions)
+    for i, p in enumerate(PRED_COLUMNS):
+        w = model.meta["weights_lightgbm"][p]
+        out[p] = w * lg[:, i] + (1 - w) * ts[:, i]
+        out[f"lightgbm_{p}"] = lg[:, i]
+        out[f"tsmixer_{p}"] = ts[:, i]
+    return out

@@ -18,27 +18,13 @@ from omniwatch.features.liquid import FEATURES
 
 PRED_COLUMNS = ("pred_1h", "pred_4h", "pred_24h")
 HORIZON_OF = {"pred_1h": "1h", "pred_4h": "4h", "pred_24h": "24h"}
-CHUNK = 2048  # windows scored at once: bounds the (n, lookback, channels) array
 
 
 def score_positions(model: Any, frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    """Ensemble and component forecasts (bps) of ``frame``'s rows at ``positions``; columns as
-    ``LiquidEnsemble.score`` (pred_*, lightgbm_pred_*, tsmixer_pred_*), index = positions."""
-    from omniwatch.ml.dataset import add_masks, make_windows
+    """``omniwatch.ml.ensemble.score_positions`` (imported late: it loads mlflow's pyfunc module)."""
+    from omniwatch.ml.ensemble import score_positions as ensemble_score_positions
 
-    frame = add_masks(frame)
-    positions = np.asarray(positions, dtype=int)
-    lg = model.lgbm.predict(frame.iloc[positions]).to_numpy(dtype=float)
-    lookback = model.meta["lookback"]
-    ts = np.concatenate([model.tsmixer.predict(make_windows(frame, lookback, positions[i:i + CHUNK]).X)
-                         for i in range(0, len(positions), CHUNK)] or [np.zeros((0, 3))]).astype(float)
-    out = pd.DataFrame(index=positions)
-    for i, p in enumerate(PRED_COLUMNS):
-        w = model.meta["weights_lightgbm"][p]
-        out[p] = w * lg[:, i] + (1 - w) * ts[:, i]
-        out[f"lightgbm_{p}"] = lg[:, i]
-        out[f"tsmixer_{p}"] = ts[:, i]
-    return out
+    return ensemble_score_positions(model, frame, positions)
 
 
 def score_last(model: Any, frame: pd.DataFrame) -> dict[str, float]:
