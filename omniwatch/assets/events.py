@@ -10,7 +10,8 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from omniwatch import frames
-from omniwatch.checks import check_specs_for, run_checks, to_asset_check_result
+from omniwatch.assets.ingest import checked_write, partition_window
+from omniwatch.checks import check_specs_for
 from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.event_sources import FilingsResource, NewsResource
 from omniwatch.resources.market_sources import SourceBatch
@@ -19,32 +20,12 @@ from omniwatch.resources.warehouse import WarehouseResource
 ARCHIVE_START = pd.Timestamp("2001-01-01", tz="UTC")  # EDGAR's electronic filings start in the 1990s
 
 
-def _window(context: AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
-    w = context.partition_time_window
-    return pd.Timestamp(w.start).tz_convert("UTC"), pd.Timestamp(w.end).tz_convert("UTC")
-
-
 def _ingest_events(context: AssetExecutionContext, name: str, batch: SourceBatch,
                    warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Timestamp) -> dg.MaterializeResult:
-    frame = batch.frame
-    outcomes = run_checks(name, frame, window_start=start, window_end=end, now=pd.Timestamp.now(tz="UTC"))
-    warehouse.record_checks(name, outcomes, start.to_pydatetime(), end.to_pydatetime(), context.run_id)
-    blocked = [o.name for o in outcomes if not o.passed and o.severity == "ERROR"]
-    written = 0 if blocked else warehouse.upsert("events", frame, frames.EVENT_KEY)
-    by_source = frame.groupby("source").size().to_dict() if len(frame) else {}
-    metadata = {
-        "rows_fetched": dg.MetadataValue.int(len(frame)),
-        "rows_written": dg.MetadataValue.int(written),
-        "written": dg.MetadataValue.bool(not blocked),
-        "by_source": dg.MetadataValue.json({k: int(v) for k, v in by_source.items()}),
-        "source": dg.MetadataValue.text(batch.source),
-        "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
-        "coverage": dg.MetadataValue.md("\n".join(f"- {n}" for n in batch.notes) or "- complete"),
-    }
-    if blocked:
-        metadata["blocked_by"] = dg.MetadataValue.json(blocked)
-        context.log.error(f"{name}: blocking checks failed ({', '.join(blocked)}); nothing written")
-    return dg.MaterializeResult(metadata=metadata, check_results=[to_asset_check_result(o) for o in outcomes])
+    by_source = batch.frame.groupby("source").size().to_dict() if len(batch.frame) else {}
+    return checked_write(context, name, batch, table="events", key=frames.EVENT_KEY, warehouse=warehouse,
+                         start=start, end=end,
+                         metadata={"by_source": dg.MetadataValue.json({k: int(v) for k, v in by_source.items()})})
 
 
 @dg.asset(check_specs=check_specs_for("news_events"), partitions_def=daily_partitions,
@@ -52,7 +33,7 @@ def _ingest_events(context: AssetExecutionContext, name: str, batch: SourceBatch
 def news_events(context: AssetExecutionContext, news: NewsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """News items published in the window (GDELT events export with its own tone; RSS/Atom with a
     VADER lexicon tone); ``available_time`` is the publication time. Track ``liquid``."""
-    start, end = _window(context)
+    start, end = partition_window(context)
     return _ingest_events(context, "news_events", news.fetch_news(start, end), warehouse, start, end)
 
 
@@ -62,7 +43,7 @@ def sec_filings(context: AssetExecutionContext, filings: FilingsResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
     """SEC EDGAR filings (Form D private raises and others) accepted in the window;
     ``available_time`` is the SEC acceptance time, never the period date. Track ``vc``."""
-    start, end = _window(context)
+    start, end = partition_window(context)
     return _ingest_events(context, "sec_filings", filings.fetch_filings(start, end), warehouse, start, end)
 
 

@@ -1,10 +1,8 @@
 """The market-data plane: raw hourly bars, trades, L2 books, funding and on-chain metrics.
 
 Every asset is daily-partitioned with single-run backfills. It fetches its window from the
-configured source (replay or live), runs its blocking data-quality checks on the batch, records
-them in ``data_quality_audit``, and only then upserts into the warehouse: a batch that fails a
-blocking check is not written, so bad input never overwrites stored rows, and the failed check
-stops every downstream step of the run.
+configured source (replay or live) and hands the batch to ``checked_write`` (checks, audit, then
+an upsert only if no blocking check failed).
 """
 
 
@@ -13,7 +11,8 @@ from dagster import AssetExecutionContext
 import pandas as pd
 
 from omniwatch import frames
-from omniwatch.checks import check_specs_for, run_checks, to_asset_check_result
+from omniwatch.assets.ingest import checked_write, partition_window
+from omniwatch.checks import check_specs_for
 from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.liquid import LiquidTrackResource
 from omniwatch.resources.market_sources import (
@@ -27,57 +26,21 @@ from omniwatch.resources.warehouse import WarehouseResource
 _COMMON = dict(partitions_def=daily_partitions, backfill_policy=single_run_backfill)
 
 
-def _window(context: AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
-    window = context.partition_time_window
-    return pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC")
-
-
-def _ingest(
-    context: AssetExecutionContext,
-    name: str,
-    batch: SourceBatch,
-    key: list[str],
-    warehouse: WarehouseResource,
-    liquid: LiquidTrackResource,
-) -> dg.MaterializeResult:
-    start, end = _window(context)
+def _ingest(context: AssetExecutionContext, name: str, batch: SourceBatch, key: list[str],
+            warehouse: WarehouseResource, liquid: LiquidTrackResource) -> dg.MaterializeResult:
+    start, end = partition_window(context)
     frame = batch.frame
-    outcomes = run_checks(
-        name, frame, window_start=start, window_end=end, now=pd.Timestamp.now(tz="UTC"),
-        max_gap_ratio=liquid.max_gap_ratio,
-        max_abs_log_return=liquid.max_abs_hourly_log_return,
-        max_lag=pd.Timedelta(hours=liquid.max_bar_lag_hours),
-        symbols=liquid.symbols,
+    thresholds = dict(
+        max_gap_ratio=liquid.max_gap_ratio, max_abs_log_return=liquid.max_abs_hourly_log_return,
+        max_lag=pd.Timedelta(hours=liquid.max_bar_lag_hours), symbols=liquid.symbols,
     )
-    warehouse.record_checks(name, outcomes, start.to_pydatetime(), end.to_pydatetime(), context.run_id)
-    blocked = [o.name for o in outcomes if not o.passed and o.severity == "ERROR"]
-    if blocked:
-        written = 0
-        context.log.error(
-            f"{name}: blocking checks failed ({', '.join(blocked)}); the {len(frame)} fetched rows "
-            f"for {start:%Y-%m-%d}..{end:%Y-%m-%d} were not written"
-        )
-    else:
-        written = warehouse.upsert(name, frame, key)
-    notes = list(batch.notes) or ["the source covered every requested symbol"]
-    if frame.empty:
-        notes.append("no rows: the source holds no data for this window, none were invented")
     metadata = {
-        "rows_fetched": dg.MetadataValue.int(len(frame)),
-        "rows_written": dg.MetadataValue.int(written),
-        "written": dg.MetadataValue.bool(not blocked),
-        "source": dg.MetadataValue.text(batch.source),
-        "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
         "symbols": dg.MetadataValue.json(sorted(frame["symbol"].unique().tolist()) if len(frame) else []),
         "first_event_time": dg.MetadataValue.text(frame["event_time"].min().isoformat() if len(frame) else "none"),
         "last_event_time": dg.MetadataValue.text(frame["event_time"].max().isoformat() if len(frame) else "none"),
-        "coverage": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes)),
     }
-    if blocked:
-        metadata["blocked_by"] = dg.MetadataValue.json(blocked)
-    return dg.MaterializeResult(
-        metadata=metadata, check_results=[to_asset_check_result(o) for o in outcomes]
-    )
+    return checked_write(context, name, batch, table=name, key=key, warehouse=warehouse, start=start, end=end,
+                         thresholds=thresholds, metadata=metadata)
 
 
 @dg.asset(check_specs=check_specs_for("market_bars"), kinds={"python", "sql"}, **_COMMON)
@@ -87,7 +50,7 @@ def market_bars(
 ) -> dg.MaterializeResult:
     """Hourly OHLCV bars per liquid symbol (Binance spot USDT in replay, Coinbase USD live);
     ``event_time`` is the bar's open, ``available_time`` its close."""
-    start, end = _window(context)
+    start, end = partition_window(context)
     batch = market_data.fetch_bars(liquid.symbols, start, end)
     return _ingest(context, "market_bars", batch, frames.MARKET_BAR_KEY, warehouse, liquid)
 
@@ -99,7 +62,7 @@ def trades_ticks(
 ) -> dg.MaterializeResult:
     """Individual trades (Coinbase Exchange). The bundled sample holds no trade history, so in
     replay this stores only recorded trades that fall in the window, and says so."""
-    start, end = _window(context)
+    start, end = partition_window(context)
     batch = market_data.fetch_trades(liquid.symbols, start, end)
     return _ingest(context, "trades_ticks", batch, frames.TRADE_KEY, warehouse, liquid)
 
@@ -111,7 +74,7 @@ def orderbook_l2(
 ) -> dg.MaterializeResult:
     """Level-2 order-book snapshots, one row per side and price level. Venues serve only the
     current book, so history exists only where snapshots were recorded."""
-    start, end = _window(context)
+    start, end = partition_window(context)
     batch = market_data.fetch_orderbook(liquid.symbols, start, end)
     return _ingest(context, "orderbook_l2", batch, frames.ORDERBOOK_KEY, warehouse, liquid)
 
@@ -122,7 +85,7 @@ def funding_rates(
     warehouse: WarehouseResource, liquid: LiquidTrackResource,
 ) -> dg.MaterializeResult:
     """Perpetual-swap funding settlements (Binance USD-M, every 8 h); gaps are reported, never filled."""
-    start, end = _window(context)
+    start, end = partition_window(context)
     batch = funding.fetch_funding(liquid.symbols, start, end)
     return _ingest(context, "funding_rates", batch, frames.FUNDING_KEY, warehouse, liquid)
 
@@ -134,6 +97,6 @@ def onchain_signals(
 ) -> dg.MaterializeResult:
     """Daily on-chain metrics (Coin Metrics community data), long format; a day's value becomes
     available when the day ends."""
-    start, end = _window(context)
+    start, end = partition_window(context)
     batch = onchain.fetch_onchain(liquid.symbols, start, end)
     return _ingest(context, "onchain_signals", batch, frames.ONCHAIN_KEY, warehouse, liquid)
