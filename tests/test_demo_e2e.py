@@ -48,6 +48,29 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     assert first.rstrip().endswith("SUCCESS")
     assert (home / "warehouse.db").exists() and (home / "mlflow.db").exists() and (home / "dagster").is_dir()
 
+    _serve_from_the_demo(home)
+
     second = _demo(home, "--no-train")
     again = _rows(second)
     assert {k: again[k] for k in again} == {k: rows[k] for k in again}
+
+
+def _serve_from_the_demo(home: Path) -> None:
+    """The API over the demo's warehouse and registry: both tracks answer from stored snapshots."""
+    from fastapi.testclient import TestClient
+
+    from omniwatch.serving.app import create_app
+    from omniwatch.serving.settings import ServingSettings
+    from omniwatch.settings import Settings
+
+    app = create_app(Settings(home=home), ServingSettings(api_keys=["demo-key"]))
+    with TestClient(app) as client:
+        liquid = client.post("/api/v2/predict/liquid", json={"target": "BTC"})
+        assert liquid.status_code == 200, liquid.text
+        body = liquid.json()
+        assert body["model_name"] == "omniwatch-liquid" and body["model_version"] == "1"
+        vc = client.post("/api/v2/predict/vc", json={"entity_id": "cik:0001339005"})
+        assert vc.status_code == 200, vc.text
+        answer = vc.json()
+        assert answer["model_name"] == "omniwatch-vc"
+        assert 0.0 <= next(iter(answer["predictions"].values())) <= 1.0

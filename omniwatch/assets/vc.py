@@ -90,8 +90,10 @@ def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, fil
     frame.attrs["train_lineage_id"] = lineage
     frame.attrs["dq_summary"] = {"window": [start.isoformat(), end.isoformat()], "audit_rows": len(audit),
                                  "blocking_failures": []}
+    stored = _store_latest_snapshots(warehouse, frame, lineage)
     labelled = frame["label"].notna()
     return dg.Output(frame, metadata={
+        "snapshots_stored": dg.MetadataValue.int(stored),
         "rows": dg.MetadataValue.int(len(frame)),
         "entities": dg.MetadataValue.int(int(frame["entity_id"].nunique())),
         "filings": dg.MetadataValue.int(len(filings_frame)),
@@ -99,6 +101,27 @@ def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, fil
         "base_rate": dg.MetadataValue.float(round(float(frame.loc[labelled, "label"].mean()), 4)),
         "train_lineage_id": dg.MetadataValue.text(lineage),
     })
+
+
+def _store_latest_snapshots(warehouse: WarehouseResource, frame: pd.DataFrame, lineage: str) -> int:
+    """Each entity's newest month as a ``feature_snapshots`` row (track ``vc``): what the API's
+    predict/vc reads. The full history stays in the dataset; these rows are the serving view."""
+    import numpy as np
+
+    from omniwatch.vc.features import FEATURES
+
+    latest = frame.sort_values("as_of").groupby("entity_id").tail(1)
+    rows = []
+    for rec in latest.to_dict("records"):
+        values = {f: (None if pd.isna(rec[f]) else float(rec[f])) for f in FEATURES}
+        rows.append({
+            "track": "vc", "target": rec["entity_id"], "as_of_ts": pd.Timestamp(rec["as_of"]).to_pydatetime(),
+            "event_time": pd.Timestamp(rec["as_of"]).to_pydatetime(), "data_version": lineage,
+            "lineage_id": lineage, "features": values,
+            "feature_mask": {f: v is not None for f, v in values.items()},
+            "labels": {"label": None if pd.isna(rec["label"]) else float(np.float64(rec["label"]))},
+        })
+    return warehouse.upsert_rows("feature_snapshots", rows, ["track", "target", "as_of_ts", "data_version"])
 
 
 @dg.asset(kinds={"python", "lightgbm", "mlflow"})

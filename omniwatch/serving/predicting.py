@@ -141,7 +141,7 @@ class Predictor:
             log.exception("%s version %s failed on %s", loaded.name, loaded.version, entity_id)
             raise model_missing(f"{loaded.name} version {loaded.version} cannot score {entity_id}: {exc}",
                                 model_name=loaded.name, model_version=loaded.version) from exc
-        record = {str(k): float(v) for k, v in out.iloc[-1].items() if isinstance(v, int | float)}
+        record = _vc_record(out)
         return self._answer(loaded, window, record, record, {}, request_key, True)
 
     def _score(self, loaded: LoadedModel, window: Window) -> dict[str, float]:
@@ -244,3 +244,15 @@ def window_vol(window: Window) -> float | None:
         if name in last and last[name] == last[name]:  # NaN != NaN
             return float(last[name])
     return None
+
+
+def _vc_record(out) -> dict[str, float]:
+    """The last row's forecast: a LightGBM pyfunc answers an array of probabilities, a custom
+    pyfunc may answer a frame of named outputs."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(out, pd.DataFrame):
+        return {str(k): float(v) for k, v in out.iloc[-1].items() if isinstance(v, int | float)}
+    values = np.asarray(out, dtype=float).reshape(len(out), -1)
+    return {"p_new_form_d_180d": float(values[-1, 0])}
