@@ -102,7 +102,7 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True,
     vc = defs.resolve_job_def("vc_job").execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
     seconds["vc_job"], run_ids["vc_job"] = time.perf_counter() - began, vc.run_id
     summary.success = filings.success and vc.success
-    for name in ("events", "entities", "event_links"):
+    for name in ("events", "entities", "event_links", "feature_snapshots"):  # + the VC snapshots
         summary.rows[name] = warehouse.count(name)
     if vc.success:
         dataset = vc.asset_materializations_for_node("vc_dataset")[0].metadata

@@ -36,7 +36,8 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     # 2024-04-16 01:00 .. 2025-09-26 23:00 for three symbols; SOL funding gap left missing.
     assert rows["market_bars"] == 3 * 12_695
     assert rows["funding_rates"] == 4_585
-    assert rows["feature_snapshots"] == 3 * 12_695
+    # One liquid snapshot per symbol-hour, plus each VC entity's newest month (the serving view).
+    assert rows["feature_snapshots"] == 3 * 12_695 + 7_876
     assert rows["onchain_signals"] > 0 and rows["trades_ticks"] == 0 and rows["orderbook_l2"] == 0
     assert re.search(r"market_bars\.market_bars_have_sane_ohlcv\s+PASS", first)
     assert re.search(r"funding_rates\.funding_rates_cover_settlements\s+FAIL\s+WARN", first)
