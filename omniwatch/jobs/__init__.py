@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from omniwatch.jobs.serving_tasks import serving_task_job
 from omniwatch.partitions import daily_partitions
 
 MARKET_GROUP = "market"
@@ -56,7 +57,7 @@ liquid_data_schedule = dg.build_schedule_from_partitioned_job(
     liquid_data_job, minute_of_hour=30, hour_of_day=0
 )
 
-JOBS = [market_plane_job, liquid_data_job, liquid_training_job, sec_filings_job, vc_job]
+JOBS = [market_plane_job, liquid_data_job, liquid_training_job, sec_filings_job, vc_job, serving_task_job]
 sec_filings_schedule = dg.build_schedule_from_partitioned_job(sec_filings_job, minute_of_hour=45, hour_of_day=0)
 
 SCHEDULES = [liquid_data_schedule, sec_filings_schedule]

@@ -20,6 +20,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     )
     from omniwatch.resources.liquid import LiquidTrackResource
     from omniwatch.resources.mlflow import MLflowResource
+    from omniwatch.resources.serving import ServingTasksResource
     from omniwatch.resources.training import TrainingResource
     from omniwatch.resources.market_sources import (
         BinanceFundingResource,
@@ -65,6 +66,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                                    serving_device=settings.serving_device,
                                    checkpoint_root=str(settings.checkpoints_dir)),
         "training": TrainingResource(),
+        "serving_tasks": ServingTasksResource(database_url=settings.warehouse_url, tracking_uri=settings.mlflow_uri,
+                                              serving_device=settings.serving_device,
+                                              symbols=list(settings.liquid_symbols)),
         # Trained models and datasets pass between ML steps as files under OMNIWATCH_HOME.
         "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_dir / "storage")),
         "liquid": LiquidTrackResource(

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        services.tasks.recover()
         yield
         services.close()  # write what is queued before the process ends
 

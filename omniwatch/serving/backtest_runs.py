@@ -40,6 +40,8 @@ class BacktestService:
         run_id = run_id or str(uuid.uuid4())
         params = self.params(request)
         with get_engine(self.database_url).begin() as conn:
+            # A re-executed task replaces its earlier run: one row per run id, never two.
+            conn.execute(T.delete().where(T.c.run_id == run_id))
             conn.execute(T.insert().values(run_id=run_id, model_name=request.model_name,
                                            model_version=request.model_version, status="running", params=params))
         try:
@@ -65,6 +67,15 @@ class BacktestService:
         rep = replay(self.database_url, loaded.model, request, request.targets or list(self.universe))
         return {"model_name": loaded.name, "model_version": loaded.version, "horizon": request.horizon,
                 "input_digest": rep.input_digest, **attribution(rep, request, self.band(request))}
+
+    def perform(self, kind: str, task_id: str, payload: dict) -> dict[str, Any]:
+        """An asynchronous task's work; a backtest task's id is its backtest run id."""
+        request = BacktestRequest.model_validate(payload)
+        if kind == "backtest":
+            return self.run(request, run_id=task_id)
+        if kind == "pnl_attribution":
+            return self.attribution(request)
+        raise ValueError(f"unknown task kind {kind!r}")
 
     def _finish(self, run_id: str, **values: Any) -> None:
         with get_engine(self.database_url).begin() as conn:

@@ -14,11 +14,10 @@ from omniwatch.serving.decisions import RiskLimits
 from omniwatch.serving.model_router import ModelRouter
 from omniwatch.serving.predicting import Predictor
 from omniwatch.serving.refresh import Refresher
-from omniwatch.serving.schemas_ops import BacktestRequest
 from omniwatch.serving.settings import ServingSettings
 from omniwatch.serving.snapshots import SnapshotStore
 from omniwatch.serving.store import PredictionWriter
-from omniwatch.serving.tasks import TaskRunner
+from omniwatch.serving.tasks import Launcher, TaskRunner, TaskStore, ThreadLauncher, Work, execute_task
 from omniwatch.settings import Settings
 
 
@@ -53,17 +52,9 @@ class Services:
         self.writer.close()
 
 
-def task_work(backtests: BacktestService, kind: str, task_id: str, payload: dict) -> dict:
-    """What a task does; a backtest task's id is its backtest run id."""
-    request = BacktestRequest.model_validate(payload)
-    if kind == "backtest":
-        return backtests.run(request, run_id=task_id)
-    return backtests.attribution(request)
-
-
 def executor_of(serving: ServingSettings) -> str:
     if serving.task_executor == "auto":
-        return "dagster" if os.environ.get("DAGSTER_HOME") else "local"
+        return "dagster" if serving.dagster_webserver_url or os.environ.get("DAGSTER_HOME") else "local"
     return serving.task_executor
 
 
@@ -71,6 +62,18 @@ def _dagster_instance(settings: Settings):
     from omniwatch.instance import dagster_instance  # dagster loads with the first task, not at start-up
 
     return dagster_instance(settings)
+
+
+def build_launcher(settings: Settings, serving: ServingSettings, store: TaskStore, work: Work) -> Launcher:
+    """Where tasks run: the local worker, a Dagster run submitted to the webserver, or a Dagster
+    run executed in this process."""
+    if executor_of(serving) == "local":
+        return ThreadLauncher(lambda task: execute_task(store, work, task.task_id), "local")
+    from omniwatch.serving.dagster_tasks import DagsterInProcessLauncher, DagsterWebserverLauncher
+
+    if serving.dagster_webserver_url:
+        return DagsterWebserverLauncher(serving.dagster_webserver_url, store)
+    return DagsterInProcessLauncher(partial(_dagster_instance, settings), store, work)
 
 
 def build_services(settings: Settings, serving: ServingSettings) -> Services:
@@ -81,9 +84,8 @@ def build_services(settings: Settings, serving: ServingSettings) -> Services:
     snapshots = SnapshotStore(url, serving.snapshot_check_interval_s, refresher)
     writer = PredictionWriter(url, serving.prediction_flush_interval_s)
     backtests = BacktestService(router, url, list(settings.liquid_symbols), serving.thresholds_bps())
-    executor = executor_of(serving)
-    instance = partial(_dagster_instance, settings) if executor == "dagster" else None
-    tasks = TaskRunner(partial(task_work, backtests), executor, instance)
+    store = TaskStore(url)
+    tasks = TaskRunner(store, build_launcher(settings, serving, store, backtests.perform))
     return Services(settings, serving, router, snapshots, writer, Predictor(router, snapshots, writer, url),
                     backtests, tasks)
 

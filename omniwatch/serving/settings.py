@@ -42,9 +42,12 @@ class ServingSettings(BaseSettings):
     max_net_exposure: float = Field(default=1.0, gt=0)
     min_trade_weight: float = Field(default=0.01, ge=0)
 
-    # Asynchronous tasks: "local" worker thread, or a Dagster run; "auto" = Dagster when
-    # DAGSTER_HOME names an instance.
+    # Asynchronous tasks: "local" worker thread, or a Dagster run of serving_task_job; "auto" =
+    # Dagster when a webserver URL is set or DAGSTER_HOME names an instance.
     task_executor: Literal["auto", "local", "dagster"] = "auto"
+    dagster_webserver_url: str | None = Field(
+        default=None, description="Dagster webserver (e.g. http://127.0.0.1:3000): tasks are submitted "
+                                  "there as runs; without it a Dagster task runs in the API process.")
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -1,10 +1,20 @@
-"""Asynchronous tasks (backtests, PnL attribution): accepted at once, run in the background.
+"""Asynchronous tasks (backtests, PnL attribution): accepted at once, run elsewhere, polled by id.
 
-Executors: ``local``, one worker thread in the API process (one at a time: on a small machine a
-second replay would only slow the first), or ``dagster``, where each task is a run of
-``serving_task_job`` recorded in the configured Dagster instance (run id, status, logs in the
-UI). Task state lives in this process; a backtest task's id is also its ``backtest_runs`` id,
-so its stored result outlives a restart (``GET /api/v2/backtest/{run_id}``).
+State lives in the warehouse table ``serving_tasks`` (request, status, result or typed error,
+Dagster run id), so a task outlives the process that accepted it and any API process answers
+for it. Three launchers run the stored task through the same :func:`execute_task`:
+
+- ``local``: one worker thread in the API process (one at a time: on a small machine a second
+  replay would only slow the first);
+- ``dagster`` with ``OMNIWATCH_DAGSTER_WEBSERVER_URL``: a run of the code location's
+  ``serving_task_job`` submitted over the webserver's GraphQL API, launched by the deployment's
+  run coordinator (the daemon with the queued coordinator); it shows in the UI like any run and
+  can be re-executed there, which recomputes the same task;
+- ``dagster`` without a webserver (``DAGSTER_HOME`` only): the same job executed in the API
+  process against that instance (run id, status and logs in the instance).
+
+A task that ran inside an API process which then stopped is marked ``task_interrupted`` when
+the next one starts (one API process per warehouse runs in-process tasks).
 """
 
 from __future__ import annotations
@@ -16,12 +26,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
-from omniwatch.serving.errors import ApiError
+from pydantic_core import to_jsonable_python
+from sqlalchemy import select, update
+
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.upsert import as_utc
 
 log = logging.getLogger(__name__)
 Work = Callable[[str, str, dict], dict]   # (kind, task_id, payload) -> result
+T = tables.serving_tasks
+ACTIVE = ("queued", "running")
 
 
 @dataclass
@@ -36,57 +53,189 @@ class Task:
     dagster_run_id: str | None = None
     result: dict | None = None
     error: dict | None = None
+    attempts: int = 0
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class TaskRunner:
-    def __init__(self, work: Work, executor: str = "local", instance_factory: Callable[[], Any] | None = None):
-        if executor == "dagster" and instance_factory is None:
-            raise ValueError("the dagster executor needs a Dagster instance")
-        self.work, self.executor, self.instance_factory = work, executor, instance_factory
-        self._tasks: dict[str, Task] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniwatch-task")
-        self._lock = threading.Lock()
+class TaskStore:
+    """Rows of ``serving_tasks``; every change is one short transaction."""
 
-    def submit(self, kind: str, payload: dict) -> Task:
-        task = Task(str(uuid.uuid4()), kind, self.executor, created_at=_now())
-        with self._lock:
-            self._tasks[task.task_id] = task
-        self._pool.submit(self._execute, task, payload)
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+
+    def _engine(self):
+        return get_engine(self.database_url)
+
+    def create(self, kind: str, payload: dict, executor: str, in_process: bool) -> Task:
+        task = Task(str(uuid.uuid4()), kind, executor, created_at=_now())
+        with self._engine().begin() as conn:
+            conn.execute(T.insert().values(task_id=task.task_id, kind=kind, executor=executor,
+                                           in_process=in_process, status="queued", payload=payload,
+                                           created_at=task.created_at))
         return task
 
     def get(self, task_id: str) -> Task | None:
-        return self._tasks.get(task_id)
+        with self._engine().connect() as conn:
+            row = conn.execute(select(T).where(T.c.task_id == task_id)).mappings().first()
+        if row is None:
+            return None
+        return Task(row["task_id"], row["kind"], row["executor"], row["status"], as_utc(row["created_at"]),
+                    as_utc(row["started_at"]), as_utc(row["finished_at"]), row["dagster_run_id"],
+                    row["result"], row["error"], row["attempts"])
 
-    def wait(self, task_id: str, timeout: float = 60.0) -> Task | None:
-        """Block until the task ends (tests and scripts); returns it."""
+    def request(self, task_id: str) -> tuple[str, dict]:
+        """(kind, payload) of a stored task; KeyError when there is none."""
+        with self._engine().connect() as conn:
+            row = conn.execute(select(T.c.kind, T.c.payload).where(T.c.task_id == task_id)).first()
+        if row is None:
+            raise KeyError(f"no serving task {task_id!r}")
+        return row.kind, row.payload
+
+    def start(self, task_id: str, dagster_run_id: str | None = None) -> None:
+        """Running from now; a re-execution starts over (result and error cleared)."""
+        values: dict[str, Any] = dict(status="running", started_at=_now(), finished_at=None, result=None,
+                                      error=None, attempts=T.c.attempts + 1)
+        if dagster_run_id is not None:
+            values["dagster_run_id"] = dagster_run_id
+        with self._engine().begin() as conn:
+            conn.execute(update(T).where(T.c.task_id == task_id).values(**values))
+
+    def attach_run(self, task_id: str, dagster_run_id: str) -> None:
+        with self._engine().begin() as conn:
+            conn.execute(update(T).where(T.c.task_id == task_id).values(dagster_run_id=dagster_run_id))
+
+    def finish(self, task_id: str, result: dict | None = None, error: dict | None = None,
+               only_if_active: bool = False) -> None:
+        query = update(T).where(T.c.task_id == task_id)
+        if only_if_active:
+            query = query.where(T.c.status.in_(ACTIVE))
+        with self._engine().begin() as conn:
+            conn.execute(query.values(status="failed" if error else "succeeded", result=result, error=error,
+                                      finished_at=_now()))
+
+    def interrupt_orphans(self) -> int:
+        """Fail the in-process tasks a stopped API process left queued or running."""
+        error = {"code": "task_interrupted", "detail": "the API process running this task stopped; submit it again"}
+        with self._engine().begin() as conn:
+            return conn.execute(update(T).where(T.c.in_process.is_(True), T.c.status.in_(ACTIVE)).values(
+                status="failed", error=error, finished_at=_now())).rowcount
+
+
+def execute_task(store: TaskStore, work: Work, task_id: str, dagster_run_id: str | None = None) -> Task:
+    """Run one stored task and store its result or typed error; never raises for the task's own
+    failure (the returned task says how it ended)."""
+    from omniwatch.serving.errors import ApiError
+
+    kind, payload = store.request(task_id)
+    store.start(task_id, dagster_run_id)
+    try:
+        store.finish(task_id, result=to_jsonable_python(work(kind, task_id, payload)))
+    except ApiError as exc:
+        store.finish(task_id, error={"code": exc.code, "detail": exc.detail})
+    except Exception as exc:  # the task fails, the worker lives on
+        log.exception("task %s (%s) failed", task_id, kind)
+        store.finish(task_id, error={"code": "task_failed", "detail": f"{type(exc).__name__}: {exc}"})
+    task = store.get(task_id)
+    assert task is not None
+    return task
+
+
+class Launcher(Protocol):
+    executor: str
+    in_process: bool
+
+    def launch(self, task: Task) -> None: ...
+
+    def reconcile(self, task: Task) -> Task: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadLauncher:
+    """Runs each task in the API process, one at a time (``local``, or an in-process Dagster run)."""
+
+    in_process = True
+
+    def __init__(self, run: Callable[[Task], Any], executor: str):
+        self.run, self.executor = run, executor
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniwatch-task")
+
+    def launch(self, task: Task) -> None:
+        self._pool.submit(self._run, task)
+
+    def _run(self, task: Task) -> None:
+        try:
+            self.run(task)
+        except Exception:  # execute_task stores the task's failures; this is the launcher's own
+            log.exception("running task %s failed", task.task_id)
+
+    def reconcile(self, task: Task) -> Task:
+        return task
+
+    def drain(self, timeout: float) -> None:
         done = threading.Event()
         self._pool.submit(done.set)  # one worker: this runs after every earlier task
         done.wait(timeout)
-        return self.get(task_id)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _execute(self, task: Task, payload: dict) -> None:
-        task.status, task.started_at = "running", _now()
-        try:
-            if self.executor == "dagster":
-                from omniwatch.serving.dagster_tasks import run_in_dagster
 
-                task.dagster_run_id, task.result = run_in_dagster(
-                    self.instance_factory(), self.work, task.kind, task.task_id, payload)
-            else:
-                task.result = self.work(task.kind, task.task_id, payload)
-            task.status = "succeeded"
-        except ApiError as exc:
-            task.status, task.error = "failed", {"code": exc.code, "detail": exc.detail}
-            task.dagster_run_id = (exc.context or {}).get("dagster_run_id", task.dagster_run_id)
-        except Exception as exc:  # the task fails, the worker lives on
-            log.exception("task %s (%s) failed", task.task_id, task.kind)
-            task.status, task.error = "failed", {"code": "task_failed", "detail": f"{type(exc).__name__}: {exc}"}
-        finally:
-            task.finished_at = _now()
+class TaskRunner:
+    """Accepts tasks (stored first, then launched) and answers their state from the store."""
+
+    def __init__(self, store: TaskStore, launcher: Launcher):
+        self.store, self.launcher = store, launcher
+        self.executor = launcher.executor
+
+    def recover(self) -> None:
+        """At start-up: fail the in-process tasks a stopped API process left behind."""
+        if not self.launcher.in_process:
+            return
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            n = self.store.interrupt_orphans()
+        except SQLAlchemyError as exc:  # e.g. a warehouse not migrated yet: the API still starts
+            log.warning("cannot check serving_tasks for interrupted tasks: %s", exc)
+            return
+        if n:
+            log.warning("%d task(s) of a stopped API process marked task_interrupted", n)
+
+    def submit(self, kind: str, payload: dict) -> Task:
+        task = self.store.create(kind, payload, self.executor, self.launcher.in_process)
+        try:
+            self.launcher.launch(task)
+        except Exception as exc:
+            from omniwatch.serving.errors import ApiError
+
+            log.exception("launching task %s failed", task.task_id)
+            detail = f"the {self.executor} executor refused the task: {type(exc).__name__}: {exc}"
+            self.store.finish(task.task_id, error={"code": "task_executor_unavailable", "detail": detail})
+            raise ApiError(503, "task_executor_unavailable", detail, {"task_id": task.task_id}) from exc
+        return self.get(task.task_id) or task
+
+    def get(self, task_id: str) -> Task | None:
+        task = self.store.get(task_id)
+        if task is not None and task.status in ACTIVE:
+            task = self.launcher.reconcile(task)
+        return task
+
+    def wait(self, task_id: str, timeout: float = 60.0, poll_s: float = 0.2) -> Task | None:
+        """Block until the task ends or the timeout passes (tests and scripts); returns it."""
+        import time
+
+        if isinstance(self.launcher, ThreadLauncher):
+            self.launcher.drain(timeout)
+        deadline = time.monotonic() + timeout
+        task = self.get(task_id)
+        while task is not None and task.status in ACTIVE and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            task = self.get(task_id)
+        return task
+
+    def close(self) -> None:
+        self.launcher.close()

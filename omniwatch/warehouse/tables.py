@@ -281,6 +281,27 @@ backtest_runs = Table(
     Index(None, "model_name", "model_version"),
 )
 
+# Asynchronous API tasks (backtest, PnL attribution): the request, its state and its result, so a
+# task outlives the process that accepted it and every API process answers for it. A backtest
+# task's id is also its backtest_runs run_id.
+serving_tasks = Table(
+    "serving_tasks", metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("executor", String(16), nullable=False),    # local | dagster
+    Column("in_process", Boolean, nullable=False),     # runs inside the API process that accepted it
+    Column("status", String(16), nullable=False),      # queued | running | succeeded | failed
+    Column("payload", JSON, nullable=False),
+    Column("result", JSON),
+    Column("error", JSON),
+    Column("dagster_run_id", String(64)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTC, nullable=False),
+    Column("started_at", UTC),
+    Column("finished_at", UTC),
+    Index(None, "status", "created_at"),
+)
+
 # ----------------------------------------------------------------------------- trading
 signal_candidates = Table(
     "signal_candidates", metadata,

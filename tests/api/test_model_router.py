@@ -97,6 +97,29 @@ def test_a_rollout_splits_traffic_deterministically_by_request_key(own_warehouse
         assert {_version(c, k) for k in keys} == {(version, "candidate")}
 
 
+def test_the_rollout_alias_names_the_candidate_and_its_stage_sets_the_share(own_home):
+    """The version carrying 'candidate' is the candidate even when a newer version is staged; a
+    candidate alias without a stage takes no traffic."""
+    v2, v3 = _second_version(own_home), _second_version(own_home)
+    t = tables.model_registry
+    with get_engine(own_home.warehouse_url).begin() as conn:
+        conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v2).values(rollout_stage=30))
+        conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v3).values(rollout_stage=10))
+    client = _mlflow(own_home).client()
+    keys = [f"client-{i}" for i in range(60)]
+    with client_for(own_home) as c:
+        # No alias: the newest staged version (v3) at its 10 %.
+        assert {k: _version(c, k) for k in keys} == {
+            k: (v3, "candidate") if choose_candidate(k, 10) else ("1", "champion") for k in keys}
+        client.set_registered_model_alias(NAME, "candidate", v2)
+        assert {k: _version(c, k) for k in keys} == {
+            k: (v2, "candidate") if choose_candidate(k, 30) else ("1", "champion") for k in keys}
+        assert c.app.state.services.router.state()[NAME]["candidate"] == v2
+        with get_engine(own_home.warehouse_url).begin() as conn:
+            conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v2).values(rollout_stage=None))
+        assert {_version(c, k) for k in keys} == {("1", "champion")}
+
+
 def test_no_registered_model_is_model_artifact_missing(tmp_path, own_home):
     empty = Settings(home=tmp_path / "empty", database_url=own_home.warehouse_url)
     with client_for(empty) as c:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
+from omniwatch.serving.tasks import TaskStore
+
 from .conftest import AUTH, client_for
 
 P = "/api/v2"
@@ -72,3 +74,19 @@ def test_with_a_dagster_instance_each_task_is_a_dagster_run(own_home, tmp_path, 
     assert run.tags["omniwatch/task_id"] == task["task_id"]
     assert failed["status"] == "failed" and failed["error"]["code"] == "insufficient_features"
     assert instance.get_run_by_id(failed["dagster_run_id"] or "").status == DagsterRunStatus.FAILURE
+
+
+def test_task_state_outlives_the_api_process_that_accepted_it(own_warehouse):
+    """State lives in serving_tasks: a second app (a restart, or another API process) answers
+    for a finished task; a task a stopped process left running is failed as task_interrupted."""
+    with client_for(own_warehouse) as c:
+        done = _finish(c, c.post(f"{P}/tasks/pnl-attribution", json=WINDOW, headers=AUTH).json()["task_id"])
+    assert done["status"] == "succeeded"
+    stranded = TaskStore(own_warehouse.warehouse_url).create("backtest", WINDOW, "local", in_process=True)
+    TaskStore(own_warehouse.warehouse_url).start(stranded.task_id)
+    with client_for(own_warehouse) as c:  # the restart
+        again = c.get(f"{P}/tasks/{done['task_id']}").json()
+        interrupted = c.get(f"{P}/tasks/{stranded.task_id}").json()
+    assert again == done
+    assert interrupted["status"] == "failed" and interrupted["error"]["code"] == "task_interrupted"
+    assert interrupted["finished_at"] is not None

@@ -1,0 +1,36 @@
+"""Stored API tasks (backtests, PnL attributions) run inside Dagster runs of ``serving_task_job``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    from omniwatch.serving.tasks import Task
+
+
+class ServingTasksResource(dg.ConfigurableResource):
+    """Replays a stored task's request through the registry model it names and stores the result
+    in ``serving_tasks`` (and a backtest in ``backtest_runs``), as the API's local worker does.
+    Signal thresholds come from the same ``OMNIWATCH_SIGNAL_THRESHOLD_*`` settings as the API's."""
+
+    database_url: str
+    tracking_uri: str
+    serving_device: str = "cuda:0"
+    symbols: list[str]
+
+    def execute(self, task_id: str, dagster_run_id: str) -> Task:
+        from omniwatch.serving.backtest_runs import BacktestService
+        from omniwatch.serving.model_router import ModelRouter
+        from omniwatch.serving.settings import ServingSettings
+        from omniwatch.serving.tasks import TaskStore, execute_task
+
+        serving = ServingSettings()
+        router = ModelRouter(self.tracking_uri, self.database_url, self.serving_device,
+                             serving.alias_check_interval_s, serving.rollout_alias)
+        backtests = BacktestService(router, self.database_url, list(self.symbols), serving.thresholds_bps())
+        try:
+            return execute_task(TaskStore(self.database_url), backtests.perform, task_id, dagster_run_id)
+        finally:
+            router.refresher.close()
