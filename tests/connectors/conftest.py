@@ -1,19 +1,24 @@
-"""Fixtures for the connector tests: a loopback fake of the venues, fresh for every test."""
+"""Fixtures for the connector tests: loopback fakes of the venues and event feeds, fresh per test."""
 
 from __future__ import annotations
 
 import pytest
 
 from .fake_venues import FakeVenueServer
+from .loopback import LoopbackServer
 
 
 @pytest.fixture
 def venue_server():
-    server = FakeVenueServer().start()
-    try:
+    with FakeVenueServer() as server:
         yield server
-    finally:
-        server.stop()
+
+
+@pytest.fixture
+def events_server():
+    """Serves what each test registers with ``serve(path, body, ...)``; the rest answers 404."""
+    with LoopbackServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from omniwatch.connectors.coinbase import (CoinbaseExchangeClient, parse_book, p
 from omniwatch.connectors.http import MalformedPayloadError
 from omniwatch.frames import MARKET_BAR_COLUMNS, ORDERBOOK_COLUMNS, TRADE_COLUMNS
 
-from .fake_venues import BOOK_FILE, CANDLES_FILE, TRADES_FILE, Fault, load
+from .fake_venues import BOOK_FILE, CANDLES_FILE, TRADES_FILE, load
+from .loopback import Fault
 
 CANDLES = "/products/BTC-USD/candles"
 TRADES = "/products/BTC-EUR/trades"

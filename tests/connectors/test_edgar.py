@@ -15,7 +15,7 @@ from omniwatch.connectors.events_replay import SAMPLE_EVENTS_DIR, EventsReplaySo
 from omniwatch.connectors.http import MalformedPayloadError
 from omniwatch.frames import EVENT_COLUMNS
 
-from .fake_events import FEMASYS_FILE, PRIMARY_DOCS, TESLA_FILE, events_server  # noqa: F401
+from .fake_events import FEMASYS_FILE, PRIMARY_DOCS, TESLA_FILE
 
 UA = "Omniwatch research ops@example.org"
 FORMD_CSV = SAMPLE_EVENTS_DIR / "edgar/formd/listed_issuers_formd_filings_2008-10_2025-08.csv.gz"

@@ -13,7 +13,7 @@ from omniwatch.connectors.gdelt import (AVG_TONE_INDEX, GdeltClient, parse_event
 from omniwatch.connectors.http import MalformedPayloadError
 from omniwatch.frames import EVENT_COLUMNS
 
-from .fake_events import GDELT_FILE, events_server, zipped  # noqa: F401 (fixture)
+from .fake_events import GDELT_FILE, zipped
 
 LIBRA_ID = "881991205"
 SLOT = pd.Timestamp("2019-10-24 14:30", tz="UTC")

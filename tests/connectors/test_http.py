@@ -11,7 +11,8 @@ from omniwatch.connectors.coinbase import CoinbaseExchangeClient
 from omniwatch.connectors.http import (ConnectorError, ConnectorHTTPError, ConnectorTimeout,
                                        HttpClient, redact_url)
 
-from .fake_venues import BOOK_FILE, Fault, load
+from .fake_venues import BOOK_FILE, load
+from .loopback import Fault
 
 BOOK = "/products/BTC-USD/book"
 

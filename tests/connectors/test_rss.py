@@ -13,7 +13,7 @@ from omniwatch.connectors.rss import (DEFAULT_FEEDS, RssClient, canonical_link, 
                                       parse_feed)
 from omniwatch.frames import EVENT_COLUMNS
 
-from .fake_events import COINDESK_FILE, COINTELEGRAPH_FILE, events_server  # noqa: F401
+from .fake_events import COINDESK_FILE, COINTELEGRAPH_FILE
 
 RSS = "application/rss+xml"
 FETCHED = pd.Timestamp("2026-09-30 18:00", tz="UTC")
