@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,22 +60,79 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     assert {k: again[k] for k in again} == {k: rows[k] for k in again}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _serve_from_the_demo(home: Path) -> None:
-    """The API over the demo's warehouse and registry: both tracks answer from stored snapshots."""
-    from fastapi.testclient import TestClient
+    """The API as `make serve` runs it (uvicorn on loopback) over the demo's warehouse, registry and
+    Dagster instance: every /api/v2 area answers over real HTTP."""
+    port = _free_port()
+    env = {**os.environ, "OMNIWATCH_HOME": str(home), "DAGSTER_HOME": str(REPO),
+           "OMNIWATCH_DAGSTER_DIR": str(home / "dagster"), "OMNIWATCH_API_PORT": str(port),
+           "OMNIWATCH_API_KEYS": "demo-key", "OMNIWATCH_TASK_EXECUTOR": "auto"}
+    env.pop("OMNIWATCH_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "omniwatch.serving.app"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v2", timeout=120,
+                          headers={"X-API-Key": "demo-key"}) as http:
+            deadline = time.time() + 60
+            while True:
+                assert proc.poll() is None, proc.stdout.read().decode()[-3000:] if proc.stdout else ""
+                try:
+                    if http.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert time.time() < deadline, "the API did not start in 60 s"
+                    time.sleep(0.3)
+            _every_area(http, port)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
 
-    from omniwatch.serving.app import create_app
-    from omniwatch.serving.settings import ServingSettings
-    from omniwatch.settings import Settings
 
-    app = create_app(Settings(home=home), ServingSettings(api_keys=["demo-key"]))
-    with TestClient(app) as client:
-        liquid = client.post("/api/v2/predict/liquid", json={"target": "BTC"})
-        assert liquid.status_code == 200, liquid.text
-        body = liquid.json()
-        assert body["model_name"] == "omniwatch-liquid" and body["model_version"] == "1"
-        vc = client.post("/api/v2/predict/vc", json={"entity_id": "cik:0001339005"})
-        assert vc.status_code == 200, vc.text
-        answer = vc.json()
-        assert answer["model_name"] == "omniwatch-vc"
-        assert 0.0 <= next(iter(answer["predictions"].values())) <= 1.0
+def _ok(r: httpx.Response, status: int = 200) -> dict:
+    assert r.status_code == status, f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:500]}"
+    return r.json()
+
+
+def _every_area(http: httpx.Client, port: int) -> None:
+    liquid = _ok(http.post("/predict/liquid", json={"target": "BTC"}))
+    assert liquid["model_name"] == "omniwatch-liquid" and liquid["model_version"] == "1"
+    assert liquid["snapshot"]["as_of_ts"] == "2025-09-27T00:00:00Z"  # the newest snapshot of the sample
+    explained = _ok(http.get(f"/predictions/{liquid['prediction_id']}/explanation"))
+    assert explained["prediction_id"] == liquid["prediction_id"]
+    vc = _ok(http.post("/predict/vc", json={"entity_id": "cik:0001339005"}))
+    assert vc["model_name"] == "omniwatch-vc" and 0.0 <= next(iter(vc["predictions"].values())) <= 1.0
+    _ok(http.post("/signals/generate", json={"targets": ["BTC", "ETH", "SOL"]}))
+    _ok(http.post("/portfolio/score", json={"weights": {"BTC": 0.3, "ETH": -0.2}}))
+    _ok(http.post("/portfolio/rebalance", json={"current_weights": {"BTC": 0.1}}))
+    window = {"start": "2025-09-01T00:00:00Z", "end": "2025-09-08T00:00:00Z"}
+    backtest = _ok(http.post("/backtest/run", json=window))
+    assert backtest["status"] == "succeeded" and backtest["lineage_coverage"] == 1.0
+    assert _ok(http.get(f"/backtest/{backtest['run_id']}"))["cost_breakdown"] == backtest["cost_breakdown"]
+    tasks = [_ok(http.post(f"/tasks/{kind}", json=window), 202) for kind in ("backtest", "pnl-attribution")]
+    for task in tasks:
+        deadline = time.time() + 240
+        while task["status"] in ("queued", "running") and time.time() < deadline:
+            time.sleep(0.5)
+            task = _ok(http.get(f"/tasks/{task['task_id']}"))
+        assert task["status"] == "succeeded" and task["executor"] == "dagster" and task["dagster_run_id"], task
+    assert _ok(http.get("/data-quality/sample", params={"table": "market_bars", "limit": 2}))["count"] == 2
+    _ok(http.get("/data-quality/audit", params={"limit": 5}))
+    _ok(http.get("/data-quality/stats"))
+    _ok(http.get("/data-quality/consistency", params={"targets": ["BTC"]}))
+    _ok(http.post("/data-quality/lineage/check", json={}))
+    event = {"source": "rss", "source_id": "e2e-femasys-1", "track": "vc", "event_type": "news",
+             "title": "Femasys raises a new round", "url": "https://example.com/femasys",
+             "event_time": "2026-11-25T10:00:00Z", "available_time": "2026-11-25T10:05:00Z",
+             "entity_ids": ["cik:0001339005"]}
+    for _ in range(2):  # idempotent by source id
+        _ok(http.post("/ingest/events", json={"events": [event]}))
+    entity = _ok(http.get("/entities/cik:0001339005"))
+    assert [e["title"] for e in entity["events"]].count("Femasys raises a new round") == 1
+    legacy = httpx.get(f"http://127.0.0.1:{port}/api/predictions", timeout=30)
+    assert legacy.status_code == 410 and "/api/v2/" in legacy.text
