@@ -56,11 +56,16 @@ class DagsterInProcessLauncher(ThreadLauncher):
     def _execute(self, task: Task) -> None:
         from omniwatch.jobs.serving_tasks import serving_task_job
 
-        result = serving_task_job.execute_in_process(
-            run_config=run_config(task.task_id), instance=self.instance_factory(),
-            resources={"serving_tasks": _ApiTasks(self.store, self.work)}, raise_on_error=False,
-            tags=run_tags(task))
-        # A run that failed before the op stored an outcome (e.g. a broken instance) fails the task.
+        try:
+            result = serving_task_job.execute_in_process(
+                run_config=run_config(task.task_id), instance=self.instance_factory(),
+                resources={"serving_tasks": _ApiTasks(self.store, self.work)}, raise_on_error=False,
+                tags=run_tags(task))
+        except Exception as exc:  # no run at all (e.g. an unusable instance): the task must not hang
+            self.store.finish(task.task_id, only_if_active=True, error={
+                "code": "task_failed", "detail": f"the Dagster instance refused the run: {type(exc).__name__}: {exc}"})
+            raise
+        # A run that failed before the op stored an outcome fails the task.
         self.store.attach_run(task.task_id, result.run_id)
         self.store.finish(task.task_id, only_if_active=True,
                           error={"code": "task_failed", "detail": f"dagster run {result.run_id} failed"})

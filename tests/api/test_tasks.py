@@ -90,3 +90,14 @@ def test_task_state_outlives_the_api_process_that_accepted_it(own_warehouse):
     assert again == done
     assert interrupted["status"] == "failed" and interrupted["error"]["code"] == "task_interrupted"
     assert interrupted["finished_at"] is not None
+
+
+def test_an_unusable_dagster_instance_fails_the_task_instead_of_leaving_it_queued(own_home, tmp_path, monkeypatch):
+    home = tmp_path / "broken_dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("storage:\n  no_such_storage: {}\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with client_for(own_home, task_executor="dagster") as c:
+        task = _finish(c, c.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH).json()["task_id"])
+    assert task["status"] == "failed" and task["error"]["code"] == "task_failed"
+    assert "Dagster instance refused the run" in task["error"]["detail"]
