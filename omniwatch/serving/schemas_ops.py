@@ -126,7 +126,8 @@ class TaskStatus(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    dagster_run_id: str | None = None
+    dagster_run_id: str | None = Field(default=None, description="The latest Dagster run of the task.")
+    attempts: int = Field(default=0, description="Executions so far (a re-execution from the UI adds one).")
     result: BacktestResult | PnlAttributionResult | None = None
     error: TaskError | None = None
 

@@ -15,3 +15,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
             422: "Invalid input (field and reason), or insufficient_features / insufficient_prices",
             503: "model_artifact_missing: no loadable model version"}
     return {c: {"model": ErrorResponse, "description": text[c]} for c in sorted({*codes, 422})}
+
+
+TASK_REFUSED = {503: {"model": ErrorResponse,
+                      "description": "task_executor_unavailable: the Dagster webserver did not take the run"}}

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Security
 from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.deps import Services, get_services
 from omniwatch.serving.errors import not_found
-from omniwatch.serving.routers import errors
+from omniwatch.serving.routers import TASK_REFUSED, errors
 from omniwatch.serving.schemas_ops import BacktestRequest, TaskStatus
 
 router = APIRouter(tags=["tasks"])
@@ -21,16 +21,16 @@ def _status(task) -> TaskStatus:
     return TaskStatus.model_validate(asdict(task))
 
 
-@router.post("/tasks/backtest", response_model=TaskStatus, status_code=202, responses=errors(401, 422),
-             dependencies=[Security(require_api_key)])
+@router.post("/tasks/backtest", response_model=TaskStatus, status_code=202,
+             responses={**errors(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
 def backtest(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
     """Queue a backtest (a Dagster run when an instance is configured, else the local worker);
     its task id is also its backtest run id."""
     return _status(services.tasks.submit("backtest", body.model_dump(mode="json")))
 
 
-@router.post("/tasks/pnl-attribution", response_model=TaskStatus, status_code=202, responses=errors(401, 422),
-             dependencies=[Security(require_api_key)])
+@router.post("/tasks/pnl-attribution", response_model=TaskStatus, status_code=202,
+             responses={**errors(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
 def pnl_attribution(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
     """Queue a PnL attribution of the same replay: by target, side and month, summing to the total."""
     return _status(services.tasks.submit("pnl_attribution", body.model_dump(mode="json")))
