@@ -76,24 +76,31 @@ def _serve_from_the_demo(home: Path) -> None:
            "OMNIWATCH_DAGSTER_DIR": str(home / "dagster"), "OMNIWATCH_API_PORT": str(port),
            "OMNIWATCH_API_KEYS": "demo-key", "OMNIWATCH_TASK_EXECUTOR": "auto"}
     env.pop("OMNIWATCH_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "omniwatch.serving.app"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path = home / "api.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "omniwatch.serving.app"], cwd=REPO,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v2", timeout=120,
                           headers={"X-API-Key": "demo-key"}) as http:
             deadline = time.time() + 60
             while True:
-                assert proc.poll() is None, proc.stdout.read().decode()[-3000:] if proc.stdout else ""
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.time() < deadline, "the API did not become healthy in 60 s: " + log_path.read_text()[-3000:]
                 try:
                     if http.get("/health").status_code == 200:
                         break
                 except httpx.TransportError:
-                    assert time.time() < deadline, "the API did not start in 60 s"
-                    time.sleep(0.3)
+                    pass
+                time.sleep(0.3)
             _every_area(http, port)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def _ok(r: httpx.Response, status: int = 200) -> dict:

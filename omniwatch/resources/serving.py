@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 class ServingTasksResource(dg.ConfigurableResource):
     """Replays a stored task's request through the registry model it names and stores the result
     in ``serving_tasks`` (and a backtest in ``backtest_runs``), as the API's local worker does.
-    Signal thresholds come from the same ``OMNIWATCH_SIGNAL_THRESHOLD_*`` settings as the API's."""
+    The API stores each request with its defaults resolved (targets, band), so the run replays
+    exactly what the API would have."""
 
     database_url: str
     tracking_uri: str
@@ -31,6 +32,9 @@ class ServingTasksResource(dg.ConfigurableResource):
                              serving.alias_check_interval_s, serving.rollout_alias)
         backtests = BacktestService(router, self.database_url, list(self.symbols), serving.thresholds_bps())
         try:
-            return execute_task(TaskStore(self.database_url), backtests.perform, task_id, dagster_run_id)
+            # in_process=False: this run is not tied to an API process (a UI re-execution of an
+            # in-process task's run lands here too), so no API start-up may interrupt it.
+            return execute_task(TaskStore(self.database_url), backtests.perform, task_id, dagster_run_id,
+                                in_process=False)
         finally:
             router.refresher.close()

@@ -15,7 +15,9 @@ Dagster itself loads with the first task, not at API start-up.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -67,19 +69,22 @@ class DagsterInProcessLauncher(ThreadLauncher):
             raise
         # A run that failed before the op stored an outcome fails the task.
         self.store.attach_run(task.task_id, result.run_id)
-        self.store.finish(task.task_id, only_if_active=True,
+        self.store.finish(task.task_id, only_if_active=True, dagster_run_id=result.run_id,
                           error={"code": "task_failed", "detail": f"dagster run {result.run_id} failed"})
 
 
 class DagsterWebserverLauncher:
     executor = "dagster"
     in_process = False
+    never_submitted_after_s = 300.0  # a queued task with no run by then was never submitted
 
     def __init__(self, url: str, store: TaskStore, timeout_s: int = 30):
         self.url = urlparse(url)
         if self.url.scheme not in ("http", "https") or not self.url.hostname:
             raise ValueError(f"OMNIWATCH_DAGSTER_WEBSERVER_URL must be an http(s) URL, got {url!r}")
         self.store, self.timeout_s = store, timeout_s
+        # One GraphQL transport is not safe for concurrent use (request threads overlap).
+        self._lock = threading.Lock()
 
     @cached_property
     def client(self) -> DagsterGraphQLClient:
@@ -90,24 +95,41 @@ class DagsterWebserverLauncher:
                                     path_prefix=self.url.path.rstrip("/"))
 
     def launch(self, task: Task) -> None:
-        run_id = self.client.submit_job_execution(JOB, run_config=run_config(task.task_id), tags=run_tags(task))
+        with self._lock:
+            run_id = self.client.submit_job_execution(JOB, run_config=run_config(task.task_id), tags=run_tags(task))
         self.store.attach_run(task.task_id, run_id)
         log.info("task %s submitted as dagster run %s", task.task_id, run_id)
 
     def reconcile(self, task: Task) -> Task:
-        if task.dagster_run_id is None:
+        """Fail an active task whose run ended (or vanished) without the task storing an outcome."""
+        run_id = task.dagster_run_id
+        if run_id is None:
+            age = (datetime.now(timezone.utc) - task.created_at).total_seconds() if task.created_at else 0.0
+            if task.status == "queued" and age > self.never_submitted_after_s:
+                return self._fail(task, None, "the task was never submitted to Dagster (the API stopped?)")
             return task
+        from dagster_graphql import DagsterGraphQLClientError
+
         try:
-            status = self.client.get_run_status(task.dagster_run_id)
-        except Exception:  # the webserver is down: the stored state is all we know
-            log.warning("cannot read the status of dagster run %s", task.dagster_run_id, exc_info=True)
+            with self._lock:
+                status = self.client.get_run_status(run_id).value
+        except DagsterGraphQLClientError as exc:
+            if exc.args and exc.args[0] in ("RunNotFoundError", "PipelineRunNotFoundError"):
+                return self._fail(task, run_id, f"dagster run {run_id} no longer exists")
+            log.warning("cannot read the status of dagster run %s: %s", run_id, exc)
             return task
-        if status.value in ("FAILURE", "CANCELED"):
-            self.store.finish(task.task_id, only_if_active=True, error={
-                "code": "task_failed",
-                "detail": f"dagster run {task.dagster_run_id} ended {status.value} before the task stored a result"})
-            return self.store.get(task.task_id) or task
+        except Exception as exc:  # the webserver is down: the stored state is all we know
+            log.warning("cannot read the status of dagster run %s: %s", run_id, exc)
+            return task
+        if status in ("FAILURE", "CANCELED"):
+            return self._fail(task, run_id, f"dagster run {run_id} ended {status} before the task stored a result")
         return task
+
+    def _fail(self, task: Task, run_id: str | None, detail: str) -> Task:
+        # Guarded by the run id seen: a re-execution started meanwhile is not failed by it.
+        self.store.finish(task.task_id, only_if_active=True, dagster_run_id=run_id,
+                          error={"code": "task_failed", "detail": detail})
+        return self.store.get(task.task_id) or task
 
     def close(self) -> None:
         pass

@@ -14,7 +14,10 @@ for it. Three launchers run the stored task through the same :func:`execute_task
   process against that instance (run id, status and logs in the instance).
 
 A task that ran inside an API process which then stopped is marked ``task_interrupted`` when
-the next one starts (one API process per warehouse runs in-process tasks).
+the next one starts; each attempt stores its outcome only while it is still the current attempt,
+so a stale worker never overwrites a newer state. In-process tasks assume one API process per
+warehouse (a second one starting would interrupt the first one's tasks): run several API
+processes with the Dagster webserver executor.
 """
 
 from __future__ import annotations
@@ -94,27 +97,39 @@ class TaskStore:
             raise KeyError(f"no serving task {task_id!r}")
         return row.kind, row.payload
 
-    def start(self, task_id: str, dagster_run_id: str | None = None) -> None:
-        """Running from now; a re-execution starts over (result and error cleared)."""
+    def start(self, task_id: str, dagster_run_id: str | None = None, in_process: bool | None = None) -> int:
+        """Running from now; a re-execution starts over (result and error cleared). Returns the
+        attempt number, which guards this attempt's outcome against a later one."""
         values: dict[str, Any] = dict(status="running", started_at=_now(), finished_at=None, result=None,
                                       error=None, attempts=T.c.attempts + 1)
         if dagster_run_id is not None:
             values["dagster_run_id"] = dagster_run_id
+        if in_process is not None:
+            values["in_process"] = in_process
         with self._engine().begin() as conn:
             conn.execute(update(T).where(T.c.task_id == task_id).values(**values))
+            return int(conn.execute(select(T.c.attempts).where(T.c.task_id == task_id)).scalar_one())
 
     def attach_run(self, task_id: str, dagster_run_id: str) -> None:
         with self._engine().begin() as conn:
-            conn.execute(update(T).where(T.c.task_id == task_id).values(dagster_run_id=dagster_run_id))
+            conn.execute(update(T).where(T.c.task_id == task_id, T.c.dagster_run_id.is_(None))
+                         .values(dagster_run_id=dagster_run_id))
 
-    def finish(self, task_id: str, result: dict | None = None, error: dict | None = None,
-               only_if_active: bool = False) -> None:
+    def finish(self, task_id: str, result: dict | None = None, error: dict | None = None, *,
+               attempt: int | None = None, only_if_active: bool = False,
+               dagster_run_id: str | None = None) -> bool:
+        """Store the outcome; with a guard, only while the row is still that attempt / active /
+        that run (a stale writer never overwrites a newer attempt). True when written."""
         query = update(T).where(T.c.task_id == task_id)
+        if attempt is not None:
+            query = query.where(T.c.attempts == attempt, T.c.status == "running")
         if only_if_active:
             query = query.where(T.c.status.in_(ACTIVE))
+        if dagster_run_id is not None:
+            query = query.where(T.c.dagster_run_id == dagster_run_id)
         with self._engine().begin() as conn:
-            conn.execute(query.values(status="failed" if error else "succeeded", result=result, error=error,
-                                      finished_at=_now()))
+            return conn.execute(query.values(status="failed" if error else "succeeded", result=result,
+                                             error=error, finished_at=_now())).rowcount == 1
 
     def interrupt_orphans(self) -> int:
         """Fail the in-process tasks a stopped API process left queued or running."""
@@ -124,20 +139,24 @@ class TaskStore:
                 status="failed", error=error, finished_at=_now())).rowcount
 
 
-def execute_task(store: TaskStore, work: Work, task_id: str, dagster_run_id: str | None = None) -> Task:
+def execute_task(store: TaskStore, work: Work, task_id: str, dagster_run_id: str | None = None,
+                 in_process: bool | None = None) -> Task:
     """Run one stored task and store its result or typed error; never raises for the task's own
     failure (the returned task says how it ended)."""
     from omniwatch.serving.errors import ApiError
 
     kind, payload = store.request(task_id)
-    store.start(task_id, dagster_run_id)
+    attempt = store.start(task_id, dagster_run_id, in_process)
     try:
-        store.finish(task_id, result=to_jsonable_python(work(kind, task_id, payload)))
+        outcome: dict[str, Any] = {"result": to_jsonable_python(work(kind, task_id, payload))}
     except ApiError as exc:
-        store.finish(task_id, error={"code": exc.code, "detail": exc.detail})
+        outcome = {"error": {"code": exc.code, "detail": exc.detail}}
     except Exception as exc:  # the task fails, the worker lives on
         log.exception("task %s (%s) failed", task_id, kind)
-        store.finish(task_id, error={"code": "task_failed", "detail": f"{type(exc).__name__}: {exc}"})
+        outcome = {"error": {"code": "task_failed", "detail": f"{type(exc).__name__}: {exc}"}}
+    if not store.finish(task_id, attempt=attempt, **outcome):
+        log.warning("task %s attempt %d ended after it was interrupted or re-run; outcome not stored",
+                    task_id, attempt)
     task = store.get(task_id)
     assert task is not None
     return task
@@ -192,9 +211,8 @@ class TaskRunner:
         self.executor = launcher.executor
 
     def recover(self) -> None:
-        """At start-up: fail the in-process tasks a stopped API process left behind."""
-        if not self.launcher.in_process:
-            return
+        """At start-up: fail the in-process tasks a stopped API process left behind (whatever
+        executor this process uses)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
@@ -212,8 +230,8 @@ class TaskRunner:
         except Exception as exc:
             from omniwatch.serving.errors import ApiError
 
-            log.exception("launching task %s failed", task.task_id)
-            detail = f"the {self.executor} executor refused the task: {type(exc).__name__}: {exc}"
+            log.exception("launching task %s failed", task.task_id)  # the full reason, for operators
+            detail = f"the {self.executor} executor did not accept the task ({type(exc).__name__}); see the API log"
             self.store.finish(task.task_id, error={"code": "task_executor_unavailable", "detail": detail})
             raise ApiError(503, "task_executor_unavailable", detail, {"task_id": task.task_id}) from exc
         return self.get(task.task_id) or task
@@ -228,9 +246,9 @@ class TaskRunner:
         """Block until the task ends or the timeout passes (tests and scripts); returns it."""
         import time
 
+        deadline = time.monotonic() + timeout
         if isinstance(self.launcher, ThreadLauncher):
             self.launcher.drain(timeout)
-        deadline = time.monotonic() + timeout
         task = self.get(task_id)
         while task is not None and task.status in ACTIVE and time.monotonic() < deadline:
             time.sleep(poll_s)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -144,6 +145,15 @@ def test_tasks_are_launched_runs_of_the_code_location_job_and_can_be_re_executed
                     and e.dagster_event.event_type_value == "STEP_FAILURE"]
         metadata = failures[0].dagster_event.event_specific_data.user_failure_data.metadata
         assert metadata["error_code"].value == "insufficient_features"
+
+        # Requests overlap in the server's thread pool: concurrent submissions and polls all pass.
+        with ThreadPoolExecutor(6) as pool:
+            posts = list(pool.map(lambda _: c.post(f"{P}/tasks/pnl-attribution", json=EMPTY, headers=AUTH),
+                                  range(6)))
+            assert [r.status_code for r in posts] == [202] * 6, [r.text for r in posts]
+            polls = list(pool.map(lambda r: c.get(f"{P}/tasks/{r.json()['task_id']}"), posts * 2))
+        assert {r.status_code for r in polls} == {200}
+        assert all(r.json()["dagster_run_id"] for r in posts)
 
 
 def test_a_run_that_ends_without_storing_an_outcome_fails_its_task(own_home, webserver):

@@ -24,16 +24,17 @@ def _status(task) -> TaskStatus:
 @router.post("/tasks/backtest", response_model=TaskStatus, status_code=202,
              responses={**errors(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
 def backtest(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
-    """Queue a backtest (a Dagster run when an instance is configured, else the local worker);
-    its task id is also its backtest run id."""
-    return _status(services.tasks.submit("backtest", body.model_dump(mode="json")))
+    """Queue a backtest: a Dagster run of serving_task_job (submitted to the webserver when
+    configured, else in this process) or the local worker; its task id is also its backtest run
+    id. The request is stored with its defaults resolved, so a re-execution replays the same."""
+    return _status(services.tasks.submit("backtest", services.backtests.params(body)))
 
 
 @router.post("/tasks/pnl-attribution", response_model=TaskStatus, status_code=202,
              responses={**errors(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
 def pnl_attribution(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
     """Queue a PnL attribution of the same replay: by target, side and month, summing to the total."""
-    return _status(services.tasks.submit("pnl_attribution", body.model_dump(mode="json")))
+    return _status(services.tasks.submit("pnl_attribution", services.backtests.params(body)))
 
 
 @router.get("/tasks/{task_id}", response_model=TaskStatus, responses=errors(401, 404))
