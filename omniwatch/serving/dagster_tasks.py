@@ -54,13 +54,24 @@ class DagsterInProcessLauncher(ThreadLauncher):
     def __init__(self, instance_factory: Callable[[], dg.DagsterInstance], store: TaskStore, work: Work):
         super().__init__(self._execute, "dagster")
         self.instance_factory, self.store, self.work = instance_factory, store, work
+        self._instance: dg.DagsterInstance | None = None  # one per API process, made on first use
+
+    def instance(self) -> dg.DagsterInstance:
+        if self._instance is None:  # only the one worker thread gets here
+            self._instance = self.instance_factory()
+        return self._instance
+
+    def close(self) -> None:
+        super().close()
+        if self._instance is not None:
+            self._instance.dispose()
 
     def _execute(self, task: Task) -> None:
         from omniwatch.jobs.serving_tasks import serving_task_job
 
         try:
             result = serving_task_job.execute_in_process(
-                run_config=run_config(task.task_id), instance=self.instance_factory(),
+                run_config=run_config(task.task_id), instance=self.instance(),
                 resources={"serving_tasks": _ApiTasks(self.store, self.work)}, raise_on_error=False,
                 tags=run_tags(task))
         except Exception as exc:  # no run at all (e.g. an unusable instance): the task must not hang
