@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from servers import free_port, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,16 +62,10 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     assert again == {k: expected[k] for k in again}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve_from_the_demo(home: Path) -> None:
     """The API as `make serve` runs it (uvicorn on loopback) over the demo's warehouse, registry and
     Dagster instance: every /api/v2 area answers over real HTTP."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OMNIWATCH_HOME": str(home), "DAGSTER_HOME": str(REPO),
            "OMNIWATCH_DAGSTER_DIR": str(home / "dagster"), "OMNIWATCH_API_PORT": str(port),
            "OMNIWATCH_API_KEYS": "demo-key", "OMNIWATCH_TASK_EXECUTOR": "auto"}
@@ -95,12 +89,7 @@ def _serve_from_the_demo(home: Path) -> None:
                 time.sleep(0.3)
             _every_area(http, port)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(proc)
 
 
 def _ok(r: httpx.Response, status: int = 200) -> dict:

@@ -5,8 +5,6 @@ process), re-executed over GraphQL, and reconciled when a run ends without stori
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from sqlalchemy import func, select
 from omniwatch.settings import Settings
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
+from servers import free_port, stop_group
 
 from .conftest import AUTH, client_for
 
@@ -38,12 +37,6 @@ REEXECUTE = """mutation($parent: String!) {
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
     r = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
     r.raise_for_status()
@@ -57,7 +50,7 @@ def webserver(own_home: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     ``own_home`` through the environment."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "OMNIWATCH_HOME": str(own_home.home),
            "OMNIWATCH_SERVING_DEVICE": "cpu"}
     env.pop("OMNIWATCH_DATABASE_URL", None)
@@ -80,12 +73,7 @@ def webserver(own_home: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.5)
         yield url, home
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(proc)
         log.close()
 
 
@@ -178,7 +166,7 @@ def test_a_run_that_ends_without_storing_an_outcome_fails_its_task(own_home, web
 
 
 def test_an_unreachable_webserver_is_503_and_the_task_is_stored_as_failed(own_home):
-    with client_for(own_home, task_executor="dagster", dagster_webserver_url=f"http://127.0.0.1:{_free_port()}") as c:
+    with client_for(own_home, task_executor="dagster", dagster_webserver_url=f"http://127.0.0.1:{free_port()}") as c:
         r = c.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "task_executor_unavailable"
         task_id = r.json()["context"]["task_id"]
