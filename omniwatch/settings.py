@@ -7,7 +7,7 @@ real sample as the replay source, a local MLflow store. Production sets
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +16,13 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from omniwatch.modelops.thresholds import (
+    DriftThresholds,
+    GateThresholds,
+    RollbackThresholds,
+    RolloutThresholds,
+)
+
 BUNDLED_SAMPLE_DIR = Path(__file__).parent / "sample"
 # The bundled sample's span (the window where bars, funding and on-chain data all overlap).
 SAMPLE_START = date(2024, 4, 16)
@@ -23,7 +30,7 @@ SAMPLE_END = date(2025, 9, 26)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNIWATCH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="OMNIWATCH_", extra="ignore", env_nested_delimiter="__")
 
     home: Path = Field(default=Path(".omniwatch"), description="Folder holding all embedded state.")
     database_url: str | None = Field(
@@ -65,11 +72,41 @@ class Settings(BaseSettings):
     max_abs_hourly_log_return: float = Field(default=0.25, description="Outlier bound per hour.")
     max_bar_lag_hours: float = Field(default=3.0, description="Freshness: newest bar's allowed lag.")
 
+    automation_running: bool = Field(
+        default=False,
+        description="Schedules and sensors start RUNNING (deploy sets true); the embedded default starts them stopped.",
+    )
+    training_cron: str = Field(default="0 3 * * 1", description="Weekly retraining (UTC cron).")
+    vc_cron: str = Field(default="0 4 1 * *", description="Monthly VC retraining (UTC cron).")
+
+    # Model operations (DESIGN section 7): the rules' thresholds, OMNIWATCH_<RULE>__<FIELD>.
+    drift: DriftThresholds = Field(default_factory=DriftThresholds)
+    gate: GateThresholds = Field(default_factory=GateThresholds)
+    rollout: RolloutThresholds = Field(default_factory=RolloutThresholds)
+    rollback: RollbackThresholds = Field(default_factory=RollbackThresholds)
+    max_snapshot_age: timedelta = Field(
+        default=timedelta(hours=2),
+        description="Serving refuses a newest snapshot older than this (stale_features); seconds or ISO 8601.",
+    )
+
     @field_validator("liquid_symbols", "sec_ciks", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
         if isinstance(value, str):
             return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+    @field_validator("max_snapshot_age", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """Seconds (``7200``), a number with a unit (``2h``, ``90m``, ``45s``) or ISO 8601 (``PT2H``)."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+            if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+                return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+            if text.replace(".", "", 1).isdigit():
+                return timedelta(seconds=float(text))
         return value
 
     @property
