@@ -63,6 +63,7 @@ def coverage_table(
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
     kinds={"python"},
+    code_version="1",
 )
 def market_coverage(
     context: AssetExecutionContext, warehouse: WarehouseResource, liquid: LiquidTrackResource

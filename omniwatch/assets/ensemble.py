@@ -4,12 +4,35 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from omniwatch.assets.training import FINGERPRINT_TAG, LIQUID_MODEL_NAME
 from omniwatch.resources.mlflow import MLflowResource
 from omniwatch.resources.training import TrainingResource
 from omniwatch.resources.warehouse import WarehouseResource
 
-MODEL_NAME = "omniwatch-liquid"
+MODEL_NAME = LIQUID_MODEL_NAME
 VALIDATION_HOURS = 48
+TRADED_HORIZON = 24
+BEATS_CONSTANT = dg.AssetCheckSpec(
+    "beats_constant_sign_rule", asset="liquid_ensemble", blocking=False,
+    description=f"at the traded horizon ({TRADED_HORIZON}h), the walk-forward net return of the model beats "
+                "the better of always-long and always-short (pooled over symbols)",
+)
+
+
+def beats_constant_sign_rule(table: pd.DataFrame, horizon: int = TRADED_HORIZON) -> dg.AssetCheckResult:
+    """WARN unless the model's pooled walk-forward net_return exceeds max(always_long, always_short)."""
+    from omniwatch.ml.metrics import POOLED
+
+    rows = table[(table["symbol"] == POOLED) & (table["horizon"] == horizon)].set_index("strategy")["net_return"]
+    model, long, short = (float(rows.get(k, float("nan"))) for k in ("model", "always_long", "always_short"))
+    best = max(long, short)
+    passed = bool(pd.notna(model) and pd.notna(best) and model > best)
+    return dg.AssetCheckResult(
+        check_name=BEATS_CONSTANT.name, passed=passed, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{horizon}h model net_return {model:.4f} vs best constant sign {best:.4f}",
+        metadata={"horizon_h": horizon, "model_net_return": model, "always_long_net_return": long,
+                  "always_short_net_return": short, "margin": model - best},
+    )
 
 
 def _validation_input(frame: pd.DataFrame, lookback: int) -> pd.DataFrame:
@@ -24,7 +47,7 @@ def _validation_input(frame: pd.DataFrame, lookback: int) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-@dg.asset(kinds={"python", "mlflow"})
+@dg.asset(kinds={"python", "mlflow"}, code_version="1", check_specs=[BEATS_CONSTANT])
 def liquid_ensemble(
     context: AssetExecutionContext,
     training_dataset: pd.DataFrame,
@@ -50,10 +73,12 @@ def liquid_ensemble(
     from omniwatch.ml.protocol import ensemble_weights, long_predictions, walk_forward_ensemble
     from omniwatch.ml.reporting import (
         data_version_of,
+        drift_reference_json,
         headline_metrics,
         log_training,
         pooled_view,
         walk_forward_table,
+        walk_forward_windows,
     )
     from omniwatch.registry import record_registration
 
@@ -97,13 +122,21 @@ def liquid_ensemble(
             )
             mlflow_lib.log_table(example, "validation/input.json")
             mlflow_lib.log_table(validation, "validation/predictions.json")
+            # Drift reference (fixed bins + sample) of the training rows and the 24 h forecasts.
+            mlflow_lib.log_text(drift_reference_json(frame, long.loc[long["horizon"] == 24, "prediction"] * 1e4),
+                                "drift/reference.json")
     version, aliases = record_registration(
         mlflow, warehouse.database_url, MODEL_NAME, info.model_uri, run_id=run_id, track="liquid",
-        train_lineage_id=lineage, data_version=data_version, metrics=headline_metrics(table),
+        train_lineage_id=lineage, data_version=data_version,
+        metrics={**headline_metrics(table), "walk_forward_windows": walk_forward_windows(long, config)},
         actor=f"dagster:{context.run_id}",
     )
+    fingerprint = frame.attrs.get("training_fingerprint")
+    if fingerprint:  # what training_dataset compares to skip an unchanged retraining
+        mlflow.client().set_model_version_tag(MODEL_NAME, version, FINGERPRINT_TAG, fingerprint)
     context.log.info(f"registered {MODEL_NAME} version {version} with aliases {aliases}")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(check_results=[beats_constant_sign_rule(table)], metadata={
+        "training_fingerprint": dg.MetadataValue.text(fingerprint or ""),
         "walk_forward": dg.MetadataValue.md(to_markdown(pooled_view(table))),
         "weights_lightgbm": dg.MetadataValue.json(weights),
         "registered_model": dg.MetadataValue.text(MODEL_NAME),

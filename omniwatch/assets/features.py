@@ -1,4 +1,11 @@
-"""Point-in-time feature snapshots of the liquid track (see ``omniwatch/features/liquid.py``)."""
+"""Point-in-time feature snapshots of the liquid track (see ``omniwatch/features/liquid.py``).
+
+Day D reads market bars up to D+1 (its last hours' forward-return labels), declared as a
+``TimeWindowPartitionMapping(end_offset=1)``; :func:`labels_mature` re-materializes D once D+1's
+bars land in a later run, so a live day gets its labels and enters training.
+"""
+
+import hashlib
 
 import dagster as dg
 import numpy as np
@@ -8,13 +15,34 @@ from dagster import AssetExecutionContext
 from omniwatch.checks.gate import blocking_failures
 from omniwatch.errors import BlockedByDataQuality
 from omniwatch.features import liquid as liquid_features
-from omniwatch.features.lineage import day_lineages, feature_code_version
+from omniwatch.features.lineage import FEATURE_CODE_VERSION, day_lineages
+from omniwatch.freshness import FEATURE_FRESHNESS
 from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.liquid import LiquidTrackResource
 from omniwatch.resources.warehouse import WarehouseResource
 
 INPUTS = ("market_bars", "funding_rates", "onchain_signals", "news_events")
 DAY = pd.Timedelta(days=1)
+# D's labels need D+1's bars; a missing D+1 (today, the replay's last day) must not block D.
+NEXT_DAY = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True)
+
+
+def labels_mature() -> dg.AutomationCondition:
+    """Re-run an already materialized day once bars of a day it reads (D+1's, for D's labels)
+    landed after the day's own last materialization (or request), unless it or an input is in
+    progress or an input's blocking check failed. Bars stored in the same run as the day itself
+    reset the condition in the same tick, so the hourly refresh of D does not request D again;
+    a day never materialized is left to its schedule or backfill."""
+    bars_updated = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated()).allow(
+        dg.AssetSelection.assets("market_bars"))
+    handled = dg.AutomationCondition.newly_updated() | dg.AutomationCondition.newly_requested()
+    return (
+        bars_updated.since(handled).with_label("bars_landed_after_this_day")
+        & ~dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("labels_mature")
 
 
 def _json_values(values: np.ndarray) -> list[float | None]:
@@ -41,9 +69,25 @@ def snapshot_rows(features: pd.DataFrame, lineages: dict) -> tuple[list[dict], l
         lineage_rows[lin.lineage_id] = {
             "lineage_id": lin.lineage_id, "track": "liquid", "target": rec.symbol,
             "snapshot_day": rec.event_time.floor("D").date().isoformat(),
-            "code_version": feature_code_version(), "data_version": lin.data_version, "inputs": lin.inputs,
+            "code_version": FEATURE_CODE_VERSION, "data_version": lin.data_version, "inputs": lin.inputs,
         }
     return rows, list(lineage_rows.values())
+
+
+def _day_versions(rows: list[dict]) -> dict[str, str]:
+    """Per snapshot day, a hash of its symbols' data_versions (code version + input lineage)."""
+    by_day: dict[str, set[str]] = {}
+    for r in rows:
+        by_day.setdefault(pd.Timestamp(r["event_time"]).strftime("%Y-%m-%d"), set()).add(r["data_version"])
+    return {d: hashlib.sha256("|".join(sorted(v)).encode()).hexdigest()[:24] for d, v in sorted(by_day.items())}
+
+
+def _combined(day_versions: dict[str, str]) -> str:
+    if not day_versions:
+        return "empty"
+    if len(day_versions) == 1:
+        return next(iter(day_versions.values()))
+    return hashlib.sha256("|".join(day_versions.values()).encode()).hexdigest()[:24]
 
 
 def _liquid_news(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -55,10 +99,13 @@ def _liquid_news(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Time
 
 
 @dg.asset(
-    deps=list(INPUTS),
+    deps=[dg.AssetDep("market_bars", partition_mapping=NEXT_DAY), *INPUTS[1:]],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
     kinds={"python", "sql"},
+    code_version=FEATURE_CODE_VERSION,
+    automation_condition=labels_mature(),
+    freshness_policy=FEATURE_FRESHNESS,
 )
 def feature_snapshots(
     context: AssetExecutionContext, warehouse: WarehouseResource, liquid: LiquidTrackResource
@@ -97,12 +144,16 @@ def feature_snapshots(
     written = warehouse.upsert_rows("feature_snapshots", rows, ["track", "target", "as_of_ts", "data_version"])
     warehouse.upsert_rows("feature_lineage", lineage_rows, ["lineage_id"])
     missing = computed[list(liquid_features.FEATURES)].isna().mean().rename("missing_share").to_frame()
-    return dg.MaterializeResult(metadata={
+    day_versions = _day_versions(rows)
+    if context.has_partition_key_range and len(day_versions) > 1:
+        for day, version in day_versions.items():
+            context.add_asset_metadata({"day_data_version": dg.MetadataValue.text(version)}, partition_key=day)
+    return dg.MaterializeResult(data_version=dg.DataVersion(_combined(day_versions)), metadata={
         "rows_written": dg.MetadataValue.int(written),
         "symbols": dg.MetadataValue.json(sorted(computed["symbol"].unique().tolist())),
         "as_of_first": dg.MetadataValue.text(computed["as_of_ts"].min().isoformat() if len(computed) else "none"),
         "as_of_last": dg.MetadataValue.text(computed["as_of_ts"].max().isoformat() if len(computed) else "none"),
         "data_versions": dg.MetadataValue.int(len({r["data_version"] for r in rows})),
-        "feature_code_version": dg.MetadataValue.text(feature_code_version()),
+        "feature_code_version": dg.MetadataValue.text(FEATURE_CODE_VERSION),
         "missing_by_feature": dg.MetadataValue.md(missing.round(4).to_markdown()),
     })

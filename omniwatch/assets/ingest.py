@@ -1,21 +1,41 @@
-"""Check, then write: the one way a raw batch reaches the warehouse.
+"""Check, then write: the one way a raw batch reaches the warehouse, one day at a time.
 
-Every blocking check runs on the batch before it is written and every result goes to
-``data_quality_audit``. A batch that fails a blocking check is not written (stored rows are
-never overwritten by bad input) and the failed check stops downstream steps of the run. Writes
+A run may cover one daily partition (the hourly live refresh) or a range (single-run
+backfills). The batch is split by day; each day's rows are checked, every result goes to
+``data_quality_audit``, and a day is upserted only if none of its blocking checks failed. Writes
 are upserts on the natural key, so re-running a window never duplicates rows.
+
+What Dagster records follows the days: when every day passed, one ``MaterializeResult`` covers
+the range; when some day failed, only the good days get an ``AssetMaterialization`` of their
+own partition, the check results are recorded, and the step then fails naming the bad days, so
+the UI shows those partitions failed (not materialized) and downstream steps of the run do not
+execute. Each materialization carries a ``DataVersion``: a content hash of the rows written.
 """
 
-from collections.abc import Sequence
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext
+from dagster._core.definitions.data_version import (
+    CODE_VERSION_TAG,
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+)
 
 from omniwatch.checks import run_checks, to_asset_check_result
+from omniwatch.checks.outcome import CheckOutcome, make_outcome
 from omniwatch.resources.market_sources import SourceBatch
 from omniwatch.resources.warehouse import WarehouseResource
+
+DAY = pd.Timedelta(days=1)
+EMPTY_CONTENT = "empty"
 
 
 def partition_window(context: AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -24,36 +44,155 @@ def partition_window(context: AssetExecutionContext) -> tuple[pd.Timestamp, pd.T
     return pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC")
 
 
+def content_hash(frame: pd.DataFrame, key: Sequence[str]) -> str:
+    """Order-independent hash of a batch's values (the ``DataVersion`` of what was written)."""
+    if frame.empty:
+        return EMPTY_CONTENT
+    data = frame.drop(columns=[c for c in ("ingested_at", "id") if c in frame.columns])
+    data = data.sort_values(list(key), kind="stable").reset_index(drop=True)
+    data = data.astype({c: "string" for c in data.columns if data[c].dtype == object})
+    row_hashes = pd.util.hash_pandas_object(data, index=False).to_numpy(dtype=np.uint64)
+    digest = hashlib.sha256(row_hashes.tobytes() + ",".join(data.columns).encode()).hexdigest()
+    return digest[:24]
+
+
+def combine_versions(versions: Sequence[str]) -> str:
+    """One version for several days (a range run): a hash of the days' versions in day order."""
+    if len(versions) == 1:
+        return versions[0]
+    return hashlib.sha256("|".join(versions).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class DayResult:
+    partition: str | None
+    start: pd.Timestamp
+    end: pd.Timestamp
+    outcomes: list[CheckOutcome]
+    blocked: list[str]
+    fetched: int
+    written: int
+    content: str
+
+
+def _day_batches(context: AssetExecutionContext, frame: pd.DataFrame, column: str,
+                 start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[str | None, pd.Timestamp, pd.Timestamp, pd.DataFrame]]:
+    """The batch split by day of ``column``; rows that fall in no day (unparseable or outside the
+    window) go with the first day, so its checks see them rather than losing them."""
+    if not context.has_partition_key_range or (end - start) <= DAY:
+        key = context.partition_key if context.has_partition_key else None
+        return [(key, start, end, frame)]
+    days = list(pd.date_range(start, end - DAY, freq="D"))
+    times = pd.to_datetime(frame[column], utc=True) if len(frame) else pd.Series([], dtype="datetime64[ns, UTC]")
+    placed = pd.Series(False, index=frame.index)
+    out = []
+    for day in days:
+        mask = (times >= day) & (times < day + DAY)
+        placed |= mask
+        out.append((day.strftime("%Y-%m-%d"), day, day + DAY, mask))
+    batches = []
+    for i, (key, s, e, mask) in enumerate(out):
+        if i == 0:
+            mask = mask | ~placed
+        batches.append((key, s, e, frame[mask.to_numpy()].reset_index(drop=True)))
+    return batches
+
+
+def merge_outcomes(days: Sequence[DayResult]) -> list[CheckOutcome]:
+    """One outcome per check over all days: passed only if every day passed, failures of every
+    day listed, ``failed_days`` naming them."""
+    merged = []
+    for i, first in enumerate(days[0].outcomes):
+        per_day = [(d.partition, d.outcomes[i]) for d in days]
+        if len(per_day) == 1:
+            merged.append(first)
+            continue
+        failed = [(p, o) for p, o in per_day if not o.passed]
+        meta = dict((failed[0][1] if failed else per_day[-1][1]).metadata)
+        meta["failed_days"] = [p for p, _ in failed]
+        meta["days_checked"] = len(per_day)
+        merged.append(make_outcome(
+            first.name, first.description, [f for _, o in failed for f in o.failures],
+            failed_count=sum(o.failed_count for _, o in per_day), severity=first.severity,
+            passed=not failed, metadata=meta,
+        ))
+    return merged
+
+
 def checked_write(
     context: AssetExecutionContext, name: str, batch: SourceBatch, *, table: str, key: Sequence[str],
-    warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Timestamp,
+    warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Timestamp, code_version: str,
     thresholds: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-) -> dg.MaterializeResult:
-    """Run ``name``'s checks on ``batch``, audit them, upsert into ``table`` unless one blocks."""
-    frame = batch.frame
-    outcomes = run_checks(name, frame, window_start=start, window_end=end, now=pd.Timestamp.now(tz="UTC"),
-                          **(thresholds or {}))
-    warehouse.record_checks(name, outcomes, start.to_pydatetime(), end.to_pydatetime(), context.run_id)
-    blocked = [o.name for o in outcomes if not o.passed and o.severity == "ERROR"]
-    if blocked:
-        written = 0
-        context.log.error(f"{name}: blocking checks failed ({', '.join(blocked)}); the {len(frame)} fetched "
-                          f"rows for {start:%Y-%m-%d}..{end:%Y-%m-%d} were not written")
-    else:
-        written = warehouse.upsert(table, frame, list(key))
+    day_column: str = "event_time",
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult]:
+    """Check and upsert ``batch`` into ``table`` day by day; yield what Dagster should record."""
+    # "now" for freshness and gaps: the replay clock when replaying as live, else the wall clock.
+    now = batch.as_of if batch.as_of is not None else pd.Timestamp.now(tz="UTC")
+    days: list[DayResult] = []
+    for partition, s, e, frame in _day_batches(context, batch.frame, day_column, start, end):
+        # Hours before the source's recording begins are outside its coverage, not gaps.
+        checked_from = max(s, batch.coverage_start) if batch.coverage_start is not None else s
+        outcomes = run_checks(name, frame, window_start=checked_from, window_end=e, now=now, **(thresholds or {}))
+        warehouse.record_checks(name, outcomes, s.to_pydatetime(), e.to_pydatetime(), context.run_id)
+        blocked = [o.name for o in outcomes if not o.passed and o.severity == "ERROR"]
+        written = 0 if blocked else warehouse.upsert(table, frame, list(key))
+        days.append(DayResult(partition, s, e, outcomes, blocked, len(frame), written,
+                              content_hash(frame, key)))
+        if blocked:
+            context.log.error(f"{name}: blocking checks failed for {s:%Y-%m-%d} ({', '.join(blocked)}); its "
+                              f"{len(frame)} fetched rows were not written")
+
     notes = list(batch.notes) or ["the source covered everything requested"]
-    if frame.empty:
+    if batch.frame.empty:
         notes.append("no rows: the source holds no data for this window, none were invented")
-    result_metadata = {
-        "rows_fetched": dg.MetadataValue.int(len(frame)),
-        "rows_written": dg.MetadataValue.int(written),
-        "written": dg.MetadataValue.bool(not blocked),
+    common = {
         "source": dg.MetadataValue.text(batch.source),
-        "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
         "coverage": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes)),
         **(metadata or {}),
     }
-    if blocked:
-        result_metadata["blocked_by"] = dg.MetadataValue.json(blocked)
-    return dg.MaterializeResult(metadata=result_metadata,
-                                check_results=[to_asset_check_result(o) for o in outcomes])
+    checks = [to_asset_check_result(o) for o in merge_outcomes(days)]
+    good = [d for d in days if not d.blocked]
+    bad = [d for d in days if d.blocked]
+    if not bad:
+        for d in days:
+            if d.partition is not None and len(days) > 1:
+                context.add_asset_metadata(_day_metadata(d), partition_key=d.partition)
+        yield dg.MaterializeResult(
+            metadata={
+                "rows_fetched": dg.MetadataValue.int(len(batch.frame)),
+                "rows_written": dg.MetadataValue.int(sum(d.written for d in days)),
+                "written": dg.MetadataValue.bool(True),
+                "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
+                **({} if len(days) > 1 else {"content_hash": dg.MetadataValue.text(days[0].content)}),
+                **common,
+            },
+            check_results=checks,
+            data_version=dg.DataVersion(combine_versions([d.content for d in days])),
+        )
+        return
+
+    # Some day failed: record the good days as their own partitions, then fail the step.
+    for d in good:
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=d.partition,
+            metadata={**_day_metadata(d), "written": dg.MetadataValue.bool(True), **common},
+            tags={DATA_VERSION_TAG: d.content, CODE_VERSION_TAG: code_version,
+                  DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
+        )
+    yield from checks
+    failed = {d.start.strftime("%Y-%m-%d"): d.blocked for d in bad}
+    raise dg.Failure(
+        description=(f"{name}: blocking checks failed on {', '.join(failed)}; those days were not written "
+                     f"(good days written: {len(good)})"),
+        metadata={"error_code": "blocked_by_data_quality", "failed_days": dg.MetadataValue.json(failed),
+                  "rows_written": dg.MetadataValue.int(sum(d.written for d in good))},
+    )
+
+
+def _day_metadata(d: DayResult) -> dict[str, Any]:
+    return {
+        "rows_fetched": dg.MetadataValue.int(d.fetched),
+        "rows_written": dg.MetadataValue.int(d.written),
+        "window": dg.MetadataValue.text(f"{d.start.isoformat()} .. {d.end.isoformat()}"),
+        "content_hash": dg.MetadataValue.text(d.content),
+    }

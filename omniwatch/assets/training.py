@@ -3,6 +3,9 @@
 torch, lightgbm and mlflow are imported inside the asset bodies (STYLE.md rule 9).
 """
 
+import hashlib
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
@@ -16,6 +19,37 @@ from omniwatch.resources.training import TrainingResource
 from omniwatch.resources.warehouse import WarehouseResource
 
 INPUT_ASSETS = ("market_bars", "funding_rates", "onchain_signals")
+LIQUID_MODEL_NAME = "omniwatch-liquid"
+FINGERPRINT_TAG = "training_fingerprint"
+# Bump when the training code (dataset rows, models, protocol, ensemble) changes what it produces:
+# with unchanged inputs and config, a retraining is skipped only while this stays the same.
+TRAINING_CODE_VERSION = "liquid-training-1"
+
+
+def training_fingerprint(config_hash: str, data_version: str, labelled_values: int,
+                         window: tuple[str | None, str | None]) -> str:
+    """What a liquid training depends on: its code version, its config, the snapshots' data
+    versions and how many label values they hold (labels mature in place, data_version unchanged)."""
+    parts = [TRAINING_CODE_VERSION, config_hash, data_version, str(labelled_values), str(window[0]), str(window[1])]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def newest_fingerprint(mlflow: MLflowResource, name: str = LIQUID_MODEL_NAME) -> tuple[str | None, str | None]:
+    """(version, fingerprint tag) of the newest trained version of ``name`` (versions registered
+    without a training fingerprint, such as drill copies, are passed over); (None, None) if none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = mlflow.client().search_model_versions(f"name='{name}'", order_by=["version_number DESC"],
+                                                         max_results=50)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None, None
+        raise
+    for version in versions:
+        if (version.tags or {}).get(FINGERPRINT_TAG):
+            return str(version.version), version.tags[FINGERPRINT_TAG]
+    return (str(versions[0].version), None) if versions else (None, None)
 
 
 class TrainingWindowConfig(dg.Config):
@@ -38,12 +72,15 @@ def _quality_summary(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.
     return failures, summary
 
 
-@dg.asset(deps=["feature_snapshots"], kinds={"python"})
+@dg.asset(deps=["feature_snapshots"], kinds={"python"}, code_version=TRAINING_CODE_VERSION, output_required=False)
 def training_dataset(
-    context: AssetExecutionContext, config: TrainingWindowConfig, warehouse: WarehouseResource
-) -> dg.Output:
+    context: AssetExecutionContext, config: TrainingWindowConfig, warehouse: WarehouseResource,
+    mlflow: MLflowResource, training: TrainingResource,
+) -> Iterator:
     """Point-in-time training rows (latest data_version per symbol and hour) with labels in bps;
-    refused with ``blocked_by_data_quality`` when a blocking check failed on an input partition."""
+    refused with ``blocked_by_data_quality`` when a blocking check failed on an input partition.
+    Yields nothing (so the models are skipped and the run succeeds) when the newest registered
+    ``omniwatch-liquid`` was trained with the same fingerprint: code version, config, data versions."""
     from omniwatch.ml.dataset import lineage_digest, load_snapshots
     from omniwatch.ml.reporting import data_version_of
 
@@ -61,7 +98,22 @@ def training_dataset(
             metadata={"error_code": "blocked_by_data_quality", "failed_checks": dg.MetadataValue.json(failures)},
         )
     frame.attrs["dq_summary"] = summary
-    return dg.Output(frame, metadata={
+    labelled_values = int(frame[["y_1h", "y_4h", "y_24h"]].notna().to_numpy().sum())
+    fingerprint = training_fingerprint(training.config().config_hash(), data_version_of(frame), labelled_values,
+                                       (config.start, config.end))
+    version, previous = newest_fingerprint(mlflow)
+    if previous == fingerprint:
+        reason = (f"training skipped: {LIQUID_MODEL_NAME} version {version} was trained with the same code version, "
+                  f"config and snapshot data versions (fingerprint {fingerprint})")
+        context.log.info(reason)
+        yield dg.AssetObservation(asset_key=context.asset_key, metadata={
+            "skipped": dg.MetadataValue.text(reason), "training_fingerprint": dg.MetadataValue.text(fingerprint),
+            "registered_version": dg.MetadataValue.text(version),
+        })
+        return
+    frame.attrs["training_fingerprint"] = fingerprint
+    yield dg.Output(frame, data_version=dg.DataVersion(fingerprint), metadata={
+        "training_fingerprint": dg.MetadataValue.text(fingerprint),
         "rows": dg.MetadataValue.int(len(frame)),
         "symbols": dg.MetadataValue.json(sorted(frame["symbol"].unique().tolist())),
         "as_of_first": dg.MetadataValue.text(first.isoformat()),
@@ -98,7 +150,7 @@ def _model_asset_metadata(run, table: pd.DataFrame, seconds: float, mlflow_run_i
     }
 
 
-@dg.asset(kinds={"python", "lightgbm"})
+@dg.asset(kinds={"python", "lightgbm"}, code_version=TRAINING_CODE_VERSION)
 def lightgbm_model(
     context: AssetExecutionContext, training_dataset: pd.DataFrame, mlflow: MLflowResource,
     training: TrainingResource,
@@ -123,7 +175,7 @@ def lightgbm_model(
     })
 
 
-@dg.asset(kinds={"python", "pytorch"}, pool="gpu")
+@dg.asset(kinds={"python", "pytorch"}, pool="gpu", code_version=TRAINING_CODE_VERSION)
 def tsmixer_model(
     context: AssetExecutionContext, training_dataset: pd.DataFrame, compute: ComputeResource,
     mlflow: MLflowResource, training: TrainingResource,

@@ -25,7 +25,10 @@ def _all_events(warehouse: WarehouseResource) -> pd.DataFrame:
     return warehouse.read_window("events", *ALL_TIME, time_column="available_time")
 
 
-@dg.asset(deps=["sec_filings_archive", "sec_filings"], kinds={"python", "sql"})
+CODE_VERSION = "1"  # the VC assets' Dagster code_version: bump it when what they produce changes
+
+
+@dg.asset(deps=["sec_filings_archive", "sec_filings"], kinds={"python", "sql"}, code_version=CODE_VERSION)
 def entities(context: AssetExecutionContext, filings: FilingsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Companies of the VC track: CIK, ticker, legal name, its normalized form and aliases, SIC,
     state and the coverage start before which "no filing" means unknown."""
@@ -40,7 +43,7 @@ def entities(context: AssetExecutionContext, filings: FilingsResource, warehouse
     })
 
 
-@dg.asset(deps=["entities", *EVENT_ASSETS], kinds={"python", "sql"})
+@dg.asset(deps=["entities", *EVENT_ASSETS], kinds={"python", "sql"}, code_version=CODE_VERSION)
 def event_links(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Links from every stored event to the entities it is about, with a confidence and the
     method (CIK, ticker, name, fuzzy); deterministic, so a re-run rewrites the same links."""
@@ -62,7 +65,7 @@ def event_links(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     })
 
 
-@dg.asset(deps=["event_links"], kinds={"python"})
+@dg.asset(deps=["event_links"], kinds={"python"}, code_version=CODE_VERSION)
 def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, filings: FilingsResource) -> dg.Output:
     """Per entity and month: point-in-time Form D history features, news mentions and tone,
     offering amounts where known, and the label (a new Form D within 180 days); refused with
@@ -124,7 +127,7 @@ def _store_latest_snapshots(warehouse: WarehouseResource, frame: pd.DataFrame, l
     return warehouse.upsert_rows("feature_snapshots", rows, ["track", "target", "as_of_ts", "data_version"])
 
 
-@dg.asset(kinds={"python", "lightgbm", "mlflow"})
+@dg.asset(kinds={"python", "lightgbm", "mlflow"}, code_version=CODE_VERSION)
 def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: MLflowResource,
              warehouse: WarehouseResource) -> dg.MaterializeResult:
     """LightGBM: will the company file a new Form D within 180 days? Time-ordered purged

@@ -31,6 +31,9 @@ class ReplayResult:
 
     frame: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    # Where the recording begins (the newest of the symbols' first bars): hours before it are
+    # outside the source's coverage, not gaps in its feed.
+    coverage_start: pd.Timestamp | None = None
 
 
 def _find(root: Path, relative: str) -> Path | None:
@@ -68,7 +71,7 @@ class ReplaySource:
             raise FileNotFoundError(f"replay folder {self.root} does not exist (OMNIWATCH_REPLAY_DIR)")
 
     def bars(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> ReplayResult:
-        parts, notes = [], []
+        parts, notes, firsts = [], [], []
         for symbol in symbols:
             inst = to_venue("binance", symbol)
             path = _find(self.root, f"binance_spot_1h/{inst.venue_symbol}_1h.csv")
@@ -85,7 +88,11 @@ class ReplaySource:
                 "source": SOURCE,
             })
             parts.append(_window(frame, start, end))
-        return self._result(parts, frames.MARKET_BAR_COLUMNS, notes)
+            if len(event_time):
+                firsts.append(event_time.min())
+        result = self._result(parts, frames.MARKET_BAR_COLUMNS, notes)
+        result.coverage_start = max(firsts) if firsts else None
+        return result
 
     def funding(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> ReplayResult:
         path = _find(self.root, "funding/binance_usdm_funding_8h_BTC_ETH_SOL.csv")

@@ -2,22 +2,21 @@
 
 ``lineage_id`` names exactly what a snapshot day read: for each input asset, the daily raw
 partitions in its warm-up window and an order-independent content hash of the rows it could see
-(``available_time`` at or before the day's last ``as_of_ts``). ``data_version`` hashes the feature
-code together with the lineage, so it changes when the code or any input partition changes, and
-stays the same when a partition is re-run with identical data (upserts then touch nothing new).
+(``available_time`` at or before the day's last ``as_of_ts``). ``data_version`` hashes the explicit
+feature code version (:data:`FEATURE_CODE_VERSION`, also the asset's Dagster ``code_version``)
+together with the lineage, so it changes when the version is bumped or any input partition
+changes, and stays the same when a partition is re-run with identical data (upserts then touch
+nothing new). A docstring or refactoring edit changes nothing: bump the constant when a formula
+or the feature set changes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-
-from omniwatch.features import liquid
 
 DAY = pd.Timedelta(days=1)
 # Days of history before a snapshot day that each input can reach (see liquid.py windows).
@@ -28,12 +27,9 @@ _VALUE_COLUMNS = {
     "onchain_signals": ["provider", "metric", "event_time", "available_time", "value"],
     "news_events": ["source", "source_id", "event_time", "available_time", "tone", "title"],
 }
-
-
-@lru_cache(maxsize=1)
-def feature_code_version() -> str:
-    """A hash of the feature code itself: editing a formula changes every data_version."""
-    return hashlib.sha256(inspect.getsource(liquid).encode()).hexdigest()[:16]
+# Bump when omniwatch/features/liquid.py computes something different (a formula, a window, the
+# feature or label set): every snapshot's data_version changes and the days are written anew.
+FEATURE_CODE_VERSION = "liquid-features-1"
 
 
 def _row_hashes(table: str, frame: pd.DataFrame) -> np.ndarray:
@@ -72,7 +68,7 @@ def day_lineages(
         hashes = _row_hashes(table, sub)
         avail, event = _ns(sub, "available_time"), _ns(sub, "event_time")
         prepared[table] = (hashes, avail, event)
-    code = feature_code_version()
+    code = FEATURE_CODE_VERSION
     out: dict[pd.Timestamp, DayLineage] = {}
     for day in days:
         last_as_of = (day + DAY).value

@@ -72,10 +72,12 @@ def test_corrupted_bars_fail_their_checks_name_the_rows_and_block_downstream(tmp
         before.drop(columns=["ingested_at"]).reset_index(drop=True),
         after.drop(columns=["ingested_at"]).reset_index(drop=True),
     )
-    bars_meta = next(e for e in result.get_asset_materialization_events()
-                     if e.asset_key.to_user_string() == "market_bars").materialization.metadata
-    assert bars_meta["rows_written"].value == 0 and bars_meta["written"].value is False
-    assert set(bars_meta["blocked_by"].value) >= {
+    # The day is not materialized: the step failed and names the day and the checks.
+    assert "market_bars" not in materialized
+    failure = next(e for e in result.all_events
+                   if e.event_type_value == "STEP_FAILURE" and e.step_key == "market_bars")
+    failed_days = failure.event_specific_data.user_failure_data.metadata["failed_days"].value
+    assert set(failed_days[DAY]) >= {
         "market_bars_have_no_duplicate_keys", "market_bars_have_sane_ohlcv",
         "market_bars_have_no_null_required_values",
     }
@@ -84,3 +86,55 @@ def test_corrupted_bars_fail_their_checks_name_the_rows_and_block_downstream(tmp
                            pd.Timestamp("2100-01-01", tz="UTC"), time_column="checked_at")
     failed = audit[(audit["run_id"] == result.run_id) & ~audit["passed"]]
     assert set(failed["check_name"]) >= {"market_bars_have_no_duplicate_keys", "market_bars_have_sane_ohlcv"}
+
+
+def test_a_range_run_writes_the_good_days_and_fails_only_the_bad_one(tmp_path):
+    """One corrupted day inside a single-run backfill: the other days are written and reported
+    materialized for their own partitions; the bad day is not written and shows failed."""
+    import dagster as dg
+
+    from omniwatch.assets.market import funding_rates, market_bars
+    from omniwatch.resources import build_resources
+
+    settings = make_settings(tmp_path, replay_dir=_corrupt_copy(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [market_bars, funding_rates], instance=instance, resources=build_resources(settings), raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": "2025-02-09", "dagster/asset_partition_range_end": "2025-02-11"},
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events
+                   if e.event_type_value == "STEP_FAILURE" and e.step_key == "market_bars")
+    assert DAY in failure.event_specific_data.error.message
+    assert list(failure.event_specific_data.user_failure_data.metadata["failed_days"].value) == [DAY]
+
+    wh = WarehouseResource(database_url=settings.warehouse_url)
+    bars = wh.read_window("market_bars", pd.Timestamp("2025-02-09", tz="UTC"), pd.Timestamp("2025-02-12", tz="UTC"))
+    assert sorted(bars["event_time"].dt.strftime("%Y-%m-%d").unique()) == ["2025-02-09", "2025-02-11"]
+    assert len(bars) == 2 * 3 * 24
+    assert wh.count("funding_rates") > 0  # a clean asset of the same run is written for every day
+
+    bars_key = dg.AssetKey("market_bars")
+    materialized = instance.get_materialized_partitions(bars_key)
+    assert materialized == {"2025-02-09", "2025-02-11"}
+    assert instance.get_materialized_partitions(dg.AssetKey("funding_rates")) == {"2025-02-09", "2025-02-10", "2025-02-11"}
+    records = instance.fetch_materializations(bars_key, limit=10).records
+    versions = {r.partition_key: r.asset_materialization.tags["dagster/data_version"] for r in records}
+    assert set(versions) == {"2025-02-09", "2025-02-11"} and len(set(versions.values())) == 2
+
+    # The UI's partition status: the bad day failed, the good ones materialized.
+    from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+    partitions_def = market_bars.partitions_def
+    cache = get_and_update_asset_status_cache_value(instance, bars_key, partitions_def)
+    assert set(cache.deserialize_failed_partition_subsets(partitions_def).get_partition_keys()) == {DAY}
+
+    # Every check evaluation was recorded, the failed ones naming the bad day.
+    checks = _evaluations(result)
+    assert not checks["market_bars_have_sane_ohlcv"].passed
+    assert checks["market_bars_have_sane_ohlcv"].metadata["failed_days"].value == [DAY]
+    assert checks["funding_rates_have_no_duplicate_keys"].passed
+    audit = wh.read_window("data_quality_audit", pd.Timestamp("2000-01-01", tz="UTC"),
+                           pd.Timestamp("2100-01-01", tz="UTC"), time_column="checked_at")
+    failed = audit[(audit["asset_key"] == "market_bars") & ~audit["passed"]]
+    assert set(pd.to_datetime(failed["partition_start"], utc=True).dt.strftime("%Y-%m-%d")) == {DAY}

@@ -14,21 +14,65 @@ from omniwatch.resources.warehouse import WarehouseResource
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
-from .helpers import make_settings, run_job, run_training
+from .helpers import make_settings, run_job, run_training, tiny_training
 
 START, END = "2024-05-01", "2024-08-31"  # four months of the sample: enough for 2 walk-forward months
 
 
+def _other_config():
+    from omniwatch.resources.training import TrainingResource
+
+    # Constructed, not model_copy()'d: Dagster rebuilds a resource from its constructor config.
+    return TrainingResource(**{**_tiny_fields(), "lightgbm_max_rounds": 31})
+
+
+def _tiny_fields() -> dict:
+    resource = tiny_training()
+    return {k: getattr(resource, k) for k in ("kfold_splits", "wf_test_windows", "min_train_days",
+                                              "window_stride_hours", "tsmixer_max_epochs", "tsmixer_d_ff",
+                                              "lightgbm_max_rounds")}
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Ingest + features over four months, then two training runs (two registered versions)."""
+    """Ingest + features over four months, then two training runs with different configs (two
+    registered versions); a third run with the second's config and inputs is skipped."""
     settings = make_settings(tmp_path_factory.mktemp("train"))
     assert run_job(settings, "liquid_data_job", START, END).success
     first = run_training(settings)
     assert first.success, [e.message for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
-    second = run_training(settings)
+    second = run_training(settings, training=_other_config())
     assert second.success
     return settings, first, second
+
+
+def test_a_retraining_with_unchanged_code_config_and_inputs_is_skipped_and_registers_nothing(trained):
+    settings, _, second = trained
+    third = run_training(settings, training=_other_config())
+    assert third.success
+    assert not third.asset_materializations_for_node("liquid_ensemble")
+    assert not third.asset_materializations_for_node("training_dataset")
+    steps = {e.step_key for e in third.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert steps == {"training_dataset"}  # models and ensemble did not execute
+    observation = next(e for e in third.all_events if e.event_type_value == "ASSET_OBSERVATION")
+    meta = observation.event_specific_data.asset_observation.metadata
+    fingerprint = second.asset_materializations_for_node("liquid_ensemble")[0].metadata["training_fingerprint"].value
+    assert meta["training_fingerprint"].value == fingerprint and "skipped" in meta["skipped"].value
+    assert meta["registered_version"].value == "2"
+    client = _mlflow(settings).client()
+    versions = client.search_model_versions("name='omniwatch-liquid'")
+    assert sorted(v.version for v in versions) == ["1", "2"] or sorted(int(v.version) for v in versions) == [1, 2]
+    assert client.get_model_version("omniwatch-liquid", "2").tags["training_fingerprint"] == fingerprint
+    assert WarehouseResource(database_url=settings.warehouse_url).count("model_registry") == 2
+
+
+def test_the_ensemble_reports_whether_it_beats_the_constant_sign_rule(trained):
+    _, first, _ = trained
+    evaluation = next(e for e in first.get_asset_check_evaluations() if e.check_name == "beats_constant_sign_rule")
+    assert evaluation.severity.value == "WARN"
+    meta = evaluation.metadata
+    model, long, short = (meta[k].value for k in ("model_net_return", "always_long_net_return", "always_short_net_return"))
+    assert evaluation.passed == (model > max(long, short))
 
 
 def _mlflow(settings):
