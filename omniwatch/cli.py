@@ -55,7 +55,9 @@ def db_current() -> None:
               help="Last daily partition, inclusive.")
 @click.option("--train/--no-train", default=True, show_default=True,
               help="Also train, evaluate and register the liquid and VC models.")
-def demo(start, end, train: bool) -> None:
+@click.option("--live/--no-live", default=True, show_default=True,
+              help="Hold back the last day and replay it hour by hour as live: rollout and a rollback drill.")
+def demo(start, end, train: bool, live: bool) -> None:
     """Run the liquid pipeline on the embedded default over the sample span and print a summary."""
     import warnings
 
@@ -65,9 +67,43 @@ def demo(start, end, train: bool) -> None:
     settings = get_settings()
     click.echo(f"OMNIWATCH_HOME={settings.home.resolve()}  source={settings.source}  "
                f"replay_dir={settings.replay_dir}  symbols={','.join(settings.liquid_symbols)}")
-    summary = run_demo(settings, start.date(), end.date(), train=train)
+    summary = run_demo(settings, start.date(), end.date(), train=train, live=live)
     click.echo(summary.render())
     sys.exit(0 if summary.success else 1)
+
+
+@main.command()
+@click.option("--replay-from", "replay_from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), required=True,
+              help="First replayed hour (UTC); the warehouse should hold the data before it.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), default=None,
+              help="Last replayed hour (UTC); default: 24 hours after --replay-from.")
+@click.option("--speed", type=float, default=None,
+              help="Replayed hours per wall-clock second (default: as fast as the work allows).")
+def live(replay_from, until, speed) -> None:
+    """Replay the sample's later hours as if they were arriving: hour by hour ingest, features,
+    scoring and the gate/rollout/rollback sensors, on the same Dagster instance the UI shows."""
+    import warnings
+    from datetime import timedelta, timezone
+
+    from omniwatch.live import run_live
+
+    warnings.filterwarnings("ignore")
+    settings = get_settings()
+    start = replay_from.replace(tzinfo=timezone.utc)
+    end = until.replace(tzinfo=timezone.utc) if until else start + timedelta(hours=24)
+
+    def report(_replay, tick) -> bool:
+        lag = f"{tick.snapshot_lag_s:.1f} s" if tick.snapshot_lag_s is not None else "none"
+        click.echo(f"{tick.clock:%Y-%m-%d %H:%M}  run {tick.run_id[:8]} {'ok' if tick.success else 'FAILED'}  "
+                   f"bar close -> snapshot {lag}  " + "; ".join(tick.decisions))
+        return True
+
+    replay = run_live(settings, start, end, speed=speed, on_tick=report)
+    lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)
+    if lags:
+        click.echo(f"{len(replay.ticks)} hours replayed; bar close -> stored snapshot: median "
+                   f"{lags[len(lags) // 2]:.1f} s, max {lags[-1]:.1f} s")
+    sys.exit(0 if all(t.success for t in replay.ticks) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from omniwatch.assets import coverage, ensemble, events, features, market, training, vc
+from omniwatch.assets import coverage, ensemble, events, features, live, market, training, vc
+from omniwatch.checks.model_standing import newest_version_passed_gate
+from omniwatch.jobs.modelops import model_drift_job, model_standing_job
+from omniwatch.sensors.modelops import build_modelops_sensors
 from omniwatch.jobs import EVENTS_GROUP, FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES, TRAINING_GROUP, VC_GROUP
+from omniwatch.jobs import labels_automation_sensor
 from omniwatch.resources import build_resources
+from omniwatch.sensors.run_failure import run_failure_sensor
 from omniwatch.settings import Settings, get_settings
+
+MODELOPS_GROUP = "modelops"
 
 
 def build_definitions(settings: Settings, resource_overrides: dict | None = None) -> dg.Definitions:
@@ -23,9 +30,13 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
             *dg.load_assets_from_modules([features], group_name=FEATURES_GROUP),
             *dg.load_assets_from_modules([training, ensemble], group_name=TRAINING_GROUP),
             *dg.load_assets_from_modules([vc], group_name=VC_GROUP),
+            *dg.load_assets_from_modules([live], group_name=MODELOPS_GROUP),
         ],
-        jobs=JOBS,
+        asset_checks=[newest_version_passed_gate],
+        jobs=[*JOBS, model_standing_job, model_drift_job],
         schedules=SCHEDULES,
+        sensors=[labels_automation_sensor, run_failure_sensor, *build_modelops_sensors(
+            dg.DefaultSensorStatus.RUNNING if settings.automation_running else dg.DefaultSensorStatus.STOPPED)],
         resources={**build_resources(settings), **(resource_overrides or {})},
     )
 

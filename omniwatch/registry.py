@@ -9,6 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from omniwatch.resources.mlflow import MLflowResource
+
+REGISTERED_CLOCK_TAG = "omniwatch.registered_at_clock"
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.upsert import upsert_rows
@@ -19,8 +21,14 @@ def record_registration(mlflow: MLflowResource, database_url: str, name: str, mo
                         actor: str) -> tuple[str, list[str]]:
     """Register ``model_uri`` as a new version of ``name``; returns (version, aliases set)."""
     first = mlflow.alias_version(name, "champion") is None and not _has_versions(mlflow, name)
+    # The data clock at registration: live scoring (its shadow) starts there, not at hours it
+    # would only be scored on in hindsight (in replay the data clock is not the wall clock).
+    from omniwatch.operations import data_clock
+
+    clock = data_clock(database_url)
     version = mlflow.register(model_uri, name, tags={"train_lineage_id": train_lineage_id,
-                                                     "data_version": data_version, "track": track})
+                                                     "data_version": data_version, "track": track,
+                                                     REGISTERED_CLOCK_TAG: clock.isoformat() if clock else ""})
     with get_engine(database_url).begin() as conn:
         upsert_rows(conn, tables.model_registry, [{
             "model_name": name, "version": version, "mlflow_run_id": run_id, "track": track,
@@ -42,8 +50,10 @@ def _has_versions(mlflow: MLflowResource, name: str) -> bool:
 
     try:
         return bool(mlflow.client().search_model_versions(f"name='{name}'", max_results=1))
-    except MlflowException:
-        return False
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise  # a transient registry error must fail the step, not register a "first" champion
 
 
 def alias_history(database_url: str, name: str) -> list[dict]:

@@ -27,6 +27,8 @@ def _graph_snapshot(defs) -> dict:
             for job in repo.get_all_jobs() if not job.name.startswith("__")
         },
         "schedules": sorted(s.name for s in repo.schedule_defs),
+        "sensors": sorted(s.name for s in repo.sensor_defs),
+        "code_versions": {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()},
         "groups": {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()},
     }
 

@@ -36,17 +36,23 @@ def _rows(out: str) -> dict[str, int]:
 def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(tmp_path):
     home = tmp_path / "home"
     first = _demo(home)
+    (tmp_path / "demo.out").write_text(first)  # kept for a reader of a failed run
     rows = _rows(first)
     # 2024-04-16 01:00 .. 2025-09-26 23:00 for three symbols; SOL funding gap left missing.
     assert rows["market_bars"] == 3 * 12_695
     assert rows["funding_rates"] == 4_585
-    # One liquid snapshot per symbol-hour, plus each VC entity's newest month (the serving view).
-    assert rows["feature_snapshots"] == 3 * 12_695 + 7_876
+    # One liquid snapshot per symbol-hour, plus each VC entity's newest month (the serving view),
+    # plus the live day's earlier versions: each hourly refresh of 2025-09-26 stored the day's hours
+    # so far under the day's new data version (what was known at that hour), 1 + 2 + ... + 23
+    # superseded rows per symbol.
+    assert rows["feature_snapshots"] == 3 * 12_695 + 7_876 + 3 * (23 * 24 // 2)
     assert rows["onchain_signals"] > 0 and rows["trades_ticks"] == 0 and rows["orderbook_l2"] == 0
     assert re.search(r"market_bars\.market_bars_have_sane_ohlcv\s+PASS", first)
     assert re.search(r"funding_rates\.funding_rates_cover_settlements\s+FAIL\s+WARN", first)
     assert "walk-forward" in first and "always_long" in first
     assert re.search(r"registered omniwatch-liquid version 1 aliases \['challenger', 'champion'\]", first)
+    assert re.search(r"registered omniwatch-liquid version 2 aliases \['challenger'\]", first)
+    _assert_live_segment(first)
     assert re.search(r"registered omniwatch-vc version 1 aliases \['challenger', 'champion'\]", first)
     assert rows["entities"] == 7_876 and rows["event_links"] >= 13_231
     assert "ROC AUC" in first and "base rate" in first
@@ -60,6 +66,22 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     # The rerun adds nothing; the API added one event (sent twice, stored once).
     expected = {**rows, "events": rows["events"] + 1}
     assert again == {k: expected[k] for k in again}
+
+
+def _assert_live_segment(out: str) -> None:
+    """The last day replayed as live: version 2 gated, rolled out 10 -> 30 -> 100 and promoted; the
+    degraded version 3 gated, held on failed windows and rolled back; all by the sensors."""
+    live = out[out.index("live segment:"):]
+    audit = re.findall(r"^\s*\d+\s+(\w+)\s+(\w+)\s+(\d+)\s+(\d*)\s+(\w+)\s+(\w+)", live, re.M)
+    decisions = [(a, o, v, s) for a, o, v, s, who, source in audit]
+    assert ("gate", "start_rollout", "2", "10") in decisions
+    assert ("rollout", "advance", "2", "30") in decisions and ("rollout", "promote", "2", "100") in decisions
+    assert ("gate", "start_rollout", "3", "10") in decisions
+    assert [d[1] for d in decisions if d[0] == "rollout" and d[2] == "3"].count("hold") >= 2
+    assert ("rollback", "rollback", "3", "0") in decisions or any(
+        d[:3] == ("rollback", "rollback", "3") for d in decisions)
+    assert all(who == "system" and source == "scheduler" for *_, who, source in audit)
+    assert re.search(r"bar close -> stored snapshot: median [\d.]+ s", live)
 
 
 def _serve_from_the_demo(home: Path) -> None:
@@ -99,7 +121,8 @@ def _ok(r: httpx.Response, status: int = 200) -> dict:
 
 def _every_area(http: httpx.Client, port: int) -> None:
     liquid = _ok(http.post("/predict/liquid", json={"target": "BTC"}))
-    assert liquid["model_name"] == "omniwatch-liquid" and liquid["model_version"] == "1"
+    # The live segment promoted version 2 (and rolled the degraded version 3 back).
+    assert liquid["model_name"] == "omniwatch-liquid" and liquid["model_version"] == "2"
     assert liquid["snapshot"]["as_of_ts"] == "2025-09-27T00:00:00Z"  # the newest snapshot of the sample
     explained = _ok(http.get(f"/predictions/{liquid['prediction_id']}/explanation"))
     assert explained["prediction_id"] == liquid["prediction_id"]

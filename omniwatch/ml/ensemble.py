@@ -20,7 +20,8 @@ from omniwatch.ml.dataset import add_masks, make_windows
 from omniwatch.ml.protocol import PRED_COLUMNS
 
 ARTIFACTS = ("lightgbm", "tsmixer", "ensemble")
-CHUNK = 2048  # windows scored at once: bounds the (n, lookback, channels) array
+CHUNK = 2048
+DRILL_NAN_FORECASTS = "nan_forecasts"  # ensemble.json "drill": see omniwatch/drills.py  # windows scored at once: bounds the (n, lookback, channels) array
 
 
 def save_components(folder: Path, lgbm, tsmixer, weights: dict[str, float], meta: dict) -> dict[str, str]:
@@ -67,6 +68,17 @@ def score_positions(model: LiquidEnsemble, frame: pd.DataFrame, positions: np.nd
     ts = np.concatenate([model.tsmixer.predict(make_windows(frame, lookback, positions[i:i + CHUNK]).X)
                          for i in range(0, len(positions), CHUNK)] or [np.zeros((0, len(PRED_COLUMNS)))])
     ts = ts.astype(float)
+    if model.meta.get("drill") == DRILL_NAN_FORECASTS:
+        # A rollback drill: the same fitted components whose serving forecasts fail (non-finite)
+        # for rows at or after ``drill_from`` (all rows without it), like an input feed that breaks
+        # in production after the model passed its gate. Never set in training.
+        broken = np.ones(len(positions), dtype=bool)
+        if model.meta.get("drill_from"):
+            start = pd.Timestamp(model.meta["drill_from"])
+            start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+            broken = (pd.to_datetime(frame["as_of_ts"].iloc[positions], utc=True) >= start).to_numpy(dtype=bool)
+        lg, ts = lg.copy(), ts.copy()
+        lg[broken], ts[broken] = np.nan, np.nan
     out = pd.DataFrame(index=positions)
     for i, p in enumerate(PRED_COLUMNS):
         w = model.meta["weights_lightgbm"][p]

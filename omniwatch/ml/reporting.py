@@ -68,3 +68,36 @@ def log_training(mlflow_resource, *, run_name: str, config: TrainingConfig, para
         for name, value in (extra_json or {}).items():
             mlflow.log_text(json.dumps(value, indent=2, default=str), f"{name}.json")
         return run.info.run_id
+
+
+def walk_forward_windows(long: pd.DataFrame, config: TrainingConfig) -> dict[str, list[dict[str, Any]]]:
+    """Per horizon ("1h", ...), one record per walk-forward window (a ``fold``) of the model's
+    out-of-sample forecasts: the evidence the gate compares (``omniwatch.modelops.evidence``).
+    Log-return units (``unit_bps=1e4``), so net PnL and drawdown compare with the gate's
+    tolerances in log returns."""
+    from omniwatch.modelops.evidence import score_window
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for horizon, part in long.groupby("horizon", sort=True):
+        records = []
+        for fold, window in part.groupby("fold", sort=True):
+            frame = pd.DataFrame({"target": window["symbol"], "as_of_ts": window["as_of_ts"],
+                                  "forecast": window["prediction"], "realised": window["realized"]})
+            start, end = window["as_of_ts"].min(), window["as_of_ts"].max() + pd.Timedelta(hours=1)
+            metrics = score_window(frame, f"{horizon}h", label=f"{start:%Y-%m}", start=start.to_pydatetime(),
+                                   end=end.to_pydatetime(), fee_bps=config.fee_bps,
+                                   slippage_bps=config.slippage_bps, unit_bps=1e4)
+            records.append(metrics.model_dump(mode="json"))
+        out[f"{horizon}h"] = sorted(records, key=lambda r: r["start"])
+    from omniwatch.promotions import jsonable
+
+    return jsonable(out)  # NaN -> None: PostgreSQL's JSON has no NaN
+
+
+def drift_reference_json(frame: pd.DataFrame, forecasts_bps: pd.Series | None) -> str:
+    """The champion's drift reference: fixed bins and a sample of each feature and of its 24 h
+    forecast on the training rows (``omniwatch.modelops.drift``), logged with the model."""
+    from omniwatch.features.liquid import FEATURES
+    from omniwatch.modelops.drift import build_reference
+
+    return build_reference(frame[list(FEATURES)], forecasts_bps).model_dump_json()

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from omniwatch.settings import Settings
+
+
+def from_env(name: str, value: Any) -> Any:
+    """``dg.EnvVar(name)`` when the value came from that environment variable (a URL with a
+    password, a User-Agent with an e-mail address): Dagster then resolves it at run time and the
+    UI shows the variable's name, never its value. Computed defaults stay plain values."""
+    import dagster as dg
+
+    return dg.EnvVar(name) if os.environ.get(name) not in (None, "") and os.environ[name] == value else value
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
@@ -20,6 +30,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     )
     from omniwatch.resources.liquid import LiquidTrackResource
     from omniwatch.resources.mlflow import MLflowResource
+    from omniwatch.resources.modelops import ModelOpsResource
     from omniwatch.resources.serving import ServingTasksResource
     from omniwatch.resources.training import TrainingResource
     from omniwatch.resources.market_sources import (
@@ -46,7 +57,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 requests_per_second=settings.coinmetrics_requests_per_second, **http),
             "news": LiveNewsResource(timeout_s=settings.http_timeout_s),
             # The SEC refuses anonymous clients: the live source needs OMNIWATCH_SEC_USER_AGENT.
-            "filings": EdgarFilingsResource(user_agent=settings.sec_user_agent or "", ciks=settings.sec_ciks),
+            "filings": EdgarFilingsResource(
+                user_agent=from_env("OMNIWATCH_SEC_USER_AGENT", settings.sec_user_agent or ""), ciks=settings.sec_ciks),
         }
     else:
         replay_dir = str(settings.replay_dir.resolve())
@@ -57,16 +69,19 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             "news": ReplayNewsResource(replay_dir=str(settings.events_replay_dir.resolve())),
             "filings": ReplayFilingsResource(replay_dir=str(settings.events_replay_dir.resolve())),
         }
+    database_url = from_env("OMNIWATCH_DATABASE_URL", settings.warehouse_url)
+    tracking_uri = from_env("OMNIWATCH_MLFLOW_TRACKING_URI", settings.mlflow_uri)
     return {
         **sources,
-        "warehouse": WarehouseResource(database_url=settings.warehouse_url),
-        "mlflow": MLflowResource(tracking_uri=settings.mlflow_uri,
+        "warehouse": WarehouseResource(database_url=database_url),
+        "mlflow": MLflowResource(tracking_uri=tracking_uri,
                                  artifact_root=str(settings.mlflow_artifacts_dir)),
         "compute": ComputeResource(training_device=settings.training_device,
                                    serving_device=settings.serving_device,
                                    checkpoint_root=str(settings.checkpoints_dir)),
         "training": TrainingResource(),
-        "serving_tasks": ServingTasksResource(database_url=settings.warehouse_url, tracking_uri=settings.mlflow_uri,
+        "modelops": ModelOpsResource.from_settings(settings, database_url=database_url, tracking_uri=tracking_uri),
+        "serving_tasks": ServingTasksResource(database_url=database_url, tracking_uri=tracking_uri,
                                               serving_device=settings.serving_device,
                                               symbols=list(settings.liquid_symbols)),
         # Trained models and datasets pass between ML steps as files under OMNIWATCH_HOME.

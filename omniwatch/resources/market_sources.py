@@ -25,6 +25,8 @@ class SourceBatch:
     frame: pd.DataFrame
     source: str
     notes: list[str] = field(default_factory=list)
+    as_of: pd.Timestamp | None = None   # the replay clock the batch was cut at ("now" for its checks)
+    coverage_start: pd.Timestamp | None = None  # where the recording begins (see ReplayResult)
 
 
 class MarketDataResource(dg.ConfigurableResource, ABC):
@@ -55,36 +57,49 @@ class OnchainResource(dg.ConfigurableResource, ABC):
 
 
 # ----------------------------------------------------------------------------- replay
-class ReplayMarketDataResource(MarketDataResource):
+class _ReplayClock(dg.ConfigurableResource):
+    """Replay-as-live: with ``clock`` set (ISO 8601), only rows available by then are returned,
+    so a replayed day arrives hour by hour as it would live (``omniwatch live``)."""
+
+    clock: str | None = None
+
+    def _until_clock(self, result) -> SourceBatch:
+        frame = result.frame
+        if self.clock and len(frame) and "available_time" in frame:
+            cut = pd.Timestamp(self.clock)
+            cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
+            kept = frame[frame["available_time"] <= cut].reset_index(drop=True)
+            notes = [*result.notes, f"replay clock {cut.isoformat()}: {len(frame) - len(kept)} rows not yet available"]
+            return SourceBatch(kept, "replay", notes, as_of=cut,
+                               coverage_start=getattr(result, "coverage_start", None))
+        return SourceBatch(frame, "replay", list(result.notes), coverage_start=getattr(result, "coverage_start", None))
+
+
+class ReplayMarketDataResource(_ReplayClock, MarketDataResource):
     replay_dir: str
 
     def fetch_bars(self, symbols, start, end):
-        r = ReplaySource(self.replay_dir).bars(symbols, start, end)
-        return SourceBatch(r.frame, "replay", r.notes)
+        return self._until_clock(ReplaySource(self.replay_dir).bars(symbols, start, end))
 
     def fetch_trades(self, symbols, start, end):
-        r = ReplaySource(self.replay_dir).trades(symbols, start, end)
-        return SourceBatch(r.frame, "replay", r.notes)
+        return self._until_clock(ReplaySource(self.replay_dir).trades(symbols, start, end))
 
     def fetch_orderbook(self, symbols, start, end):
-        r = ReplaySource(self.replay_dir).orderbook(symbols, start, end)
-        return SourceBatch(r.frame, "replay", r.notes)
+        return self._until_clock(ReplaySource(self.replay_dir).orderbook(symbols, start, end))
 
 
-class ReplayFundingResource(FundingRateResource):
+class ReplayFundingResource(_ReplayClock, FundingRateResource):
     replay_dir: str
 
     def fetch_funding(self, symbols, start, end):
-        r = ReplaySource(self.replay_dir).funding(symbols, start, end)
-        return SourceBatch(r.frame, "replay", r.notes)
+        return self._until_clock(ReplaySource(self.replay_dir).funding(symbols, start, end))
 
 
-class ReplayOnchainResource(OnchainResource):
+class ReplayOnchainResource(_ReplayClock, OnchainResource):
     replay_dir: str
 
     def fetch_onchain(self, symbols, start, end):
-        r = ReplaySource(self.replay_dir).onchain(symbols, start, end)
-        return SourceBatch(r.frame, "replay", r.notes)
+        return self._until_clock(ReplaySource(self.replay_dir).onchain(symbols, start, end))
 
 
 # ----------------------------------------------------------------------------- live

@@ -70,13 +70,34 @@ class MLflowResource(dg.ConfigurableResource):
         self._configure()
         return str(mlflow.register_model(model_uri, name, tags=tags).version)
 
-    def alias_version(self, name: str, alias: str) -> str | None:
+    def aliases(self, name: str) -> dict[str, str]:
+        """Alias -> version of registered model ``name``; ``{}`` when the model is not registered.
+
+        Only MLflow's ``RESOURCE_DOES_NOT_EXIST`` means "not registered (yet)": any other error
+        (registry unreachable, a timeout, a permission error) propagates, so a transient failure
+        can never look like "no champion" and promote an untested version.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
-            return str(self.client().get_model_version_by_alias(name, alias).version)
-        except MlflowException:
-            return None
+            model = self.client().get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
+        return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points at; None only when the model or the alias does not exist."""
+        return self.aliases(name).get(alias)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.client().delete_registered_model_alias(name, alias)
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
 
     def move_alias(self, name: str, alias: str, version: str, *, actor: str, reason: str,
                    database_url: str, decision: dict[str, Any] | None = None) -> str | None:
@@ -88,8 +109,10 @@ class MLflowResource(dg.ConfigurableResource):
         self.client().set_registered_model_alias(name, alias, version)
         with get_engine(database_url).begin() as conn:
             conn.execute(tables.model_promotions.insert().values(
-                model_name=name, action="alias_set", alias=alias, from_version=previous,
-                to_version=str(version), actor=actor, reason=reason, decision=decision,
+                model_name=name, action="alias_set", outcome="alias_set", model_version=str(version), alias=alias,
+                from_version=previous, to_version=str(version), actor=actor, source="dagster", reason=reason,
+                decision=decision, window={"start": None, "end": None, "label": "registration"}, thresholds={},
+                metrics={},
             ))
             _mirror_alias(conn, name, alias, previous, str(version))
         return previous

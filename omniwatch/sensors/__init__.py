@@ -1,0 +1,1 @@
+"""Sensors: the model-operations loop (gate, rollout, rollback, drift) and pipeline health."""

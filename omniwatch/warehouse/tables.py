@@ -249,6 +249,12 @@ predictions_v2 = Table(
     Column("infer_lineage_id", String(64), nullable=False),
     Column("request_key", String(128)),
     Column("horizon_predictions", JSON, nullable=False),
+    # The live scoring asset: which alias the version held (champion, candidate, challenger,
+    # previous), a scoring failure (then no forecasts), and the realised returns once matured.
+    Column("role", String(16)),
+    Column("error", Text),
+    Column("realised", JSON),
+    Column("matured_at", UTC),
     Column("created_at", UTC, nullable=False, server_default=func.now()),
     Index(None, "track", "target", "as_of_ts"),
     Index(None, "model_name", "model_version"),
@@ -379,6 +385,16 @@ model_promotions = Table(
     Column("actor", String(128), nullable=False),
     Column("reason", Text, nullable=False),
     Column("decision", JSON),
+    # The audit log of model operations (append only): what was decided about which version,
+    # by whom (``actor``: ``system`` for sensors, the API key's name for API calls), from where
+    # (``source``: ``scheduler`` | ``api`` | ``dagster``), over which window, with the thresholds
+    # and the metric values behind it.
+    Column("model_version", String(32)),
+    Column("outcome", String(32)),
+    Column("source", String(32)),
+    Column("window", JSON),
+    Column("thresholds", JSON),
+    Column("metrics", JSON),
     Column("created_at", UTC, nullable=False, server_default=func.now()),
     Index(None, "model_name", "created_at"),
 )
@@ -407,3 +423,16 @@ RAW_MARKET_TABLES = {
     "funding_rates": funding_rates,
     "onchain_signals": onchain_signals,
 }
+
+# Failed Dagster runs, one row per run (written by omniwatch/sensors/run_failure.py).
+pipeline_alerts = Table(
+    "pipeline_alerts", metadata, _id(),
+    Column("run_id", String(64), nullable=False, unique=True),
+    Column("job_name", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("error", Text),
+    Column("failed_steps", JSON),
+    Column("partition", String(64)),
+    Column("created_at", UTC, nullable=False, server_default=func.now()),
+    Index(None, "job_name", "created_at"),
+)

@@ -1,0 +1,124 @@
+"""Replay as live: recorded data played hour by hour through the same Dagster instance.
+
+Each tick is one hour of the replay clock ``T`` (a bar that opened at ``T - 1 h`` closes at
+``T``): the replay sources return only rows available by ``T``; ``liquid_data_job`` refreshes
+that day's partition (ingest behind the blocking checks, the day's feature snapshots, and
+``live_predictions``, which scores the champion and any candidate/challenger in shadow and
+matures older predictions); then the gate, rollout and rollback sensors are evaluated against the
+instance, and the runs they request (``model_standing_job``) are executed and tagged with the
+sensor's name and run key, as the daemon would. Runs show in the Dagster UI of that instance;
+decisions in ``model_promotions`` and the MLflow registry.
+
+The lag from bar close to stored snapshot is measured per tick: the bar "arrives" when the tick
+starts, and the snapshot is stored when ``feature_snapshots`` succeeds in that tick's run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+
+from omniwatch.settings import Settings
+
+SENSORS = ("gate_sensor", "rollout_sensor", "rollback_sensor")
+
+
+@dataclass
+class TickResult:
+    clock: datetime
+    run_id: str
+    success: bool
+    snapshot_lag_s: float | None
+    decisions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LiveReplay:
+    settings: Settings
+    instance: dg.DagsterInstance
+    cursors: dict[str, str | None] = field(default_factory=dict)
+    ticks: list[TickResult] = field(default_factory=list)
+    log_level: str = "WARNING"
+
+    def _defs(self, clock: datetime):
+        from omniwatch.definitions import build_definitions
+        from omniwatch.resources import build_resources
+        from omniwatch.resources.modelops import ModelOpsResource
+
+        resources = build_resources(self.settings)
+        iso = clock.isoformat()
+        overrides = {k: type(resources[k])(replay_dir=resources[k].replay_dir, clock=iso)
+                     for k in ("market_data", "funding", "onchain") if hasattr(resources[k], "clock")}
+        overrides["modelops"] = ModelOpsResource.from_settings(self.settings, clock=iso)
+        return build_definitions(self.settings, overrides), overrides["modelops"]
+
+    def tick(self, clock: datetime) -> TickResult:
+        """Play hour ``clock`` (a bar close); returns what the tick did."""
+        clock = pd.Timestamp(clock).tz_convert("UTC").to_pydatetime()
+        defs, modelops = self._defs(clock)
+        day = (clock - timedelta(hours=1)).date().isoformat()
+        arrived = time.time()
+        quiet = {"loggers": {"console": {"config": {"log_level": self.log_level}}}}
+        result = defs.resolve_job_def("liquid_data_job").execute_in_process(
+            instance=self.instance, partition_key=day, raise_on_error=False, run_config=quiet,
+            tags={"omniwatch/replay_clock": clock.isoformat(), "omniwatch/mode": "replay-as-live"})
+        lag = self._snapshot_lag(result.run_id, arrived)
+        tick = TickResult(clock, result.run_id, result.success, lag)
+        for name in SENSORS:
+            tick.decisions += self._evaluate(defs, modelops, name, quiet)
+        self.ticks.append(tick)
+        return tick
+
+    def _snapshot_lag(self, run_id: str, arrived: float) -> float | None:
+        records = self.instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
+        done = [r.event_log_entry.timestamp for r in records if r.event_log_entry.step_key == "feature_snapshots"]
+        return (done[0] - arrived) if done else None
+
+    def _evaluate(self, defs, modelops, name: str, run_config: dict) -> list[str]:
+        sensor = defs.get_sensor_def(name)
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(name),
+                                          resources={"modelops": modelops}, definitions=defs)
+        outcome = sensor(context)
+        self.cursors[name] = context.cursor
+        requests = [outcome] if isinstance(outcome, dg.RunRequest) else [
+            r for r in (outcome if isinstance(outcome, list) else []) if isinstance(r, dg.RunRequest)]
+        out = []
+        for request in requests:
+            job_name = request.job_name or sensor.job_name
+            tags = {**request.tags, "dagster/sensor_name": name, "dagster/run_key": request.run_key or ""}
+            defs.resolve_job_def(job_name).execute_in_process(
+                instance=self.instance, tags=tags, raise_on_error=False, run_config=run_config)
+            out.append(f"{name}: {request.run_key}")
+        return out
+
+
+def replay_hours(start: datetime, until: datetime) -> list[datetime]:
+    """Bar closes from ``start`` to ``until`` inclusive, hourly."""
+    return list(pd.date_range(pd.Timestamp(start).tz_convert("UTC").ceil("h"),
+                              pd.Timestamp(until).tz_convert("UTC"), freq="h").to_pydatetime())
+
+
+def run_live(settings: Settings, start: datetime, until: datetime, *, speed: float | None = None,
+             instance: dg.DagsterInstance | None = None, on_tick: Callable[[LiveReplay, TickResult], bool] | None = None,
+             log_level: str = "WARNING") -> LiveReplay:
+    """Play ``start..until`` hour by hour. ``speed``: replayed hours per wall-clock second (None =
+    as fast as the work allows). ``on_tick`` may return False to stop early."""
+    from omniwatch.instance import dagster_instance
+    from omniwatch.warehouse.migrate import upgrade
+
+    upgrade(settings.warehouse_url)
+    replay = LiveReplay(settings, instance or dagster_instance(settings), log_level=log_level)
+    for clock in replay_hours(start, until):
+        began = time.perf_counter()
+        tick = replay.tick(clock)
+        if on_tick is not None and on_tick(replay, tick) is False:
+            break
+        if speed:
+            time.sleep(max(0.0, 1.0 / speed - (time.perf_counter() - began)))
+    return replay

@@ -1,0 +1,57 @@
+"""Model operations as a resource: the registry, the warehouse, the rules' thresholds, the clock.
+
+Sensors and the live assets take this resource and ask it for an ``OpsContext`` (the same one
+the API builds per request), so the rules run with the same thresholds whichever path asks.
+Thresholds come from the settings (``OMNIWATCH_<RULE>__<FIELD>``) as JSON so that the resource
+stays a plain, frozen ``ConfigurableResource`` the UI can show.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dagster as dg
+
+
+class ModelOpsResource(dg.ConfigurableResource):
+    tracking_uri: str
+    artifact_root: str
+    database_url: str
+    live: bool = False                 # the clock: wall clock (live) or the data clock (replay)
+    thresholds_json: str = "{}"        # {"drift": {...}, "gate": {...}, "rollout": {...}, "rollback": {...}}
+    scoring_lookback_hours: int = 48   # live_predictions scores snapshot hours at most this old
+    clock: str | None = None           # a fixed "now" (ISO 8601); replay-as-live sets it per tick
+
+    def thresholds(self):
+        import json
+
+        from omniwatch.modelops.thresholds import (
+            DriftThresholds,
+            GateThresholds,
+            RollbackThresholds,
+            RolloutThresholds,
+        )
+        from omniwatch.operations import Thresholds
+
+        raw = json.loads(self.thresholds_json or "{}")
+        return Thresholds(DriftThresholds(**raw.get("drift", {})), GateThresholds(**raw.get("gate", {})),
+                          RolloutThresholds(**raw.get("rollout", {})), RollbackThresholds(**raw.get("rollback", {})))
+
+    def context(self, *, actor: str = "system", source: str = "scheduler"):
+        from omniwatch.operations import OpsContext
+        from omniwatch.resources.mlflow import MLflowResource
+
+        now = datetime.fromisoformat(self.clock) if self.clock else None
+        return OpsContext(mlflow=MLflowResource(tracking_uri=self.tracking_uri, artifact_root=self.artifact_root),
+                          database_url=self.database_url, thresholds=self.thresholds(), actor=actor, source=source,
+                          now=now, live=self.live)
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> ModelOpsResource:
+        import json
+
+        thresholds = {k: getattr(settings, k).model_dump(mode="json") for k in ("drift", "gate", "rollout", "rollback")}
+        values = dict(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir),
+                      database_url=settings.warehouse_url, live=settings.source == "live",
+                      thresholds_json=json.dumps(thresholds, sort_keys=True))
+        return cls(**{**values, **overrides})
