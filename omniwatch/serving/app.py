@@ -16,6 +16,7 @@ from fastapi import FastAPI, Security
 from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.deps import build_services
 from omniwatch.serving.errors import install_handlers
+from omniwatch.serving.models import router as models
 from omniwatch.serving.routers import backtest, data_quality, events, health, legacy, portfolio, predict, signals, tasks
 from omniwatch.serving.settings import ServingSettings
 from omniwatch.settings import Settings, get_settings
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
     settings = settings or get_settings()
     serving = serving or ServingSettings()
     services = build_services(settings, serving)
+    services.named_keys  # noqa: B018 - a malformed or reserved key name fails at start-up, not per request
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -40,7 +42,7 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
     app.state.services = services
     install_handlers(app)
     reads = [] if serving.api_open_reads else [Security(require_api_key)]
-    for area in (predict, signals, portfolio, backtest, tasks, data_quality, events):
+    for area in (predict, signals, portfolio, backtest, tasks, data_quality, events, models):
         app.include_router(area.router, prefix="/api/v2", dependencies=reads)
     app.include_router(health.router, prefix="/api/v2")
     app.include_router(legacy.router)

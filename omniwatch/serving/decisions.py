@@ -106,8 +106,14 @@ def rebalance(assets: list[AssetInput], limits: RiskLimits, current: dict[str, f
     (``direction * target_vol / n / vol``), then the per-asset cap, then gross and net caps scale
     the whole book; trades smaller than ``min_trade_weight`` are skipped when skipping them keeps
     the book inside the limits. Assets of unknown volatility get no position."""
+    book = target_book(assets, limits)
+    weights, trades = settle(book.weights, current, {a.target: a.vol_annual for a in assets}, limits)
+    return RebalanceDecision(book.raw_weights, weights, trades, book.directions, book.binding)
+
+
+def target_book(assets: list[AssetInput], limits: RiskLimits) -> RebalanceDecision:
+    """The capped target weights of :func:`rebalance`, before small trades are skipped (no trades)."""
     directions = {a.target: decide_signal(a.prediction_bps, a.threshold_bps).direction for a in assets}
-    vols = {a.target: a.vol_annual for a in assets}
     active = [a for a in assets if directions[a.target] != 0 and a.vol_annual is not None]
     budget = limits.target_annual_vol / len(active) if active else 0.0
     raw = {a.target: 0.0 for a in assets}
@@ -126,9 +132,14 @@ def rebalance(assets: list[AssetInput], limits: RiskLimits, current: dict[str, f
     if abs(net) > limits.max_net_exposure:
         weights = {t: w * limits.max_net_exposure / abs(net) for t, w in weights.items()}
         binding.append("max_net_exposure")
+    return RebalanceDecision(raw, weights, {}, directions, binding)
+
+
+def settle(weights: dict[str, float], current: dict[str, float], vols: dict[str, float | None],
+           limits: RiskLimits) -> tuple[dict[str, float], dict[str, float]]:
+    """(weights, trades): trades below ``min_trade_weight`` skipped if the book stays inside the limits."""
     quiet = {t: (current.get(t, 0.0) if abs(w - current.get(t, 0.0)) < limits.min_trade_weight else w)
              for t, w in weights.items()}
     if quiet != weights and not limit_breaches(quiet, vols, limits):
         weights = quiet
-    trades = {t: w - current.get(t, 0.0) for t, w in weights.items()}
-    return RebalanceDecision(raw, weights, trades, directions, binding)
+    return weights, {t: w - current.get(t, 0.0) for t, w in weights.items()}

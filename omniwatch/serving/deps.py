@@ -9,11 +9,13 @@ from functools import partial
 
 from fastapi import Request
 
+from omniwatch.serving.auth import named_key
 from omniwatch.serving.backtest_runs import BacktestService
 from omniwatch.serving.decisions import RiskLimits
 from omniwatch.serving.model_router import ModelRouter
 from omniwatch.serving.predicting import Predictor
 from omniwatch.serving.refresh import Refresher
+from omniwatch.serving.runtime.freshness import Freshness
 from omniwatch.serving.settings import ServingSettings
 from omniwatch.serving.snapshots import SnapshotStore
 from omniwatch.serving.store import PredictionWriter
@@ -38,7 +40,12 @@ class Services:
 
     @property
     def api_keys(self) -> list[str]:
-        return [k.get_secret_value() for k in self.serving.api_keys]
+        return [secret for _, secret in self.named_keys]
+
+    @property
+    def named_keys(self) -> list[tuple[str, str]]:
+        """(name, secret) per configured key (``name:secret``, or a bare secret named by fingerprint)."""
+        return [named_key(k.get_secret_value()) for k in self.serving.api_keys]
 
     @property
     def limits(self) -> RiskLimits:
@@ -86,8 +93,9 @@ def build_services(settings: Settings, serving: ServingSettings) -> Services:
     backtests = BacktestService(router, url, list(settings.liquid_symbols), serving.thresholds_bps())
     store = TaskStore(url)
     tasks = TaskRunner(store, build_launcher(settings, serving, store, backtests.perform))
-    return Services(settings, serving, router, snapshots, writer, Predictor(router, snapshots, writer, url),
-                    backtests, tasks)
+    freshness = Freshness(url, settings.source, settings.max_snapshot_age, serving.data_clock_ttl_s)
+    return Services(settings, serving, router, snapshots, writer,
+                    Predictor(router, snapshots, writer, url, freshness), backtests, tasks)
 
 
 async def get_services(request: Request) -> Services:

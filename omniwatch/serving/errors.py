@@ -28,6 +28,8 @@ class ApiErrorCode(StrEnum):
     GONE = "gone"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     HTTP_ERROR = "http_error"
+    STALE_FEATURES = "stale_features"          # 503: the newest snapshot is older than allowed
+    REGISTRY_UNAVAILABLE = "registry_unavailable"  # 503: the model registry answered an error
 
 
 class ApiError(Exception):

@@ -1,11 +1,15 @@
-"""Which model version answers a request, loaded lazily from the MLflow registry.
+"""Which model versions answer a request, loaded lazily from the MLflow registry.
 
-- ``champion`` (an MLflow alias) takes all traffic, except during a rollout. The candidate is
-  the version carrying the rollout alias (``OMNIWATCH_ROLLOUT_ALIAS``, default ``candidate``)
-  if set, else the newest non-champion version with a ``model_registry.rollout_stage``; its
-  share is that stage (10, 30, 100 %), so a candidate without a stage takes no traffic. The arm
-  is a deterministic function of the request key (a hash): one caller keeps seeing one model
-  while the stage holds.
+- ``champion`` (an MLflow alias) answers every request. During a rollout the version carrying
+  the rollout alias (``OMNIWATCH_ROLLOUT_ALIAS``, default ``candidate``) with a
+  ``model_registry.rollout_stage`` strictly between 0 and 100 is scored beside it on the same
+  window, and the stage is the candidate's share of the forecast and the positions (signals and
+  rebalances blend the two, ``omniwatch.modelops.blend``). There is no request-hash split: with
+  three symbols a split gives the candidate 0, 33 or 67 % of the book, never 10 %.
+- Aliases are read with ``get_registered_model(name).aliases``. Only MLflow's
+  ``RESOURCE_DOES_NOT_EXIST`` means "no such model / no alias"; any other registry error
+  propagates (``model_artifact_missing`` with its cause), so a registry hiccup never reads as
+  "no champion".
 - The alias -> version mapping is re-read at most every ``check_interval_s`` (in the background
   for the async fast path, which keeps answering from the current routes meanwhile); a moved
   alias has its version loaded first, then takes the traffic, without a restart.
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
 import logging
 import threading
 import time
@@ -36,22 +39,21 @@ log = logging.getLogger(__name__)
 _MLFLOW_LOCK = threading.Lock()  # mlflow's tracking/registry URIs are process-global
 
 
-def traffic_bucket(request_key: str) -> int:
-    """0..99, uniform and stable across processes (not Python's salted ``hash``)."""
-    return int.from_bytes(hashlib.sha256(request_key.encode()).digest()[:8], "big") % 100
-
-
-def choose_candidate(request_key: str, share: int) -> bool:
-    """True when this key falls in the candidate's ``share`` percent of traffic."""
-    return traffic_bucket(request_key) < max(0, min(100, share))
-
-
 @dataclass(frozen=True)
 class Routes:
     champion: str | None
-    candidate: str | None
-    share: int
+    candidate: str | None   # in rollout: carries the rollout alias and a stage in (0, 100)
+    stage: int              # the candidate's share of forecasts and positions, percent
     checked_at: float
+
+
+@dataclass(frozen=True)
+class Arms:
+    """The models that answer a request: the champion and, during a rollout, the candidate."""
+
+    champion: LoadedModel
+    candidate: LoadedModel | None
+    stage: int
 
 
 @dataclass(frozen=True)
@@ -82,24 +84,33 @@ class ModelRouter:
         self.loads = 0  # how many versions were loaded (tests watch reloads)
 
     # ------------------------------------------------------------------ routing
-    def route(self, name: str, request_key: str) -> LoadedModel:
+    def route(self, name: str) -> LoadedModel:
+        """The champion alone (predict/vc, and anything that takes no part in a rollout)."""
+        return self.arms(name).champion
+
+    def arms(self, name: str) -> Arms:
+        """Champion and, during a rollout, candidate (both loaded)."""
         routes = self.routes(name)
         if routes.champion is None:
             raise model_missing(f"no version of {name!r} carries the alias 'champion'", model_name=name)
-        return self._get(name, *self._arm(routes, request_key))
+        candidate = self._get(name, routes.candidate, "candidate") if routes.candidate else None
+        return Arms(self._get(name, routes.champion, "champion"), candidate, routes.stage if candidate else 0)
 
-    def cached_route(self, name: str, request_key: str) -> LoadedModel | None:
-        """The routed model from memory only, or None ('take the slow path'). Routes older than
-        the check interval are re-read in the background (new versions loaded before they take
+    def cached_arms(self, name: str) -> Arms | None:
+        """The arms from memory only, or None ('take the slow path'). Routes older than the
+        check interval are re-read in the background (new versions loaded before they take
         traffic) while this answers from the current ones."""
         routes = self._routes.get(name)
         if routes is None or routes.champion is None or self.check_interval_s <= 0:
             return None
         if time.monotonic() - routes.checked_at >= self.check_interval_s:
             self.refresher.submit(("routes", name), self.refresh, name)
-        version, role = self._arm(routes, request_key)
-        loaded = self._models.get((name, version))
-        return None if loaded is None else self._as_role(loaded, role)
+        champion = self._models.get((name, routes.champion))
+        candidate = self._models.get((name, routes.candidate)) if routes.candidate else None
+        if champion is None or (routes.candidate and candidate is None):
+            return None
+        return Arms(self._as_role(champion, "champion"),
+                    None if candidate is None else self._as_role(candidate, "candidate"), routes.stage)
 
     def refresh(self, name: str) -> Routes:
         """Re-read the routes now; load the versions they name, then publish them."""
@@ -115,19 +126,13 @@ class ModelRouter:
     def _publish(self, name: str, fresh: Routes) -> Routes:
         with self._lock:
             current = self._routes.get(name)
-            if current is None or (current.champion, current.candidate, current.share) != (
-                    fresh.champion, fresh.candidate, fresh.share):
-                log.info("routes of %s: champion=%s candidate=%s share=%s", name, fresh.champion,
-                         fresh.candidate, fresh.share)
+            if current is None or (current.champion, current.candidate, current.stage) != (
+                    fresh.champion, fresh.candidate, fresh.stage):
+                log.info("routes of %s: champion=%s candidate=%s stage=%s", name, fresh.champion,
+                         fresh.candidate, fresh.stage)
                 self._evict(name, {fresh.champion, fresh.candidate})
             self._routes[name] = fresh
         return fresh
-
-    @staticmethod
-    def _arm(routes: Routes, request_key: str) -> tuple[str, str]:
-        if routes.candidate is not None and choose_candidate(request_key, routes.share):
-            return routes.candidate, "candidate"
-        return routes.champion, "champion"
 
     def routes(self, name: str) -> Routes:
         """The current routes, re-read first when older than the check interval."""
@@ -151,7 +156,7 @@ class ModelRouter:
         return self._get(name, version, "pinned")
 
     def state(self) -> dict[str, dict[str, Any]]:
-        return {name: {"champion": r.champion, "candidate": r.candidate, "share": r.share,
+        return {name: {"champion": r.champion, "candidate": r.candidate, "rollout_stage": r.stage,
                        "loaded": [v for (n, v) in self._models if n == name]}
                 for name, r in self._routes.items()}
 
@@ -161,28 +166,39 @@ class ModelRouter:
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
-    def _alias(self, name: str, alias: str) -> str | None:
+    def _aliases(self, name: str) -> dict[str, str]:
+        """Alias -> version; ``{}`` only when the model is not registered. Any other registry
+        error propagates: it must never read as 'no champion'."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return str(self._client().get_model_version_by_alias(name, alias).version)
-        except MlflowException:
-            return None
+            model = self._client().get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
+        return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+    def _alias(self, name: str, alias: str) -> str | None:
+        try:
+            return self._aliases(name).get(alias)
+        except Exception as exc:  # registry unreachable: the cause goes to the client
+            log.exception("reading the aliases of %s failed", name)
+            raise model_missing(f"cannot read the registry for {name!r}: {exc}", model_name=name) from exc
 
     def _read_routes(self, name: str) -> Routes:
-        champion = self._alias(name, "champion")
+        aliases = self._aliases(name)
+        champion = aliases.get("champion")
+        candidate = aliases.get(self.rollout_alias) if self.rollout_alias else None
+        if candidate is None or candidate == champion:
+            return Routes(champion, None, 0, time.monotonic())
         t = tables.model_registry
         with get_engine(self.database_url).connect() as conn:
-            staged = conn.execute(select(t.c.version, t.c.rollout_stage).where(
-                t.c.model_name == name, t.c.rollout_stage.is_not(None), t.c.rollout_stage > 0)).all()
-        stages = {str(v): int(s) for v, s in staged if str(v) != champion}
-        candidate = self._alias(name, self.rollout_alias) if self.rollout_alias else None
-        if candidate == champion:
-            candidate = None
-        if candidate is None and stages:
-            candidate = max(stages, key=lambda v: (len(v), v))  # the newest staged version
-        share = stages.get(candidate, 0) if candidate is not None else 0
-        return Routes(champion, candidate if share > 0 else None, share, time.monotonic())
+            stage = conn.execute(select(t.c.rollout_stage).where(
+                t.c.model_name == name, t.c.version == candidate)).scalar()
+        if stage is None or not 0 < int(stage) < 100:
+            return Routes(champion, None, 0, time.monotonic())
+        return Routes(champion, candidate, int(stage), time.monotonic())
 
     # ------------------------------------------------------------------ loading
     def _get(self, name: str, version: str, role: str) -> LoadedModel:

@@ -1,4 +1,8 @@
-"""Predictions: route to a model version, read a window, score it (cached), store the record.
+"""Predictions: route to the model versions, read a window, score it (cached), store the record.
+
+The champion answers; during a rollout the candidate is scored on the same window and stored as
+its own prediction, its forecast returned beside the champion's. A snapshot older than the age
+limit is refused (``stale_features``, see ``runtime/freshness.py``) and every answer says the age.
 
 The hot path (newest snapshot of a target) costs two dictionary look-ups once warm: the route is
 cached by the model router, the window by the snapshot store, and the score by
@@ -14,6 +18,7 @@ import os
 import random
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +27,9 @@ from sqlalchemy import delete
 from omniwatch.errors import ErrorCode
 from omniwatch.serving.errors import ApiError, ApiErrorCode, model_missing, not_found
 from omniwatch.serving.inference import explain_last, score_last, split_record
-from omniwatch.serving.model_router import LoadedModel, ModelRouter
-from omniwatch.serving.schemas import PredictionResponse, SkippedTarget, SnapshotRef
+from omniwatch.serving.model_router import Arms, LoadedModel, ModelRouter
+from omniwatch.serving.runtime.freshness import Freshness
+from omniwatch.serving.schemas import CandidateForecast, PredictionResponse, SkippedTarget, SnapshotRef
 from omniwatch.serving.snapshots import SnapshotStore, Window
 from omniwatch.serving.store import PredictionWriter, load_prediction
 from omniwatch.warehouse import tables
@@ -46,11 +52,20 @@ def new_id() -> str:
     return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
+@dataclass(frozen=True)
+class Hit:
+    """A newest-snapshot prediction answerable from memory: models, window, reference time."""
+
+    arms: Arms
+    window: Window
+    now: datetime
+
+
 class Predictor:
     def __init__(self, router: ModelRouter, snapshots: SnapshotStore, writer: PredictionWriter,
-                 database_url: str, cache_size: int = 4096):
+                 database_url: str, freshness: Freshness, cache_size: int = 4096):
         self.router, self.snapshots, self.writer = router, snapshots, writer
-        self.database_url, self.cache_size = database_url, cache_size
+        self.database_url, self.freshness, self.cache_size = database_url, freshness, cache_size
         self._scores: dict[tuple, dict[str, float]] = {}
         self._answers: dict[tuple, tuple[PredictionResponse, dict]] = {}  # answer and row, but the id
         self._lock = threading.Lock()
@@ -62,49 +77,69 @@ class Predictor:
 
     def predict_liquid_window(self, target: str, as_of: datetime | None = None, features: dict | None = None,
                               request_key: str | None = None) -> tuple[PredictionResponse, Window]:
-        """The prediction and the window it read (decisions also need the window's features)."""
+        """The prediction and the window it read (decisions also need the window's features).
+        The champion answers; during a rollout the candidate is scored on the same rows and
+        stored too, and its forecast rides along in ``candidate``."""
         if as_of is None and features is None:
             cached = self.cached_liquid(target, request_key, wait=True)
             if cached is not None:
                 return cached
-        loaded = self.router.route(LIQUID_MODEL, request_key or f"liquid:{target}")
-        lookback = int(loaded.model.meta["lookback"])
+        arms = self.router.arms(LIQUID_MODEL)
+        lookback = int(arms.champion.model.meta["lookback"])
+        now: datetime | None = None
         if features is not None:
             window = self.snapshots.window("liquid", target, as_of, lookback, request_features=features)
         elif as_of is not None:
-            window = self.snapshots.window("liquid", target, as_of, lookback)
+            # Point in time: the newest snapshot we had at as_of, refused when too old by then.
+            now = as_of
+            at = self.snapshots.newest_at_or_before("liquid", target, as_of)
+            self.freshness.check(target, at, now)
+            window = self.snapshots.window("liquid", target, at, lookback)
         else:
             window = self.snapshots.latest("liquid", target, lookback)
-        record = self._score(loaded, window)
-        preds, comps = split_record(record)
-        return self._answer(loaded, window, record, preds, comps, request_key, True), window
+            now = self.freshness.now()
+        return self._respond(arms, window, now, request_key, True), window
 
     def predict_many(self, targets: list[str], request_key: str | None = None
                      ) -> tuple[dict[str, tuple[PredictionResponse, Window]], list[SkippedTarget]]:
-        """Each target from its newest snapshot; targets without one are skipped (and named), a
-        missing model fails the whole request, and so does no target at all."""
-        done, skipped = {}, []
+        """Each target from its newest snapshot; targets without one, or with a stale one, are
+        skipped (and named); a missing model fails the whole request, and so does no target
+        at all (``stale_features`` when some target was stale)."""
+        done, skipped, stale = {}, [], None
         for target in dict.fromkeys(targets):
             try:
                 done[target] = self.predict_liquid_window(target, request_key=request_key)
             except ApiError as exc:
-                if exc.code != ErrorCode.INSUFFICIENT_FEATURES:
+                if exc.code not in (ErrorCode.INSUFFICIENT_FEATURES, ApiErrorCode.STALE_FEATURES):
                     raise
-                skipped.append(SkippedTarget(target=target, code=exc.code, detail=exc.detail))
+                if exc.code == ApiErrorCode.STALE_FEATURES:
+                    stale = stale or exc
+                skipped.append(SkippedTarget(target=target, code=exc.code, detail=exc.detail, context=exc.context))
         if not done:
+            if stale is not None:
+                raise stale
             raise ApiError(422, ErrorCode.INSUFFICIENT_FEATURES, "no target has a feature snapshot",
                            {"targets": [s.target for s in skipped]})
         return done, skipped
 
-    def peek_liquid(self, target: str, request_key: str | None = None) -> tuple[LoadedModel, Window, dict] | None:
-        """Model, window and score of the newest-snapshot prediction if every cache is fresh;
-        None otherwise. No I/O, no model work, no side effect."""
-        loaded = self.router.cached_route(LIQUID_MODEL, request_key or f"liquid:{target}")
-        if loaded is None or self.writer.saturated:
+    def peek_liquid(self, target: str) -> Hit | None:
+        """What a newest-snapshot prediction needs, if every cache is fresh (routes, models,
+        window, scores of every arm, the reference clock); None otherwise. No I/O, no model
+        work, no side effect."""
+        arms = self.router.cached_arms(LIQUID_MODEL)
+        if arms is None or self.writer.saturated:
             return None
-        window = self.snapshots.cached_latest("liquid", target, int(loaded.model.meta["lookback"]), self._prescore)
-        record = None if window is None else self._scores.get((loaded.name, loaded.version, window.key))
-        return None if record is None else (loaded, window, record)
+        now = self.freshness.cached_now()
+        lookback = int(arms.champion.model.meta["lookback"])
+        if now is None or (arms.candidate is not None and int(arms.candidate.model.meta["lookback"]) != lookback):
+            return None
+        window = self.snapshots.cached_latest("liquid", target, lookback, self._prescore)
+        if window is None:
+            return None
+        for loaded in (arms.champion, arms.candidate):
+            if loaded is not None and (loaded.name, loaded.version, window.key) not in self._scores:
+                return None
+        return Hit(arms, window, now)
 
     def _prescore(self, window: Window) -> None:
         """Score a new window with every routed version before it replaces the cached one, so
@@ -117,17 +152,39 @@ class Predictor:
     def cached_liquid(self, target: str, request_key: str | None = None,
                       wait: bool = False) -> tuple[PredictionResponse, Window] | None:
         """:meth:`peek_liquid`, answered and stored; None means 'take the slow path'. ``wait``:
-        a thread-pool caller may block while the writer's queue is full, the event loop may not."""
-        hit = self.peek_liquid(target, request_key)
+        a thread-pool caller may block while the writer's queue is full, the event loop may not.
+        A stale snapshot is refused here as on the slow path."""
+        hit = self.peek_liquid(target)
         if hit is None:
             return None
-        loaded, window, record = hit
+        return self._respond(hit.arms, hit.window, hit.now, request_key, wait), hit.window
+
+    def _respond(self, arms: Arms, window: Window, now: datetime | None, request_key: str | None,
+                 wait: bool) -> PredictionResponse:
+        """Check the snapshot's age, score every arm on ``window``, store each prediction."""
+        age = None
+        if window.snapshot is not None and now is not None:
+            age = self.freshness.check(window.target, window.snapshot["as_of_ts"], now)
+        response = self._predict(arms.champion, window, request_key, wait)
+        update: dict[str, Any] = {"snapshot_age_seconds": age}
+        if arms.candidate is not None:
+            lookback = int(arms.candidate.model.meta["lookback"])
+            rows = window if lookback == int(arms.champion.model.meta["lookback"]) else self.snapshots.window(
+                "liquid", window.target, window.as_of_ts, lookback, request_features=window.request_features)
+            shadow = self._predict(arms.candidate, rows, request_key, wait)
+            update["candidate"] = CandidateForecast(prediction_id=shadow.prediction_id,
+                                                    model_version=shadow.model_version, rollout_stage=arms.stage,
+                                                    horizon_predictions=shadow.predictions)
+        return response.model_copy(update=update)
+
+    def _predict(self, loaded: LoadedModel, window: Window, request_key: str | None, wait: bool) -> PredictionResponse:
+        record = self._score(loaded, window)
         preds, comps = split_record(record)
-        return self._answer(loaded, window, record, preds, comps, request_key, wait), window
+        return self._answer(loaded, window, record, preds, comps, request_key, wait)
 
     def predict_vc(self, entity_id: str, as_of: datetime | None = None, features: dict | None = None,
                    request_key: str | None = None) -> PredictionResponse:
-        loaded = self.router.route(VC_MODEL, request_key or f"vc:{entity_id}")
+        loaded = self.router.route(VC_MODEL)
         if features is not None:
             window = self.snapshots.window("vc", entity_id, as_of or datetime.now().astimezone(), 1,
                                            request_features=features)
@@ -142,7 +199,13 @@ class Predictor:
             raise model_missing(f"{loaded.name} version {loaded.version} cannot score {entity_id}: {exc}",
                                 model_name=loaded.name, model_version=loaded.version) from exc
         record = _vc_record(out)
-        return self._answer(loaded, window, record, record, {}, request_key, True)
+        response = self._answer(loaded, window, record, record, {}, request_key, True)
+        if window.snapshot is None:
+            return response
+        # Company features change monthly, not hourly: the age is told, never refused.
+        age = self.freshness.check(entity_id, window.snapshot["as_of_ts"], as_of or self.freshness.now(),
+                                   enforce=False)
+        return response.model_copy(update={"snapshot_age_seconds": age})
 
     def _score(self, loaded: LoadedModel, window: Window) -> dict[str, float]:
         key = (loaded.name, loaded.version, window.key) if window.request_features is None else None

@@ -87,7 +87,7 @@ class PredictLiquidRequest(Strict):
     as_of_ts: UtcTime | None = None
     features: LiquidFeatures | None = None  # type: ignore[valid-type]
     request_key: RequestKey | None = Field(
-        default=None, description="Traffic-split key (same key, same model arm); default 'liquid:{target}'.")
+        default=None, description="Stored with the prediction, to find a caller's predictions again.")
 
     @model_validator(mode="after")
     def _features_need_time(self) -> PredictLiquidRequest:
@@ -121,8 +121,18 @@ class SnapshotRef(BaseModel):
     lineage_id: str
 
 
+class CandidateForecast(BaseModel):
+    """During a rollout: the candidate's forecast on the same window (stored as its own
+    prediction); signals and rebalances give it ``rollout_stage`` percent of the book."""
+
+    prediction_id: str
+    model_version: str
+    rollout_stage: int = Field(ge=1, le=99)
+    horizon_predictions: dict[str, float]
+
+
 class PredictionResponse(BaseModel):
-    """Predictions are forward log returns in basis points, per horizon."""
+    """Predictions are forward log returns in basis points, per horizon (the champion's)."""
 
     prediction_id: str
     track: Literal["liquid", "vc"]
@@ -139,6 +149,10 @@ class PredictionResponse(BaseModel):
     predictions: dict[str, float]
     components: dict[str, dict[str, float]] = Field(default_factory=dict)
     unit: Literal["bps"] = "bps"
+    snapshot_age_seconds: float | None = Field(
+        default=None, description="Age of the snapshot predicted, against the request's as_of_ts, else the "
+                                  "data clock (replay) or the wall clock (live); null for request features.")
+    candidate: CandidateForecast | None = None
 
 
 class ComponentExplanation(BaseModel):
@@ -176,6 +190,16 @@ class SignalsRequest(Strict):
     request_key: RequestKey | None = None
 
 
+class RolloutBlend(BaseModel):
+    """How a blended number came about: ``(1 - s) * champion + s * candidate``, ``s = stage / 100``."""
+
+    candidate_version: str
+    candidate_prediction_id: str
+    rollout_stage: int
+    champion: float
+    candidate: float
+
+
 class Signal(BaseModel):
     signal_id: str
     prediction_id: str
@@ -188,12 +212,15 @@ class Signal(BaseModel):
     as_of_ts: datetime
     status: str
     model_version: str
+    snapshot_age_seconds: float | None = None
+    rollout: RolloutBlend | None = None
 
 
 class SkippedTarget(BaseModel):
     target: str
     code: str
     detail: str
+    context: dict[str, Any] | None = None
 
 
 class SignalsResponse(BaseModel):
@@ -219,6 +246,8 @@ class AssetScore(BaseModel):
     contribution_bps: float
     vol_annual: float | None
     model_version: str
+    snapshot_age_seconds: float | None = None
+    rollout: RolloutBlend | None = None
 
 
 class PortfolioScoreResponse(BaseModel):
@@ -254,6 +283,10 @@ class AssetRebalance(BaseModel):
     raw_weight: float
     weight: float
     trade: float
+    model_version: str | None = None
+    snapshot_age_seconds: float | None = None
+    rollout: RolloutBlend | None = Field(default=None, description="The weight's blend of the champion's and "
+                                         "the candidate's target weights, during a rollout.")
 
 
 class RebalanceResponse(BaseModel):

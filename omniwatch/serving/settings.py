@@ -27,7 +27,8 @@ class ServingSettings(BaseSettings):
     alias_check_interval_s: float = Field(default=5.0, ge=0, description="Alias -> version re-check.")
     snapshot_check_interval_s: float = Field(default=1.0, ge=0, description="Newest-snapshot re-check.")
     prediction_flush_interval_s: float = Field(default=0.05, ge=0, description="Prediction batch write.")
-    rollout_alias: str = Field(default="candidate", description="Optional alias naming the rollout version.")
+    data_clock_ttl_s: float = Field(default=5.0, ge=0, description="Replay frontier (newest bar) re-read.")
+    rollout_alias: str = Field(default="candidate", description="Alias naming the version in rollout.")
 
     # Signals: |prediction| must exceed the threshold (bps) of its horizon to give a direction.
     signal_threshold_bps_1h: float = Field(default=10.0, ge=0)

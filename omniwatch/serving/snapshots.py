@@ -126,6 +126,16 @@ class SnapshotStore:
             self.refresher.submit(("snapshots", track, target, lookback), self.latest, track, target, lookback, on_new)
         return cached[0]
 
+    def newest_at_or_before(self, track: str, target: str, as_of: datetime) -> datetime:
+        """``as_of_ts`` of the newest snapshot at or before ``as_of`` (what we had then)."""
+        with get_engine(self.database_url).connect() as conn:
+            newest = conn.execute(select(func.max(T.c.as_of_ts)).where(
+                T.c.track == track, T.c.target == target, T.c.as_of_ts <= as_of)).scalar()
+        if newest is None:
+            raise insufficient(ErrorCode.INSUFFICIENT_FEATURES,
+                               f"no feature snapshot of {target!r} at or before {as_of.isoformat()}", target=target)
+        return as_utc(newest)
+
     def window(self, track: str, target: str, as_of: datetime, lookback: int, *,
                last_id: int | None = None, request_features: dict | None = None) -> Window:
         """The window ending at ``as_of``: the stored row there (``last_id`` when given), or the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from omniwatch.serving.auth import key_matches
 from omniwatch.settings import Settings
 
@@ -55,3 +57,13 @@ def test_keys_come_from_the_environment(monkeypatch):
     s = ServingSettings()
     assert [k.get_secret_value() for k in s.api_keys] == ["k1", "k2"]
     assert not s.api_open_reads and s.api_port == 8123 and "k1" not in repr(s)
+
+
+def test_no_api_key_may_be_named_system_the_scheduler_s_actor():
+    from omniwatch.serving.auth import named_key
+
+    assert named_key("ops:s3cret") == ("ops", "s3cret")
+    with pytest.raises(ValueError, match="reserved"):
+        named_key("system:s3cret")
+    with pytest.raises(ValueError, match="reserved"):
+        named_key("SYSTEM:s3cret")

@@ -1,21 +1,20 @@
-"""The model router: alias moves reload without a restart, deterministic traffic split during a
-rollout, and model_artifact_missing (503) for a missing or unloadable model."""
+"""The model router: alias moves reload without a restart; during a rollout the champion answers
+and the candidate's forecast is blended in by its stage (no request-hash split); a registry
+error is never 'no champion'; model_artifact_missing (503) for a missing or unloadable model."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from omniwatch.registry import record_registration
 from omniwatch.resources.mlflow import MLflowResource
-from omniwatch.serving.model_router import choose_candidate, traffic_bucket
 from omniwatch.settings import Settings
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
-from .conftest import client_for
+from .conftest import AUTH, client_for, flush
 
 P = "/api/v2"
 NAME = "omniwatch-liquid"
@@ -38,16 +37,6 @@ def _second_version(settings: Settings) -> str:
 def _version(c, key: str = "k") -> tuple[str, str]:
     body = c.post(f"{P}/predict/liquid", json={"target": "BTC", "request_key": key}).json()
     return body["model_version"], body["model_role"]
-
-
-def test_traffic_bucket_is_a_stable_hash_and_the_share_bounds_the_candidate():
-    assert traffic_bucket("liquid:BTC") == traffic_bucket("liquid:BTC")
-    assert [traffic_bucket(k) for k in ("a", "b", "c")] == [int.from_bytes(
-        __import__("hashlib").sha256(k.encode()).digest()[:8], "big") % 100 for k in ("a", "b", "c")]
-    assert not any(choose_candidate(f"k{i}", 0) for i in range(200))
-    assert all(choose_candidate(f"k{i}", 100) for i in range(200))
-    share = sum(choose_candidate(f"k{i}", 30) for i in range(2000)) / 2000
-    assert 0.26 < share < 0.34
 
 
 def test_an_alias_move_reloads_the_model_without_a_restart(own_home):
@@ -77,47 +66,105 @@ def test_with_a_check_interval_the_move_is_picked_up_in_the_background(own_home)
     assert seen == version
 
 
-def test_a_rollout_splits_traffic_deterministically_by_request_key(own_warehouse):
-    own_home = own_warehouse
-    version = _second_version(own_home)
+def _rollout(settings: Settings, version: str, stage: int | None) -> None:
+    """``version`` in rollout: alias candidate and ``model_registry.rollout_stage``."""
+    _mlflow(settings).client().set_registered_model_alias(NAME, "candidate", version)
     t = tables.model_registry
-    with get_engine(own_home.warehouse_url).begin() as conn:
-        conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == version).values(rollout_stage=30))
-    keys = [f"client-{i}" for i in range(60)]
+    with get_engine(settings.warehouse_url).begin() as conn:
+        conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == version).values(rollout_stage=stage))
+
+
+def _shift_candidate(monkeypatch, c, bps: float = 100.0) -> None:
+    """v2 holds v1's artifacts; shift the candidate's forecasts so a blend is visible."""
+    from omniwatch.serving import predicting
+
+    candidate = c.app.state.services.router.arms(NAME).candidate.model
+    real = predicting.score_last
+    monkeypatch.setattr(predicting, "score_last", lambda model, frame: (
+        {k: v + bps for k, v in real(model, frame).items()} if model is candidate else real(model, frame)))
+
+
+def test_during_a_rollout_predict_answers_the_champion_with_the_candidate_beside_it(own_warehouse, monkeypatch):
+    settings = own_warehouse
+    version = _second_version(settings)
+    _rollout(settings, version, 30)
+    with client_for(settings) as c:
+        _shift_candidate(monkeypatch, c)
+        body = c.post(f"{P}/predict/liquid", json={"target": "BTC", "request_key": "anyone"}).json()
+        flush(c)
+    assert (body["model_version"], body["model_role"]) == ("1", "champion")
+    cand = body["candidate"]
+    assert (cand["model_version"], cand["rollout_stage"]) == (version, 30)
+    for h, bps in body["predictions"].items():
+        assert abs(cand["horizon_predictions"][h] - (bps + 100.0)) < 1e-9
+    t = tables.predictions_v2
+    with get_engine(settings.warehouse_url).connect() as conn:
+        rows = {r.prediction_id: r for r in conn.execute(select(t).where(
+            t.c.prediction_id.in_([body["prediction_id"], cand["prediction_id"]])))}
+    assert rows[body["prediction_id"]].model_version == "1"
+    assert rows[cand["prediction_id"]].model_version == version
+    assert rows[cand["prediction_id"]].horizon_predictions["pred_24h"] == cand["horizon_predictions"]["24h"]
+
+
+def test_the_stage_is_the_candidates_share_of_every_symbol(own_home, monkeypatch):
+    """Stage 30 on three symbols: every signal is 0.7 champion + 0.3 candidate, not one symbol
+    (or 30 % of requests) handed to the candidate whole."""
+    version = _second_version(own_home)
+    _rollout(own_home, version, 30)
     with client_for(own_home) as c:
-        first = {k: _version(c, k) for k in keys}
-        again = {k: _version(c, k) for k in keys}
-        assert first == again  # the same key keeps its arm
-        for k, (v, role) in first.items():
-            expect = (version, "candidate") if choose_candidate(k, 30) else ("1", "champion")
-            assert (v, role) == expect, k
-        assert 0 < Counter(v for v, _ in first.values())[version] < len(keys)
-        with get_engine(own_home.warehouse_url).begin() as conn:
-            conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == version).values(rollout_stage=100))
-        assert {_version(c, k) for k in keys} == {(version, "candidate")}
+        _shift_candidate(monkeypatch, c)
+        out = c.post(f"{P}/signals/generate", json={"horizons": ["24h"]}, headers=AUTH).json()
+        rebal = c.post(f"{P}/portfolio/rebalance", json={"horizon": "24h"}).json()
+    assert {s["target"] for s in out["signals"]} == {"BTC", "ETH", "SOL"}
+    for s in out["signals"]:
+        r = s["rollout"]
+        assert (r["candidate_version"], r["rollout_stage"]) == (version, 30)
+        assert abs(r["candidate"] - r["champion"] - 100.0) < 1e-9
+        assert abs(s["prediction_bps"] - (0.7 * r["champion"] + 0.3 * r["candidate"])) < 1e-9
+        assert s["model_version"] == "1"
+    for a in rebal["assets"]:
+        r = a["rollout"]
+        assert r["rollout_stage"] == 30 and abs(a["weight"] - (0.7 * r["champion"] + 0.3 * r["candidate"])) < 1e-12
+    assert rebal["gross_exposure"] <= rebal["limits"]["max_gross_leverage"] + 1e-12
 
 
-def test_the_rollout_alias_names_the_candidate_and_its_stage_sets_the_share(own_home):
-    """The version carrying 'candidate' is the candidate even when a newer version is staged; a
-    candidate alias without a stage takes no traffic."""
+def test_no_rollout_without_the_candidate_alias_or_outside_0_to_100(own_home):
     v2, v3 = _second_version(own_home), _second_version(own_home)
     t = tables.model_registry
-    with get_engine(own_home.warehouse_url).begin() as conn:
-        conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v2).values(rollout_stage=30))
-        conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v3).values(rollout_stage=10))
-    client = _mlflow(own_home).client()
-    keys = [f"client-{i}" for i in range(60)]
+    with get_engine(own_home.warehouse_url).begin() as conn:  # staged, but without the alias
+        conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v3).values(rollout_stage=30))
     with client_for(own_home) as c:
-        # No alias: the newest staged version (v3) at its 10 %.
-        assert {k: _version(c, k) for k in keys} == {
-            k: (v3, "candidate") if choose_candidate(k, 10) else ("1", "champion") for k in keys}
-        client.set_registered_model_alias(NAME, "candidate", v2)
-        assert {k: _version(c, k) for k in keys} == {
-            k: (v2, "candidate") if choose_candidate(k, 30) else ("1", "champion") for k in keys}
+        body = c.post(f"{P}/predict/liquid", json={"target": "BTC"}).json()
+        assert body["model_version"] == "1" and body["candidate"] is None
+        for stage in (None, 0, 100):
+            _rollout(own_home, v2, stage)
+            assert c.post(f"{P}/predict/liquid", json={"target": "BTC"}).json()["candidate"] is None
+        _rollout(own_home, v2, 10)
+        assert c.post(f"{P}/predict/liquid", json={"target": "BTC"}).json()["candidate"]["model_version"] == v2
         assert c.app.state.services.router.state()[NAME]["candidate"] == v2
-        with get_engine(own_home.warehouse_url).begin() as conn:
-            conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v2).values(rollout_stage=None))
-        assert {_version(c, k) for k in keys} == {("1", "champion")}
+
+
+def test_a_transient_registry_error_is_not_no_champion(own_home, monkeypatch):
+    """Only RESOURCE_DOES_NOT_EXIST means 'no model'; a registry outage answers 503 with its
+    cause, never the 'no champion' answer (nor a model picked without the registry)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    from omniwatch.serving.model_router import ModelRouter
+
+    class Down:
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise MlflowException("registry is restarting", error_code=TEMPORARILY_UNAVAILABLE)
+            return fail
+
+    monkeypatch.setattr(ModelRouter, "_client", lambda self: Down())
+    with client_for(own_home) as c:
+        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"})
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["code"] == "model_artifact_missing" and "registry is restarting" in body["detail"]
+    assert "carries the alias" not in body["detail"]
 
 
 def test_no_registered_model_is_model_artifact_missing(tmp_path, own_home):

@@ -13,7 +13,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     FastAPI's default ``HTTPValidationError``, which is not the shape this API answers with."""
     text = {401: "Missing or wrong X-API-Key", 404: "Unknown id", 410: "Gone: use the v2 path",
             422: "Invalid input (field and reason), or insufficient_features / insufficient_prices",
-            503: "model_artifact_missing: no loadable model version"}
+            503: "model_artifact_missing: no loadable model version; stale_features: the snapshot is older "
+                 "than OMNIWATCH_MAX_SNAPSHOT_AGE; registry_unavailable: the model registry failed"}
     return {c: {"model": ErrorResponse, "description": text[c]} for c in sorted({*codes, 422})}
 
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.decisions import decide_signal
 from omniwatch.serving.deps import Services, get_services
+from omniwatch.serving.rollout import blended
 from omniwatch.serving.routers import errors
 from omniwatch.serving.schemas import HORIZONS, SignalsRequest, SignalsResponse
 
@@ -22,9 +23,11 @@ SIGNAL_NAMESPACE = uuid.UUID("5b0c4f8e-6d0a-4d55-9d43-2f1f3c0a9e11")
 async def generate(body: SignalsRequest, services: Services = Depends(get_services)) -> SignalsResponse:
     """Predict each target, turn each horizon's forecast into a direction when it clears that
     horizon's threshold (OMNIWATCH_SIGNAL_THRESHOLD_BPS_*), and store the candidates (one per
-    strategy, target, horizon and hour: a repeat updates it)."""
+    strategy, target, horizon and hour: a repeat updates it). During a rollout the forecast is
+    ``(1 - s) * champion + s * candidate`` with ``s = rollout_stage / 100``, for every target.
+    A target whose newest snapshot is stale is skipped (``stale_features``)."""
     targets = body.targets or list(services.settings.liquid_symbols)
-    if all(services.predictor.peek_liquid(t, body.request_key) for t in targets):
+    if all(services.predictor.peek_liquid(t) for t in targets):
         return _generate(services, body, targets, False)  # every prediction is cached: stay on the loop
     return await run_in_threadpool(_generate, services, body, targets, True)
 
@@ -36,13 +39,15 @@ def _generate(services: Services, body: SignalsRequest, targets: list[str], wait
     signals, rows = [], []
     for target, (pred, _) in done.items():
         for h in body.horizons or HORIZONS:
-            d = decide_signal(pred.predictions[h], thresholds[h])
+            forecast, rollout = blended(pred, h)
+            d = decide_signal(forecast, thresholds[h])
             sid = str(uuid.uuid5(SIGNAL_NAMESPACE, f"{strategy}|{target}|{h}|{pred.as_of_ts.isoformat()}"))
             status = "candidate" if d.direction else "flat"
             rows.append({"signal_id": sid, "prediction_id": pred.prediction_id, "track": "liquid", "target": target,
                          "strategy_id": strategy, "horizon": h, "direction": d.direction, "strength": d.strength,
                          "threshold": d.threshold_bps, "as_of_ts": pred.as_of_ts, "status": status})
-            signals.append({**rows[-1], "threshold_bps": d.threshold_bps, "prediction_bps": pred.predictions[h],
-                            "model_version": pred.model_version})
+            signals.append({**rows[-1], "threshold_bps": d.threshold_bps, "prediction_bps": forecast,
+                            "model_version": pred.model_version, "snapshot_age_seconds": pred.snapshot_age_seconds,
+                            "rollout": rollout})
     services.writer.submit("signal_candidates", rows, wait=wait)
     return SignalsResponse(strategy_id=strategy, model_name="omniwatch-liquid", signals=signals, skipped=skipped)

@@ -1,0 +1,1 @@
+"""Model operations over HTTP: drift, gate, rollout, rollback and the audit log (``/api/v2/models``)."""

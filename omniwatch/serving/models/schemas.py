@@ -1,0 +1,86 @@
+"""Bodies and answers of the models API. Bodies forbid unknown fields, and none of them can say
+who acted: the actor is the API key's name and the source is ``api``, always."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from omniwatch.modelops.records import Decision
+from omniwatch.serving.schemas import Finite, Strict
+
+ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$"), Field(examples=["omniwatch-liquid"])]
+Version = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,12}$"), Field(examples=["2"])]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+DEFAULT_MODEL = "omniwatch-liquid"
+
+
+class ModelRequest(Strict):
+    model_name: ModelName = DEFAULT_MODEL
+
+
+class GateRequest(ModelRequest):
+    version: Version | None = Field(default=None, description="Default: the version holding alias `challenger`.")
+
+
+class AdvanceRequest(ModelRequest):
+    reason: Reason = Field(description="Why a person moves the rollout on (stored in the audit log).")
+
+
+class AuditNoteRequest(ModelRequest):
+    reason: Reason
+    version: Version | None = None
+    metrics: Annotated[dict[MetricName, Finite | str | bool | None], Field(max_length=64)] = Field(
+        default_factory=dict)
+
+
+class DecisionResponse(Decision):
+    """The decision record as stored (``omniwatch.modelops.records.Decision``) and its audit row."""
+
+    audit_id: int = Field(description="model_promotions.id of the audit row.")
+
+
+class VersionState(BaseModel):
+    version: str
+    status: str | None
+    rollout_stage: int | None
+    aliases: list[str]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    action: str
+    outcome: str | None
+    model_version: str | None
+    alias: str | None
+    from_version: str | None
+    to_version: str | None
+    rollout_stage: int | None
+    actor: str
+    source: str | None
+    reason: str
+    window: dict[str, Any] | None
+    thresholds: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    created_at: datetime | None
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        from omniwatch.warehouse.upsert import as_utc  # SQLite hands back naive UTC times
+
+        return as_utc(value)
+
+
+class RolloutStateResponse(BaseModel):
+    model_name: str
+    aliases: dict[str, str]
+    versions: list[VersionState]
+    candidate: str | None
+    stage: int = Field(description="The candidate's share of forecasts and positions, percent (0: no rollout).")
+    stages: list[int]
+    clock: datetime = Field(description="The evaluation clock: newest bar (replay) or wall clock (live).")
+    recent_decisions: list[AuditEntry]

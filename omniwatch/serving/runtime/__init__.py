@@ -1,0 +1,1 @@
+"""Runtime shared by the serving features (clocks, freshness); no routes here."""
