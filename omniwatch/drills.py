@@ -39,6 +39,7 @@ def register_copy(mlflow: MLflowResource, database_url: str, source_version: str
     from mlflow.artifacts import download_artifacts
 
     from omniwatch.ml.ensemble import LiquidEnsemble
+    from omniwatch.operations import REFERENCE_ARTIFACT, load_reference
     from omniwatch.promotions import registry_rows
     from omniwatch.registry import record_registration
 
@@ -58,6 +59,9 @@ def register_copy(mlflow: MLflowResource, database_url: str, source_version: str
         tags = {"omniwatch.drill": drill or "none", "omniwatch.copy_of_version": str(source_version)}
         with mlflow.run_context(f"drill_{drill}" if drill else f"copy_of_v{source_version}", tags=tags) as run:
             info = mlflow_lib.pyfunc.log_model(name="model", python_model=LiquidEnsemble(), artifacts=artifacts)
+            reference = load_reference(mlflow, model_name, str(source_version))
+            if reference is not None:  # the same training rows: the same drift reference
+                mlflow_lib.log_text(reference.model_dump_json(), REFERENCE_ARTIFACT)
     version, _ = record_registration(
         mlflow, database_url, model_name, info.model_uri, run_id=run.info.run_id, track="liquid",
         train_lineage_id=source["train_lineage_id"] or "", data_version=source["data_version"] or "",

@@ -6,7 +6,8 @@ that day's partition (ingest behind the blocking checks, the day's feature snaps
 ``live_predictions``, which scores the champion and any candidate/challenger in shadow and
 matures older predictions); then the gate, rollout and rollback sensors are evaluated against the
 instance, and the runs they request (``model_standing_job``) are executed and tagged with the
-sensor's name and run key, as the daemon would. Runs show in the Dagster UI of that instance;
+sensor's name and run key, as the daemon would. Once a replayed day (at 00:00) ``model_drift`` is
+materialized and ``drift_sensor`` evaluated; a retraining it requests is reported, not run inline. Runs show in the Dagster UI of that instance;
 decisions in ``model_promotions`` and the MLflow registry.
 
 The lag from bar close to stored snapshot is measured per tick: the bar "arrives" when the tick
@@ -26,6 +27,10 @@ import pandas as pd
 from omniwatch.settings import Settings
 
 SENSORS = ("gate_sensor", "rollout_sensor", "rollback_sensor")
+DRIFT_HOUR = 0
+# Runs a sensor may request that the replay does not execute inline (minutes of training per
+# request); they are reported, and the daemon launches them on a real deployment.
+NOT_INLINE = ("liquid_training_job",)
 
 
 @dataclass
@@ -71,6 +76,12 @@ class LiveReplay:
         tick = TickResult(clock, result.run_id, result.success, lag)
         for name in SENSORS:
             tick.decisions += self._evaluate(defs, modelops, name, quiet)
+        if clock.hour == DRIFT_HOUR:  # once a replayed day, as the hourly cron would within the hour
+            drift = defs.resolve_job_def("model_drift_job").execute_in_process(
+                instance=self.instance, raise_on_error=False, run_config=quiet,
+                tags={"omniwatch/replay_clock": clock.isoformat(), "omniwatch/mode": "replay-as-live"})
+            tick.success = tick.success and drift.success
+            tick.decisions += self._evaluate(defs, modelops, "drift_sensor", quiet)
         self.ticks.append(tick)
         return tick
 
@@ -91,6 +102,9 @@ class LiveReplay:
         out = []
         for request in requests:
             job_name = request.job_name or sensor.job_name
+            if job_name in NOT_INLINE:
+                out.append(f"{name}: {request.run_key} (requested {job_name}; not run inline by the replay)")
+                continue
             tags = {**request.tags, "dagster/sensor_name": name, "dagster/run_key": request.run_key or ""}
             defs.resolve_job_def(job_name).execute_in_process(
                 instance=self.instance, tags=tags, raise_on_error=False, run_config=run_config)

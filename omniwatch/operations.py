@@ -419,6 +419,25 @@ def check_rollback(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> Recorded 
     return _persist(ctx, decision, role="champion")
 
 
+def monitored_previous(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> str | None:
+    """``previous`` while the champion that replaced it is still watched against it, else None."""
+    aliases = ctx.mlflow.aliases(model_name)
+    champion, previous = aliases.get("champion"), aliases.get("previous")
+    if not (champion and previous):
+        return None
+    promoted = [r for r in audit_rows(ctx.database_url, model_name, version=champion)
+                if r["outcome"] == Outcome.promote.value and (r["window"] or {}).get("end")]
+    if not promoted:
+        return None
+    until = pd.Timestamp(promoted[-1]["window"]["end"]).tz_convert("UTC") + timedelta(
+        hours=ctx.thresholds.rollback.monitor_hours_after_promotion + ctx.thresholds.rollout.window_hours)
+    return previous if pd.Timestamp(ctx.clock()) < until else None
+
+
+def rejected_versions(database_url: str, model_name: str) -> set[str]:
+    return {str(r["version"]) for r in registry_rows(database_url, model_name) if r["status"] == "rejected"}
+
+
 # ----------------------------------------------------------------------------- drift
 @_locked
 def evaluate_drift(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> Recorded:

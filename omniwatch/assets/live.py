@@ -42,7 +42,15 @@ def live_predictions(context: AssetExecutionContext, modelops: ModelOpsResource)
     day_start, day_end = pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC")
     start = max(day_start, now - timedelta(hours=modelops.scoring_lookback_hours))
     end = min(day_end, now + timedelta(seconds=1))
+    from omniwatch.operations import monitored_previous, rejected_versions
+
     aliases = ops.mlflow.aliases(LIQUID_MODEL)
+    # A rejected version keeps its alias (history) but is no longer scored; previous only while
+    # the champion that replaced it is still watched against it.
+    rejected = rejected_versions(ops.database_url, LIQUID_MODEL)
+    aliases = {role: v for role, v in aliases.items() if v not in rejected or role == "champion"}
+    if aliases.get("previous") and monitored_previous(ops, LIQUID_MODEL) is None:
+        aliases.pop("previous")
     versions = live_scoring.versions_to_score(aliases)
     matured = live_scoring.mature(ops.database_url, now.to_pydatetime())
     meta = {"clock": dg.MetadataValue.text(now.isoformat()), "matured": dg.MetadataValue.int(matured),

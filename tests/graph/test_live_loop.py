@@ -79,8 +79,8 @@ def test_replay_as_live_rolls_out_a_challenger_and_rolls_back_a_degraded_candida
             fails_from = clock + pd.Timedelta(hours=4)
             degraded = register_degraded_copy(mlflow, settings.warehouse_url, challenger, actor="test",
                                               fails_from=fails_from)
-        if degraded and registry_status(settings, degraded) == "rejected":
-            break
+        if degraded and registry_status(settings, degraded) == "rejected" and clock >= LIVE_FROM + pd.Timedelta(hours=23):
+            break  # rolled back, and the replayed day ended (its drift evaluation ran at 00:00)
     aliases = mlflow.aliases(MODEL)
     assert aliases["champion"] == challenger and aliases["previous"] == "1" and "candidate" not in aliases
     assert degraded is not None and registry_status(settings, degraded) == "rejected"
@@ -105,6 +105,11 @@ def test_replay_as_live_rolls_out_a_challenger_and_rolls_back_a_degraded_candida
     assert rollback["metrics"]["windows_failed"] >= 2 and "consecutive" in rollback["metrics"]["trigger_rule"]
     assert all(r["actor"] == "system" and r["source"] == "scheduler" for r in rows if r["action"] != "alias_set")
     assert all(r["thresholds"] is not None and r["window"] is not None for r in rows if r["action"] != "alias_set")
+
+    # Once a replayed day the champion's drift was evaluated against its training reference.
+    drift = [r for r in rows if r["action"] == "drift"]
+    assert drift and drift[-1]["outcome"] in ("drift", "no_drift") and drift[-1]["model_version"] == challenger
+    assert "features" in drift[-1]["metrics"] and drift[-1]["thresholds"]["psi"] > 0
 
     # MLflow mirrors the decisions as version tags.
     tags = mlflow.client().get_model_version(MODEL, degraded).tags
