@@ -29,7 +29,8 @@ class DemoSummary:
     live: str = ""
 
     def render(self) -> str:
-        lines = [f"{job}: run {rid} in {self.seconds[job]:.1f} s" for job, rid in self.run_ids.items()]
+        lines = [f"{job}: run {self.run_ids[job]} in {secs:.1f} s" if job in self.run_ids else f"{job}: {secs:.1f} s"
+                 for job, secs in self.seconds.items()]
         lines += ["", f"{'table':<20}{'rows':>10}"]
         lines += [f"{name:<20}{count:>10,}" for name, count in self.rows.items()]
         lines += ["", f"{'check':<62}{'result':>7}  severity"]
@@ -181,7 +182,7 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
             degraded = register_degraded_copy(mlflow, settings.warehouse_url, aliases["champion"],
                                               actor="demo:drill", fails_from=clock + timedelta(hours=4))
     rows = [r for r in audit_rows(settings.warehouse_url, "omniwatch-liquid")
-            if r["action"] in ("gate", "rollout", "rollback", "manual")]
+            if r["action"] in ("drift", "gate", "rollout", "rollback", "manual")]
     lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)
     lines = [f"live segment: {day} replayed hour by hour ({len(replay.ticks)} ticks); demo thresholds "
              f"{DEMO_LIVE_THRESHOLDS}",

@@ -7,7 +7,9 @@ that day's partition (ingest behind the blocking checks, the day's feature snaps
 matures older predictions); then the gate, rollout and rollback sensors are evaluated against the
 instance, and the runs they request (``model_standing_job``) are executed and tagged with the
 sensor's name and run key, as the daemon would. Once a replayed day (at 00:00) ``model_drift`` is
-materialized and ``drift_sensor`` evaluated; a retraining it requests is reported, not run inline. Runs show in the Dagster UI of that instance;
+materialized and ``drift_sensor`` evaluated; a retraining it requests is reported, not run inline.
+Every six replayed hours the assets' automation conditions are evaluated as
+``labels_automation_sensor`` does, and the days whose labels matured are re-materialized. Runs show in the Dagster UI of that instance;
 decisions in ``model_promotions`` and the MLflow registry.
 
 The lag from bar close to stored snapshot is measured per tick: the bar "arrives" when the tick
@@ -28,6 +30,9 @@ from omniwatch.settings import Settings
 
 SENSORS = ("gate_sensor", "rollout_sensor", "rollback_sensor")
 DRIFT_HOUR = 0
+# The labels automation (labels_automation_sensor) is evaluated every this many replayed hours:
+# in production it ticks every 30 s, but each request re-materializes a whole day.
+AUTOMATION_EVERY_HOURS = 6
 # Runs a sensor may request that the replay does not execute inline (minutes of training per
 # request); they are reported, and the daemon launches them on a real deployment.
 NOT_INLINE = ("liquid_training_job",)
@@ -49,6 +54,7 @@ class LiveReplay:
     cursors: dict[str, str | None] = field(default_factory=dict)
     ticks: list[TickResult] = field(default_factory=list)
     log_level: str = "WARNING"
+    automation_cursor: str | None = None
 
     def _defs(self, clock: datetime):
         from omniwatch.definitions import build_definitions
@@ -74,6 +80,8 @@ class LiveReplay:
             tags={"omniwatch/replay_clock": clock.isoformat(), "omniwatch/mode": "replay-as-live"})
         lag = self._snapshot_lag(result.run_id, arrived)
         tick = TickResult(clock, result.run_id, result.success, lag)
+        if clock.hour % AUTOMATION_EVERY_HOURS == 0:
+            tick.success = self._automation(defs, quiet, clock) and tick.success
         for name in SENSORS:
             tick.decisions += self._evaluate(defs, modelops, name, quiet)
         if clock.hour == DRIFT_HOUR:  # once a replayed day, as the hourly cron would within the hour
@@ -84,6 +92,26 @@ class LiveReplay:
             tick.decisions += self._evaluate(defs, modelops, "drift_sensor", quiet)
         self.ticks.append(tick)
         return tick
+
+    def _automation(self, defs, run_config: dict, clock: datetime) -> bool:
+        """What ``labels_automation_sensor`` does: evaluate the assets' automation conditions
+        against the instance and materialize the partitions they request (a day whose next day's
+        bars landed gets its labels)."""
+        evaluation = dg.evaluate_automation_conditions(defs=defs, instance=self.instance,
+                                                       cursor=self.automation_cursor)
+        self.automation_cursor = evaluation.cursor
+        ok = True
+        for result in evaluation.results:
+            if result.key != dg.AssetKey("feature_snapshots"):
+                continue
+            job = defs.get_implicit_global_asset_job_def().get_subset(asset_selection={result.key})
+            for day in sorted(result.true_subset.expensively_compute_partition_keys()):
+                run = job.execute_in_process(
+                    instance=self.instance, partition_key=day, raise_on_error=False, run_config=run_config,
+                    tags={"dagster/sensor_name": "labels_automation_sensor", "omniwatch/replay_clock": clock.isoformat(),
+                          "omniwatch/mode": "replay-as-live"})
+                ok = ok and run.success
+        return ok
 
     def _snapshot_lag(self, run_id: str, arrived: float) -> float | None:
         records = self.instance.get_records_for_run(

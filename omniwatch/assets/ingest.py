@@ -98,6 +98,24 @@ def _day_batches(context: AssetExecutionContext, frame: pd.DataFrame, column: st
     return batches
 
 
+def _range_passes(name: str, frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, now: pd.Timestamp,
+                  thresholds: dict[str, Any] | None) -> dict[str, CheckOutcome]:
+    """The frame-only checks the whole range passes, run once (the great-expectations suite costs
+    ~0.3 s a call: per day it would dominate a backfill). A day inside the range passes them too;
+    a check the range fails is run again day by day, so the failure is pinned on its days."""
+    from omniwatch.checks.registry import frame_only_checks
+
+    only = frame_only_checks(name)
+    outcomes = run_checks(name, frame, window_start=start, window_end=end, now=now, **(thresholds or {}))
+    return {o.name: o for o in outcomes if o.name in only and o.passed}
+
+
+def _for_day(outcome: CheckOutcome, rows: int) -> CheckOutcome:
+    meta = {**outcome.metadata, "rows_checked": rows, "checked_over": "the run's whole range (passed there)"}
+    return make_outcome(outcome.name, outcome.description, [], failed_count=0, severity=outcome.severity,
+                        passed=True, metadata=meta)
+
+
 def merge_outcomes(days: Sequence[DayResult]) -> list[CheckOutcome]:
     """One outcome per check over all days: passed only if every day passed, failures of every
     day listed, ``failed_days`` naming them."""
@@ -129,10 +147,14 @@ def checked_write(
     # "now" for freshness and gaps: the replay clock when replaying as live, else the wall clock.
     now = batch.as_of if batch.as_of is not None else pd.Timestamp.now(tz="UTC")
     days: list[DayResult] = []
-    for partition, s, e, frame in _day_batches(context, batch.frame, day_column, start, end):
+    batches = _day_batches(context, batch.frame, day_column, start, end)
+    reuse = _range_passes(name, batch.frame, start, end, now, thresholds) if len(batches) > 1 else {}
+    for partition, s, e, frame in batches:
         # Hours before the source's recording begins are outside its coverage, not gaps.
         checked_from = max(s, batch.coverage_start) if batch.coverage_start is not None else s
-        outcomes = run_checks(name, frame, window_start=checked_from, window_end=e, now=now, **(thresholds or {}))
+        day_reuse = {n: _for_day(o, len(frame)) for n, o in reuse.items()}
+        outcomes = run_checks(name, frame, window_start=checked_from, window_end=e, now=now, reuse=day_reuse,
+                              **(thresholds or {}))
         warehouse.record_checks(name, outcomes, s.to_pydatetime(), e.to_pydatetime(), context.run_id)
         blocked = [o.name for o in outcomes if not o.passed and o.severity == "ERROR"]
         written = 0 if blocked else warehouse.upsert(table, frame, list(key))

@@ -161,9 +161,13 @@ def run_checks(
     window_start: TimeLike,
     window_end: TimeLike,
     now: TimeLike,
+    reuse: dict[str, CheckOutcome] | None = None,
     **thresholds: Any,
 ) -> list[CheckOutcome]:
     """Run every check registered for ``asset_name`` on ``frame``, in registry order.
+
+    ``reuse`` maps check names to outcomes computed already (a day inside a range that passed a
+    frame-only check: see :func:`frame_only_checks`); those checks are not run again.
 
     ``thresholds`` go to each check that takes a keyword of that name (``max_gap_ratio``,
     ``max_lag``, ``symbols``, ``max_abs_log_return``, ``max_robust_z``, ``max_abs_funding_rate``,
@@ -177,6 +181,9 @@ def run_checks(
     window = dict(zip(WINDOW_ARGS, (window_start, window_end, now), strict=True))
     outcomes = []
     for reg in registered:
+        if reuse and reg.spec.name in reuse:
+            outcomes.append(reuse[reg.spec.name])
+            continue
         params = inspect.signature(reg.fn).parameters
         kwargs = {**reg.fixed, **{k: v for k, v in window.items() if k in params}}
         kwargs.update({k: v for k, v in thresholds.items() if k in _keyword_params(reg.fn)})
@@ -185,6 +192,14 @@ def run_checks(
             raise RuntimeError(f"check {result.name!r} is registered as {reg.spec.name!r}")
         outcomes.append(result)
     return outcomes
+
+
+def frame_only_checks(asset_name: str) -> set[str]:
+    """Checks of ``asset_name`` that depend on the rows alone (not on the window or the clock):
+    schema, nulls, duplicates, OHLC sanity, outliers. If a range passes one of them, every day of
+    the range passes it too (a day's rows are a subset, and a day sees fewer consecutive pairs)."""
+    return {reg.spec.name for reg in _registered(asset_name)
+            if not set(WINDOW_ARGS) & set(inspect.signature(reg.fn).parameters)}
 
 
 def asset_check_specs(asset_name: str, asset: AssetKey | str | Sequence[str] | None = None) -> list[AssetCheckSpec]:
