@@ -146,14 +146,17 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True, liv
     if vc.success:
         dataset = vc.asset_materializations_for_node("vc_dataset")[0].metadata
         model = vc.asset_materializations_for_node("vc_model")[0].metadata
-        summary.vc = "\n".join([
-            f"VC track: {dataset['rows'].value:,} entity-months of {dataset['entities'].value:,} companies, "
-            f"{dataset['filings'].value:,} Form D filings; base rate of a new Form D within 180 days "
-            f"{dataset['base_rate'].value:.1%}",
-            "validation (time-ordered, purged 180 days):", model["validation"].value,
-            f"registered {model['registered_model'].value} version {model['registered_version'].value} "
-            f"aliases {model['aliases'].value}",
-        ])
+        if "skipped" in model:
+            summary.vc = f"VC track: {model['skipped'].value}"
+        else:
+            summary.vc = "\n".join([
+                f"VC track: {dataset['rows'].value:,} entity-months of {dataset['entities'].value:,} companies, "
+                f"{dataset['filings'].value:,} Form D filings; base rate of a new Form D within 180 days "
+                f"{dataset['base_rate'].value:.1%}",
+                "validation (time-ordered, purged 180 days):", model["validation"].value,
+                f"registered {model['registered_model'].value} version {model['registered_version'].value} "
+                f"aliases {model['aliases'].value}",
+            ])
     return summary
 
 
@@ -166,11 +169,17 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     from omniwatch.promotions import audit_rows, registry_rows
     from omniwatch.resources.mlflow import MLflowResource
 
+    from omniwatch.operations import data_clock
+
+    first = datetime.combine(day, dtime(1), tzinfo=timezone.utc)
+    stored = data_clock(settings.warehouse_url)
+    if stored is not None and stored >= first + timedelta(hours=23):
+        return (f"live segment: {day} was replayed already (bars stored through {stored.isoformat()}); "
+                "nothing new arrives, so it is not replayed again"), True
     live_settings = settings.model_copy(update={
         k: getattr(settings, k).model_copy(update=v) for k, v in DEMO_LIVE_THRESHOLDS.items()})
     mlflow = MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir))
     replay = LiveReplay(live_settings, instance, log_level=log_level)
-    first = datetime.combine(day, dtime(1), tzinfo=timezone.utc)
     degraded = None
     for clock in replay_hours(first, first + timedelta(hours=23)):
         tick = replay.tick(clock)

@@ -61,3 +61,22 @@ def alias_history(database_url: str, name: str) -> list[dict]:
     with get_engine(database_url).connect() as conn:
         rows = conn.execute(select(t).where(t.c.model_name == name).order_by(t.c.id)).mappings().all()
     return [dict(r) for r in rows]
+
+
+FINGERPRINT_TAG = "training_fingerprint"
+
+
+def version_with_fingerprint(mlflow: MLflowResource, name: str, fingerprint: str) -> str | None:
+    """The newest version of ``name`` trained with ``fingerprint`` (code version, config and input
+    data versions), or None: a training that would reproduce it can be skipped. Only MLflow's
+    RESOURCE_DOES_NOT_EXIST means "no versions"; other registry errors propagate."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = mlflow.client().search_model_versions(f"name='{name}'", order_by=["version_number DESC"],
+                                                         max_results=1000)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return next((str(v.version) for v in versions if (v.tags or {}).get(FINGERPRINT_TAG) == fingerprint), None)

@@ -34,24 +34,6 @@ def training_fingerprint(config_hash: str, data_version: str, labelled_values: i
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-def newest_fingerprint(mlflow: MLflowResource, name: str = LIQUID_MODEL_NAME) -> tuple[str | None, str | None]:
-    """(version, fingerprint tag) of the newest trained version of ``name`` (versions registered
-    without a training fingerprint, such as drill copies, are passed over); (None, None) if none."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = mlflow.client().search_model_versions(f"name='{name}'", order_by=["version_number DESC"],
-                                                         max_results=50)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None, None
-        raise
-    for version in versions:
-        if (version.tags or {}).get(FINGERPRINT_TAG):
-            return str(version.version), version.tags[FINGERPRINT_TAG]
-    return (str(versions[0].version), None) if versions else (None, None)
-
-
 class TrainingWindowConfig(dg.Config):
     """Which as_of_ts window to train on (ISO dates; empty = every stored snapshot)."""
 
@@ -101,8 +83,10 @@ def training_dataset(
     labelled_values = int(frame[["y_1h", "y_4h", "y_24h"]].notna().to_numpy().sum())
     fingerprint = training_fingerprint(training.config().config_hash(), data_version_of(frame), labelled_values,
                                        (config.start, config.end))
-    version, previous = newest_fingerprint(mlflow)
-    if previous == fingerprint:
+    from omniwatch.registry import version_with_fingerprint
+
+    version = version_with_fingerprint(mlflow, LIQUID_MODEL_NAME, fingerprint)
+    if version is not None:
         reason = (f"training skipped: {LIQUID_MODEL_NAME} version {version} was trained with the same code version, "
                   f"config and snapshot data versions (fingerprint {fingerprint})")
         context.log.info(reason)

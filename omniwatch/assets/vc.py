@@ -139,9 +139,25 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
     from omniwatch.registry import record_registration
     from omniwatch.vc.model import VCConfig, fit_vc_model
 
+    import hashlib
+
+    from omniwatch.registry import FINGERPRINT_TAG, version_with_fingerprint
+
     config = VCConfig()
-    result = fit_vc_model(vc_dataset, config)
     lineage = vc_dataset.attrs.get("train_lineage_id", "")
+    # Skip a retraining that would reproduce a registered version: same code, config and rows.
+    fingerprint = hashlib.sha256("|".join([CODE_VERSION, config.config_hash(), lineage,
+                                           str(len(vc_dataset))]).encode()).hexdigest()[:32]
+    existing = version_with_fingerprint(mlflow, VC_MODEL_NAME, fingerprint)
+    if existing is not None:
+        reason = (f"training skipped: {VC_MODEL_NAME} version {existing} was trained with the same code version, "
+                  f"config and dataset (fingerprint {fingerprint})")
+        context.log.info(reason)
+        return dg.MaterializeResult(metadata={
+            "skipped": dg.MetadataValue.text(reason), "registered_model": dg.MetadataValue.text(VC_MODEL_NAME),
+            "registered_version": dg.MetadataValue.text(existing),
+            "training_fingerprint": dg.MetadataValue.text(fingerprint)})
+    result = fit_vc_model(vc_dataset, config)
     metrics = {k: float(v) for k, v in result.metrics.items() if pd.notna(v)}
     table = pd.DataFrame([
         {"metric": "ROC AUC", "model": metrics.get("roc_auc"), "recency rule": metrics.get("recency_roc_auc"), "no skill": 0.5},
@@ -170,6 +186,7 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
     version, aliases = record_registration(
         mlflow, warehouse.database_url, VC_MODEL_NAME, info.model_uri, run_id=run_id, track="vc",
         train_lineage_id=lineage, data_version=lineage, metrics=metrics, actor=f"dagster:{context.run_id}")
+    mlflow.set_version_tags(VC_MODEL_NAME, version, {FINGERPRINT_TAG: fingerprint})
     return dg.MaterializeResult(metadata={
         "validation": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f")),
         "calibration": dg.MetadataValue.md(result.calibration.to_markdown(index=False, floatfmt=".4f")),

@@ -90,3 +90,30 @@ def test_the_gate_sensor_tick_fails_on_a_transient_registry_error(registry, sqli
     _Registry.answer = (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"})
     context = dg.build_sensor_context(resources={"modelops": ModelOpsResource.from_settings(settings)})
     assert "no new challenger" in gate(context).skip_message
+
+
+def test_version_with_fingerprint_finds_the_trained_version_among_others(tmp_path):
+    """A retraining is skipped when any registered version carries its fingerprint (a drill copy
+    or a later training in between does not hide it)."""
+    from mlflow.pyfunc import PythonModel
+
+    import mlflow as mlflow_lib
+    from omniwatch.registry import FINGERPRINT_TAG, version_with_fingerprint
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MLflowResource(tracking_uri=uri, artifact_root=str(tmp_path / "artifacts"))
+    assert version_with_fingerprint(mlflow, "omniwatch-vc", "abc") is None  # nothing registered yet
+
+    class Constant(PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+
+    for fingerprint in ("abc", None, "def"):
+        with mlflow.run_context("m", experiment="e"):
+            info = mlflow_lib.pyfunc.log_model(name="model", python_model=Constant())
+        version = mlflow.register(info.model_uri, "omniwatch-vc")
+        if fingerprint:
+            mlflow.set_version_tags("omniwatch-vc", version, {FINGERPRINT_TAG: fingerprint})
+    assert version_with_fingerprint(mlflow, "omniwatch-vc", "abc") == "1"
+    assert version_with_fingerprint(mlflow, "omniwatch-vc", "def") == "3"
+    assert version_with_fingerprint(mlflow, "omniwatch-vc", "xyz") is None
