@@ -44,8 +44,9 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     # One liquid snapshot per symbol-hour, plus each VC entity's newest month (the serving view),
     # plus the live day's earlier versions: each hourly refresh of 2025-09-26 stored the day's hours
     # so far under the day's new data version (what was known at that hour), 1 + 2 + ... + 23
-    # superseded rows per symbol.
-    assert rows["feature_snapshots"] == 3 * 12_695 + 7_876 + 3 * (23 * 24 // 2)
+    # superseded rows per symbol; and the day before once more: the labels automation re-ran it
+    # when the live day's bars landed, and its lineage now holds the 00:00 funding settlement.
+    assert rows["feature_snapshots"] == 3 * 12_695 + 7_876 + 3 * (23 * 24 // 2) + 3 * 24
     assert rows["onchain_signals"] > 0 and rows["trades_ticks"] == 0 and rows["orderbook_l2"] == 0
     assert re.search(r"market_bars\.market_bars_have_sane_ohlcv\s+PASS", first)
     assert re.search(r"funding_rates\.funding_rates_cover_settlements\s+FAIL\s+WARN", first)
