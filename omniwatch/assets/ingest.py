@@ -147,6 +147,7 @@ def checked_write(
     # "now" for freshness and gaps: the replay clock when replaying as live, else the wall clock.
     now = batch.as_of if batch.as_of is not None else pd.Timestamp.now(tz="UTC")
     days: list[DayResult] = []
+    good_frames: list[pd.DataFrame] = []
     batches = _day_batches(context, batch.frame, day_column, start, end)
     reuse = _range_passes(name, batch.frame, start, end, now, thresholds) if len(batches) > 1 else {}
     for partition, s, e, frame in batches:
@@ -155,14 +156,21 @@ def checked_write(
         day_reuse = {n: _for_day(o, len(frame)) for n, o in reuse.items()}
         outcomes = run_checks(name, frame, window_start=checked_from, window_end=e, now=now, reuse=day_reuse,
                               **(thresholds or {}))
-        warehouse.record_checks(name, outcomes, s.to_pydatetime(), e.to_pydatetime(), context.run_id)
         blocked = [o.name for o in outcomes if not o.passed and o.severity == "ERROR"]
-        written = 0 if blocked else warehouse.upsert(table, frame, list(key))
-        days.append(DayResult(partition, s, e, outcomes, blocked, len(frame), written,
+        days.append(DayResult(partition, s, e, outcomes, blocked, len(frame), 0 if blocked else len(frame),
                               content_hash(frame, key)))
         if blocked:
             context.log.error(f"{name}: blocking checks failed for {s:%Y-%m-%d} ({', '.join(blocked)}); its "
                               f"{len(frame)} fetched rows were not written")
+        else:
+            good_frames.append(frame)
+    # One audit write and one upsert for the run (per-day statements cost seconds over a backfill);
+    # the checks above decided day by day what may be written.
+    warehouse.record_checks_many(name, [(d.outcomes, d.start.to_pydatetime(), d.end.to_pydatetime()) for d in days],
+                                 context.run_id)
+    good = [f for f in good_frames if len(f)]
+    if good:
+        warehouse.upsert(table, pd.concat(good, ignore_index=True) if len(good) > 1 else good[0], list(key))
 
     notes = list(batch.notes) or ["the source covered everything requested"]
     if batch.frame.empty:

@@ -85,6 +85,11 @@ class WarehouseResource(dg.ConfigurableResource):
         run_id: str,
     ) -> int:
         """Write each check outcome to ``data_quality_audit`` (idempotent per run and window)."""
+        return self.record_checks_many(asset_key, [(outcomes, window_start, window_end)], run_id)
+
+    def record_checks_many(self, asset_key: str, windows: Sequence[tuple[Sequence[Any], datetime, datetime]],
+                           run_id: str) -> int:
+        """``record_checks`` for several windows (the days of a range run) in one transaction."""
         rows = [
             {
                 "asset_key": asset_key,
@@ -98,6 +103,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 "failed_count": int(o.failed_count),
                 "details": {"failures": list(o.failures), "metadata": dict(o.metadata)},
             }
+            for outcomes, window_start, window_end in windows
             for o in outcomes
         ]
         key = ["run_id", "asset_key", "check_name", "partition_start"]
