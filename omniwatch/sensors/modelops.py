@@ -43,6 +43,9 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
             return dg.SkipReason(f"no new challenger (challenger {challenger}, champion {champion})")
         if challenger in gated_versions(ops.database_url, LIQUID_MODEL):
             return dg.SkipReason(f"challenger v{challenger} was gated already")
+        if aliases.get("candidate") and aliases["candidate"] != challenger:
+            # Not a decision (nothing is audited): the challenger waits for the rollout to end.
+            return dg.SkipReason(f"challenger v{challenger} waits: the rollout of v{aliases['candidate']} is in progress")
         cursor = _cursor(context)
         # New evidence = more matured (or failed) shadow predictions; an inconclusive gate is
         # re-evaluated only then, so waiting for a shadow window writes one row per new hour at most.
