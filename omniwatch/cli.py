@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import sys
 from datetime import date
 
@@ -102,7 +104,7 @@ def live(replay_from, until, speed) -> None:
     lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)
     if lags:
         click.echo(f"{len(replay.ticks)} hours replayed; bar close -> stored snapshot: median "
-                   f"{lags[len(lags) // 2]:.1f} s, max {lags[-1]:.1f} s")
+                   f"{statistics.median(lags):.1f} s, max {lags[-1]:.1f} s")
     sys.exit(0 if all(t.success for t in replay.ticks) else 1)
 
 

@@ -6,6 +6,8 @@ checks stop bad data inside it), then training, which asks the audit trail befor
 
 from __future__ import annotations
 
+import statistics
+
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta, timezone
@@ -195,7 +197,7 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)
     lines = [f"live segment: {day} replayed hour by hour ({len(replay.ticks)} ticks); demo thresholds "
              f"{DEMO_LIVE_THRESHOLDS}",
-             f"bar close -> stored snapshot: median {lags[len(lags) // 2]:.1f} s, max {lags[-1]:.1f} s" if lags else "",
+             f"bar close -> stored snapshot: median {statistics.median(lags):.1f} s, max {lags[-1]:.1f} s" if lags else "",
              f"{'id':>4}  {'action':<9}{'outcome':<14}{'version':>7}{'stage':>6}  {'who':<7}{'source':<10}window / reason"]
     for r in rows:
         window = (r["window"] or {}).get("label") or (r["window"] or {}).get("end") or ""

@@ -447,7 +447,7 @@ def evaluate_drift(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> Recorded:
     from omniwatch.modelops.drift import evaluate_drift as drift_rule
 
     th = ctx.thresholds.drift
-    aliases = _aliases(ctx, model_name)
+    aliases = ctx.mlflow.aliases(model_name)  # not registered yet: no champion, an inconclusive finding
     champion = aliases.get("champion")
     end = ctx.clock()
     start = end - timedelta(hours=th.window_hours)

@@ -66,10 +66,13 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
                job=model_standing_job,
                description="Advances the candidate 10 -> 30 -> 100 on matured shadow windows.")
     def rollout_sensor(context: dg.SensorEvaluationContext, modelops: ModelOpsResource):
-        from omniwatch.operations import rollout_step
+        from omniwatch.operations import UnknownModel, rollout_step
 
         ops = modelops.context()
-        recorded = rollout_step(ops, LIQUID_MODEL)
+        try:
+            recorded = rollout_step(ops, LIQUID_MODEL)
+        except UnknownModel:
+            return dg.SkipReason(f"{LIQUID_MODEL} is not registered yet")
         if recorded is None:
             return dg.SkipReason("no candidate in rollout, or its current window has not closed and matured")
         d = recorded.decision
@@ -82,10 +85,13 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
                job=model_standing_job,
                description="Rolls back after N consecutive failed windows, during rollout and after promotion.")
     def rollback_sensor(context: dg.SensorEvaluationContext, modelops: ModelOpsResource):
-        from omniwatch.operations import check_rollback
+        from omniwatch.operations import UnknownModel, check_rollback
 
         ops = modelops.context()
-        recorded = check_rollback(ops, LIQUID_MODEL)
+        try:
+            recorded = check_rollback(ops, LIQUID_MODEL)
+        except UnknownModel:
+            return dg.SkipReason(f"{LIQUID_MODEL} is not registered yet")
         if recorded is None:
             return dg.SkipReason("no window judged since the last check (or nothing in rollout or monitoring)")
         d = recorded.decision

@@ -90,6 +90,11 @@ def test_the_gate_sensor_tick_fails_on_a_transient_registry_error(registry, sqli
     _Registry.answer = (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"})
     context = dg.build_sensor_context(resources={"modelops": ModelOpsResource.from_settings(settings)})
     assert "no new challenger" in gate(context).skip_message
+    # Before the first registration the other sensors skip too (a fresh deployment's first ticks).
+    for sensor in build_modelops_sensors(dg.DefaultSensorStatus.STOPPED):
+        if sensor.name in ("rollout_sensor", "rollback_sensor"):
+            context = dg.build_sensor_context(resources={"modelops": ModelOpsResource.from_settings(settings)})
+            assert "not registered yet" in sensor(context).skip_message
 
 
 def test_version_with_fingerprint_finds_the_trained_version_among_others(tmp_path):
