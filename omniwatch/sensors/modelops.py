@@ -28,6 +28,22 @@ def _standing(run_key: str, decision) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key, tags={"omniwatch/decision": decision.outcome.value, "omniwatch/action": decision.action.value})
 
 
+def _decide(context, modelops: ModelOpsResource, step, idle_reason: str):
+    """Run one service step (rollout_step, check_rollback) as the scheduler: the decision it
+    recorded, or a SkipReason when the model is not registered yet or there was nothing to decide."""
+    from omniwatch.operations import UnknownModel
+
+    try:
+        recorded = step(modelops.context(), LIQUID_MODEL)
+    except UnknownModel:
+        return dg.SkipReason(f"{LIQUID_MODEL} is not registered yet")
+    if recorded is None:
+        return dg.SkipReason(idle_reason)
+    context.update_cursor(json.dumps({"audit_id": recorded.audit_id}))
+    context.log.info(recorded.decision.summary())
+    return recorded.decision
+
+
 def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.SensorDefinition]:
     from omniwatch.jobs.modelops import model_standing_job
 
@@ -66,18 +82,12 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
                job=model_standing_job,
                description="Advances the candidate 10 -> 30 -> 100 on matured shadow windows.")
     def rollout_sensor(context: dg.SensorEvaluationContext, modelops: ModelOpsResource):
-        from omniwatch.operations import UnknownModel, rollout_step
+        from omniwatch.operations import rollout_step
 
-        ops = modelops.context()
-        try:
-            recorded = rollout_step(ops, LIQUID_MODEL)
-        except UnknownModel:
-            return dg.SkipReason(f"{LIQUID_MODEL} is not registered yet")
-        if recorded is None:
-            return dg.SkipReason("no candidate in rollout, or its current window has not closed and matured")
-        d = recorded.decision
-        context.update_cursor(json.dumps({"audit_id": recorded.audit_id}))
-        context.log.info(d.summary())
+        d = _decide(context, modelops, rollout_step,
+                    "no candidate in rollout, or its current window has not closed and matured")
+        if isinstance(d, dg.SkipReason):
+            return d
         return _standing(f"rollout:{LIQUID_MODEL}:{d.version}:{d.from_stage}->{d.to_stage}:"
                          f"{d.window.end.isoformat() if d.window.end else ''}", d)
 
@@ -85,18 +95,12 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
                job=model_standing_job,
                description="Rolls back after N consecutive failed windows, during rollout and after promotion.")
     def rollback_sensor(context: dg.SensorEvaluationContext, modelops: ModelOpsResource):
-        from omniwatch.operations import UnknownModel, check_rollback
+        from omniwatch.operations import check_rollback
 
-        ops = modelops.context()
-        try:
-            recorded = check_rollback(ops, LIQUID_MODEL)
-        except UnknownModel:
-            return dg.SkipReason(f"{LIQUID_MODEL} is not registered yet")
-        if recorded is None:
-            return dg.SkipReason("no window judged since the last check (or nothing in rollout or monitoring)")
-        d = recorded.decision
-        context.update_cursor(json.dumps({"audit_id": recorded.audit_id}))
-        context.log.info(d.summary())
+        d = _decide(context, modelops, check_rollback,
+                    "no window judged since the last check (or nothing in rollout or monitoring)")
+        if isinstance(d, dg.SkipReason):
+            return d
         if d.outcome != "rollback":
             return dg.SkipReason(f"{d.outcome.value}: {d.reason}")
         return _standing(f"rollback:{LIQUID_MODEL}:{d.version}:{d.window.end.isoformat() if d.window.end else ''}", d)
