@@ -13,7 +13,7 @@ export OMP_WAIT_POLICY ?= passive
 # generated tests are collected but silently never run (34 of 596 items, checked 2026-12-06).
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test ui serve mlflow-ui bench db-upgrade clean check-defs
+.PHONY: demo test lint ui serve mlflow-ui bench db-upgrade clean check-defs
 
 # torch first: `pip install torch==2.13.0` takes the local CPU build, so nothing later pulls CUDA.
 $(BIN)/.installed: pyproject.toml
@@ -32,6 +32,11 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Ruff (rules in pyproject's [tool.ruff]) and mypy (the packages in [tool.mypy] files).
+lint: $(BIN)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 db-upgrade: $(BIN)/.installed
 	$(BIN)/omniwatch db upgrade

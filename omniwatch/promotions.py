@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 
+from omniwatch.jsonsafe import json_safe
 from omniwatch.modelops.records import Action, Decision, Outcome
 from omniwatch.resources.mlflow import MLflowResource
 from omniwatch.warehouse import tables
@@ -99,9 +100,9 @@ def append_decision(database_url: str, decision: Decision, *, actor: str, source
         model_version=decision.version, alias=first_move.get("alias"),
         from_version=first_move.get("from_version"), to_version=first_move.get("to_version"),
         rollout_stage=decision.to_stage, actor=actor, source=source, reason=decision.reason,
-        window=decision.window.model_dump(mode="json"), thresholds=jsonable(decision.thresholds),
-        metrics=jsonable(decision.metrics),
-        decision=jsonable({**decision.model_dump(mode="json"), "alias_moves": alias_moves or []}),
+        window=decision.window.model_dump(mode="json"), thresholds=json_safe(decision.thresholds),
+        metrics=json_safe(decision.metrics),
+        decision=json_safe({**decision.model_dump(mode="json"), "alias_moves": alias_moves or []}),
     )
     with get_engine(database_url).begin() as conn:
         result = conn.execute(tables.model_promotions.insert().values(**row))
@@ -239,16 +240,6 @@ def audit_rows(database_url: str, name: str, *, action: str | None = None, versi
     return rows[::-1]
 
 
-def jsonable(value: Any) -> Any:
-    """NaN/inf -> None (JSON has neither), recursively; numpy scalars -> Python numbers."""
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+# The old name, still imported by omniwatch/assets/live.py and omniwatch/ml/reporting.py; new code
+# imports ``omniwatch.jsonsafe.json_safe``.
+jsonable = json_safe

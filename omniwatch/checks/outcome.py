@@ -10,14 +10,14 @@ instead of a bare "failed". Only the first :data:`MAX_LISTED_FAILURES` failures 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
+
+from omniwatch.jsonsafe import json_safe
 
 if TYPE_CHECKING:
     from dagster import AssetCheckResult, AssetKey
@@ -49,33 +49,6 @@ class CheckOutcome:
     failed_count: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def json_safe(value: Any) -> Any:
-    """A JSON-able form of a cell value: timestamps as ISO strings, NaN/NaT as None, numpy scalars
-    as Python ones."""
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, (pd.Timestamp, datetime, date)):
-        return value.isoformat()
-    if isinstance(value, pd.Timedelta):
-        return value.total_seconds()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else str(value)
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
 
 
 def iso(value: Any) -> str | None:

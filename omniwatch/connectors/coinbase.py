@@ -21,12 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from omniwatch.frames import (MARKET_BAR_COLUMNS, ORDERBOOK_COLUMNS, TRADE_COLUMNS, conform,
-                              empty_frame)
+from omniwatch.frames import MARKET_BAR_COLUMNS, ORDERBOOK_COLUMNS, TRADE_COLUMNS, conform, empty_frame
 from omniwatch.symbols import from_venue
 
-from .http import (HttpClient, MalformedPayloadError, load_payload, parse_float, parse_utc,
-                   utc_timestamp)
+from .http import HttpClient, MalformedPayloadError, load_payload, parse_float, parse_utc, utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ def parse_candles(payload: Any, product_id: str, source: str = "live", *,
             raise MalformedPayloadError(
                 f"candle row {i}: expected 6 fields [time, low, high, open, close, volume], "
                 f"got {row!r:.80}", row=i)
-        values = {f: parse_float(v, field=f, row=i) for f, v in zip(_CANDLE_FIELDS, row)}
+        values = {f: parse_float(v, field=f, row=i) for f, v in zip(_CANDLE_FIELDS, row, strict=True)}
         records.append(values)
     if not records:
         return empty_frame(MARKET_BAR_COLUMNS)

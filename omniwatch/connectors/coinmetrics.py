@@ -11,7 +11,8 @@ tier allows about 10 requests per 6 s per IP and its data are CC BY-NC 4.0.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 

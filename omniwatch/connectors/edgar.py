@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from omniwatch.frames import EVENT_COLUMNS, conform, empty_frame
+from omniwatch.jsonsafe import json_safe
 
 from .http import HttpClient, MalformedPayloadError, load_payload
 
@@ -55,7 +56,9 @@ def _split(value: Any) -> list[str]:
 
 
 def _clean(value: Any) -> Any:
-    return None if value is None or value != value or value in _EMPTY else value  # NaN != NaN
+    """A payload field as JSON: missing (NaN, None) and placeholder text ("N/A") -> None."""
+    value = json_safe(value)
+    return None if isinstance(value, str) and value in _EMPTY else value
 
 
 @dataclass
@@ -97,7 +100,7 @@ def _filing_events(rows: pd.DataFrame) -> pd.DataFrame:
         "source": SOURCE, "source_id": rows["accession_number"].to_numpy(), "track": TRACK,
         "event_type": rows["form"].to_numpy(),
         "title": [f"{p['entity_name']}: Form {p['form']}" for p in payloads], "body": None,
-        "url": [filing_index_url(c, a) for c, a in zip(rows["cik"], rows["accession_number"])],
+        "url": [filing_index_url(c, a) for c, a in zip(rows["cik"], rows["accession_number"], strict=True)],
         "event_time": event_time.to_numpy(), "available_time": available.to_numpy(),
         "tone": math.nan, "payload": payloads,
     })
@@ -277,7 +280,8 @@ class EdgarClient(HttpClient):
         if not requests_per_second or requests_per_second >= SEC_MAX_REQUESTS_PER_SECOND:
             raise ValueError(f"SEC allows under 10 requests/s; got {requests_per_second!r}")
         headers = {**http_kwargs.pop("headers", {}), "User-Agent": user_agent}
-        # One client and one rate limiter for both hosts: SEC counts requests per user.
+        # One client and one rate budget for both hosts: SEC counts requests per user.
+        http_kwargs.setdefault("rate_limit_key", "sec.gov")
         super().__init__("", requests_per_second=requests_per_second, headers=headers,
                          **http_kwargs)
         self.data_url = data_url.rstrip("/")

@@ -1,7 +1,8 @@
 """Shared HTTP plumbing for the live market-data connectors.
 
 ``HttpClient`` wraps one lazily built ``httpx.Client`` with what every public market-data API
-needs: a client-side rate limit, bounded retries with exponential backoff and jitter (honouring
+needs: a client-side rate limit (pyrate-limiter; shared by every process through Redis when a
+Redis URL is configured), bounded retries with exponential backoff and jitter (tenacity; honouring
 ``Retry-After`` on 429), and errors that say which URL failed, with which status, after how many
 attempts and what the server said. Venue clients (Coinbase, Binance, Coin Metrics) build on it;
 their pure parsers raise ``MalformedPayloadError`` when a payload does not have the expected shape.
@@ -13,14 +14,23 @@ import email.utils
 import json
 import logging
 import math
-import random
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pandas as pd
+from pyrate_limiter import InMemoryBucket, Limiter, Rate, RedisBucket
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,10 @@ class ConnectorError(Exception):
         if self.body_snippet:
             details.append(f"body={self.body_snippet!r}")
         super().__init__(f"{message} [{', '.join(details)}]" if details else message)
+        # Set by HttpClient on the failures that asking again can fix (429, 5xx, timeouts,
+        # connection errors); the retry policy reads it. ``retry_after_s``: what a 429 asked for.
+        self.retryable = False
+        self.retry_after_s: float | None = None
 
 
 class ConnectorTimeout(ConnectorError):
@@ -94,13 +108,13 @@ def utc_timestamp(value: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def decode_json(raw: str | bytes, *, url: str | None = None) -> Any:
+def decode_json(raw: str | bytes | bytearray, *, url: str | None = None) -> Any:
     """Parse JSON text, turning a decode failure (e.g. a truncated body) into MalformedPayloadError."""
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedPayloadError(f"response is not valid JSON ({exc})", url=url,
-                                    body=raw if isinstance(raw, (str, bytes)) else None) from None
+                                    body=bytes(raw) if isinstance(raw, bytearray) else raw) from None
 
 
 def load_payload(payload: Any) -> Any:
@@ -149,27 +163,33 @@ def parse_utc(value: Any, *, field: str, row: int | None = None, unit: str | Non
     return ts
 
 
-class RateLimiter:
-    """Spaces request starts at least ``1 / requests_per_second`` apart (thread-safe).
+def rate_limiter(requests_per_second: float | None, *, key: str, redis_url: str | None = None
+                 ) -> Limiter | None:
+    """A limiter that spaces request starts at least ``1 / requests_per_second`` apart.
 
-    A minimum interval rather than a burst-allowing bucket: the public endpoints we call publish
-    per-second or per-window limits, and a steady pace never trips them.
+    One request per interval rather than a burst-allowing budget: the public endpoints we call
+    publish per-second or per-window limits, and a steady pace never trips them. With
+    ``redis_url`` the budget lives in Redis under ``key``, so every run process calling the same
+    API shares it; otherwise it is this process's. ``None`` when no rate is set.
     """
+    if not requests_per_second:
+        return None
+    # The sliding window is in whole milliseconds; round up so the pace never exceeds the rate.
+    rates = [Rate(1, max(1, math.ceil(1000 / requests_per_second)))]
+    if redis_url is None:
+        bucket: InMemoryBucket | RedisBucket = InMemoryBucket(rates)
+    else:
+        import redis
 
-    def __init__(self, requests_per_second: float | None) -> None:
-        self.min_interval_s = 1.0 / requests_per_second if requests_per_second else 0.0
-        self._next_slot = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        if self.min_interval_s <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            wait = self._next_slot - now
-            self._next_slot = max(now, self._next_slot) + self.min_interval_s
-        if wait > 0:
-            time.sleep(wait)
+        try:
+            bucket = RedisBucket.init(rates, redis.Redis.from_url(redis_url),
+                                      f"omniwatch:ratelimit:{key}")
+        except redis.RedisError as exc:
+            raise ConnectorError(f"rate-limit store unreachable at {redact_url(redis_url)} "
+                                 f"({type(exc).__name__}: {exc})") from exc
+    # buffer_ms: what the limiter sleeps beyond the computed wait; small, as all processes
+    # read the same machine clock.
+    return Limiter(bucket, buffer_ms=2)
 
 
 class HttpClient:
@@ -177,12 +197,18 @@ class HttpClient:
 
     ``max_retries`` counts extra attempts: a request is tried at most ``max_retries + 1`` times.
     Retried: 429, 5xx, transport timeouts and connection errors. Not retried: other 4xx (asking
-    again will not fix a bad request) and malformed payloads.
+    again will not fix a bad request) and malformed payloads. Backoff between attempts is
+    exponential with "equal jitter" (half fixed, half random) so several workers retrying the same
+    outage do not hammer the API in lockstep; a 429's ``Retry-After`` (capped) replaces it.
+
+    ``rate_limit_redis_url`` shares the rate budget across processes through Redis under
+    ``rate_limit_key`` (default: the API's host), e.g. every run process of a deployment.
     """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, max_retries: int = 3,
                  backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
                  max_retry_after_s: float = 120.0, requests_per_second: float | None = None,
+                 rate_limit_redis_url: str | None = None, rate_limit_key: str | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -190,29 +216,48 @@ class HttpClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.max_retry_after_s = max_retry_after_s
-        self.rate_limiter = RateLimiter(requests_per_second)
+        self.requests_per_second = requests_per_second
+        self.rate_limit_redis_url = rate_limit_redis_url
+        self.rate_limit_key = rate_limit_key or urlsplit(self.base_url).netloc or "default"
+        # Equal jitter: ceiling/2 fixed plus uniform(0, ceiling/2), ceiling = base * 2^(n-1).
+        self._backoff = (wait_exponential(multiplier=backoff_base_s / 2, max=backoff_max_s / 2)
+                         + wait_random_exponential(multiplier=backoff_base_s / 2,
+                                                   max=backoff_max_s / 2))
         self._headers = {"Accept": "application/json", "User-Agent": "omniwatch/0.1",
                          **(headers or {})}
         self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
+        self._limiter: Limiter | None = None
+        self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def client(self) -> httpx.Client:
         """The underlying httpx client, built on first use so constructing a connector is free."""
-        with self._client_lock:
+        with self._lock:
             if self._client is None:
                 self._client = httpx.Client(base_url=self.base_url, timeout=self.timeout,
                                             headers=self._headers, follow_redirects=True)
             return self._client
 
+    @property
+    def limiter(self) -> Limiter | None:
+        """The rate limiter (None without a rate), built on first use like the client."""
+        with self._lock:
+            if self._limiter is None and self.requests_per_second:
+                self._limiter = rate_limiter(self.requests_per_second, key=self.rate_limit_key,
+                                             redis_url=self.rate_limit_redis_url)
+            return self._limiter
+
     def close(self) -> None:
-        with self._client_lock:
+        with self._lock:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            if self._limiter is not None:
+                self._limiter.close()
+                self._limiter = None
 
-    def __enter__(self) -> "HttpClient":
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -227,34 +272,17 @@ class HttpClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         """GET ``path`` (relative to base_url, or an absolute URL) and return a 2xx response."""
         url = self._display_url(path, params)
-        attempts_allowed = self.max_retries + 1
-        client = self.client  # built before the rate-limit slot so the slot times the send
-        for attempt in range(1, attempts_allowed + 1):
-            self.rate_limiter.acquire()
-            log.debug("GET %s (attempt %d/%d)", url, attempt, attempts_allowed)
-            try:
-                response = client.get(path, params=params)
-            except httpx.TimeoutException as exc:
-                if attempt == attempts_allowed:
-                    raise ConnectorTimeout(f"timed out after {self.timeout}s ({type(exc).__name__})",
-                                           url=url, attempts=attempt) from None
-                self._sleep_before_retry(attempt, url, f"timeout ({type(exc).__name__})")
-                continue
-            except httpx.TransportError as exc:
-                if attempt == attempts_allowed:
-                    raise ConnectorError(f"connection failed ({type(exc).__name__}: {exc})",
-                                         url=url, attempts=attempt) from None
-                self._sleep_before_retry(attempt, url, f"transport error ({type(exc).__name__})")
-                continue
-            if response.is_success:
-                return response
-            if response.status_code not in RETRY_STATUSES or attempt == attempts_allowed:
-                raise ConnectorHTTPError(f"HTTP {response.status_code} {response.reason_phrase}",
-                                         url=url, status=response.status_code, attempts=attempt,
-                                         body=response.content)
-            retry_after = self._retry_after_s(response) if response.status_code == 429 else None
-            self._sleep_before_retry(attempt, url, f"HTTP {response.status_code}", retry_after)
-        raise AssertionError("unreachable")  # the loop always returns or raises
+        client, limiter = self.client, self.limiter  # built before a rate slot is taken
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception(lambda exc: getattr(exc, "retryable", False)),
+            wait=self._wait_s, before_sleep=self._log_retry, reraise=True)
+        for attempt in retrying:
+            with attempt:
+                if limiter is not None and not limiter.try_acquire(self.rate_limit_key):
+                    raise ConnectorError("rate limiter refused a slot", url=url)
+                return self._send(client, path, params, url, attempt.retry_state.attempt_number)
+        raise AssertionError("unreachable")  # Retrying returns the result or re-raises
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None
                  ) -> tuple[Any, httpx.Response]:
@@ -263,18 +291,49 @@ class HttpClient:
         return decode_json(response.content, url=str(response.request.url)), response
 
     # -- helpers -----------------------------------------------------------------------------
+    def _send(self, client: httpx.Client, path: str, params: Mapping[str, Any] | None, url: str,
+              attempt: int) -> httpx.Response:
+        """One attempt: the 2xx response, or the ConnectorError that describes the failure."""
+        log.debug("GET %s (attempt %d/%d)", url, attempt, self.max_retries + 1)
+        try:
+            response = client.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            error: ConnectorError = ConnectorTimeout(
+                f"timed out after {self.timeout}s ({type(exc).__name__})", url=url, attempts=attempt)
+            error.retryable = True
+            raise error from None
+        except httpx.TransportError as exc:
+            error = ConnectorError(f"connection failed ({type(exc).__name__}: {exc})", url=url,
+                                   attempts=attempt)
+            error.retryable = True
+            raise error from None
+        if response.is_success:
+            return response
+        error = ConnectorHTTPError(f"HTTP {response.status_code} {response.reason_phrase}",
+                                   url=url, status=response.status_code, attempts=attempt,
+                                   body=response.content)
+        error.retryable = response.status_code in RETRY_STATUSES
+        if response.status_code == 429:
+            error.retry_after_s = self._retry_after_s(response)
+        raise error
+
+    def _wait_s(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after_s", None)
+        return retry_after if retry_after is not None else self._backoff(state)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s; retrying in %.2fs (attempt %d of %d)", error, delay,
+                    state.attempt_number, self.max_retries + 1)
+
     def _display_url(self, path: str, params: Mapping[str, Any] | None) -> str:
         url = path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
         if params:
             url += ("&" if "?" in url else "?") + urlencode(
                 {k: v for k, v in params.items() if v is not None}, safe=",:")
         return redact_url(url)
-
-    def _backoff_s(self, attempt: int) -> float:
-        # Exponential growth with "equal jitter": half fixed, half random, so that several workers
-        # retrying the same outage do not hammer the API in lockstep.
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _retry_after_s(self, response: httpx.Response) -> float | None:
         value = response.headers.get("Retry-After")
@@ -289,10 +348,3 @@ class HttpClient:
                 return None
             seconds = when.timestamp() - time.time()
         return min(max(seconds, 0.0), self.max_retry_after_s)
-
-    def _sleep_before_retry(self, attempt: int, url: str, reason: str,
-                            retry_after: float | None = None) -> None:
-        delay = retry_after if retry_after is not None else self._backoff_s(attempt)
-        log.warning("%s from %s; retrying in %.2fs (attempt %d of %d)", reason, url, delay,
-                    attempt, self.max_retries + 1)
-        time.sleep(delay)

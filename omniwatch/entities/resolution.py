@@ -18,10 +18,10 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable
-from difflib import SequenceMatcher
 from typing import Any, NamedTuple
 
 import pandas as pd
+from rapidfuzz import fuzz, process
 
 # Trailing tokens that name a legal form (or a listing wrapper such as ADR), not the business:
 # "Femasys Inc" and "FEMASYS INCORPORATED" are one company. "holdings"/"holding" and "labs" are
@@ -152,8 +152,8 @@ def _tokens_line_up(a: list[str], b: list[str], min_token_ratio: float) -> bool:
     numerals and short tokens must be equal ("Fund II" is not "Fund III")."""
     return len(a) == len(b) and all(
         x == y or (min(len(x), len(y)) >= 5 and not any(c.isdigit() for c in x + y)
-                   and SequenceMatcher(None, x, y).ratio() >= min_token_ratio)
-        for x, y in zip(a, b))
+                   and fuzz.ratio(x, y, score_cutoff=100 * min_token_ratio) > 0)
+        for x, y in zip(a, b, strict=True))
 
 
 class EntityIndex:
@@ -225,17 +225,16 @@ class EntityIndex:
         pool = sorted({c for t in tokens for c in self._token_names.get(t, [])})
         if not pool:  # a misspelt single word shares no token: compare against every name
             pool = sorted(self._by_name)
-        out, thr = [], self.fuzzy_threshold
-        for cand in (c for c in pool if any(allowed(e) for e in self._by_name[c])):
-            if cand.replace(" ", "") == norm.replace(" ", ""):  # "meta planet" vs "metaplanet"
-                out.append((cand, 1.0))
-                continue
-            sm = SequenceMatcher(None, norm, cand)
-            # The cheap upper bounds discard almost every candidate before the real ratio.
-            if sm.real_quick_ratio() >= thr and sm.quick_ratio() >= thr and (sim := sm.ratio()) >= thr \
-                    and _tokens_line_up(tokens, cand.split(), self.fuzzy_token_ratio):
-                out.append((cand, sim))
-        return out
+        candidates = [c for c in pool if any(allowed(e) for e in self._by_name[c])]
+        out = [(c, 1.0) for c in candidates if c.replace(" ", "") == norm.replace(" ", "")]
+        joined = {c for c, _ in out}  # "meta planet" vs "metaplanet": equal once spaces go
+        # Indel similarity (rapidfuzz's ``fuzz.ratio``, 0-100), the one difflib's ratio
+        # approximates; the cutoff lets rapidfuzz skip hopeless candidates early.
+        for cand, score, _ in process.extract(norm, candidates, scorer=fuzz.ratio, limit=None,
+                                              score_cutoff=100 * self.fuzzy_threshold):
+            if cand not in joined and _tokens_line_up(tokens, cand.split(), self.fuzzy_token_ratio):
+                out.append((cand, score / 100))
+        return sorted(out)
 
     def find_in_text(self, text: str) -> list[Link]:
         """Entities mentioned in free text: known names/aliases as whole words (longest match wins,
@@ -246,7 +245,8 @@ class EntityIndex:
         word there looks like a ticker) and for :data:`COMMON_ACRONYMS`, which count only as
         "$AI" or "NYSE: AI".
         """
-        text, best, i = text if isinstance(text, str) else "", {}, 0
+        text, i = text if isinstance(text, str) else "", 0
+        best: dict[str, Link] = {}
         # "(NASDAQ: FEMY)" names an exchange, not Nasdaq, Inc.
         raw = _words(_EXCHANGE_TAG.sub(" ", text), fold=False)
         folded = [w.casefold() for w in raw]

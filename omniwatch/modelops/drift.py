@@ -7,7 +7,10 @@ alone flags small shifts on large samples; KS alone flags trivial shifts with ma
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from scipy.stats import ks_2samp
@@ -51,12 +54,12 @@ class DriftReference(BaseModel):
     forecast: BinnedReference | None = None
 
 
-def _finite(values) -> np.ndarray:
-    x = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+def _finite(values: Any) -> npt.NDArray[np.float64]:
+    x: npt.NDArray[np.float64] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
     return x[np.isfinite(x)]
 
 
-def _binned(values, bins: int, sample: int, rng: np.random.Generator) -> BinnedReference:
+def _binned(values: Any, bins: int, sample: int, rng: np.random.Generator) -> BinnedReference:
     x = _finite(values)
     unique = np.unique(x)
     if len(unique) < bins:
@@ -79,22 +82,22 @@ def build_reference(
         features=refs, forecast=None if forecasts is None else _binned(forecasts, bins, sample, rng))
 
 
-def psi(reference_props, current_props, eps: float = 1e-4) -> float:
+def psi(reference_props: Any, current_props: Any, eps: float = 1e-4) -> float:
     """Population stability index: sum((cur - ref) * ln(cur / ref)), shares floored at ``eps``."""
     ref = np.clip(np.asarray(reference_props, float), eps, None)
     cur = np.clip(np.asarray(current_props, float), eps, None)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def feature_psi(ref: BinnedReference, values) -> float:
+def feature_psi(ref: BinnedReference, values: Any) -> float:
     return psi(ref.proportions, ref.proportions_of(_finite(values)))
 
 
-def ks_pvalue(ref: BinnedReference, values) -> float:
+def ks_pvalue(ref: BinnedReference, values: Any) -> float:
     return float(ks_2samp(ref.sample, _finite(values)).pvalue)
 
 
-def _variable(ref: BinnedReference | None, values, t: DriftThresholds) -> dict:
+def _variable(ref: BinnedReference | None, values: Any, t: DriftThresholds) -> dict[str, Any]:
     x = np.empty(0) if values is None else _finite(values)
     if ref is None or ref.n == 0 or len(x) < t.min_samples:
         return {"psi": None, "ks_pvalue": None, "n": len(x), "status": "insufficient"}
@@ -103,7 +106,7 @@ def _variable(ref: BinnedReference | None, values, t: DriftThresholds) -> dict:
             "status": "drift" if value > t.psi and p < t.ks_pvalue else "stable"}
 
 
-def _slippage(orders: pd.DataFrame | None, t: DriftThresholds) -> dict:
+def _slippage(orders: pd.DataFrame | None, t: DriftThresholds) -> dict[str, Any]:
     # Only executed orders have a real slippage; a canceled/rejected row's value means nothing.
     if orders is None or orders.empty:
         x = np.empty(0)

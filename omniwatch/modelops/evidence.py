@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ class ModelEvidence(BaseModel):
     shadow: WindowMetrics | None = None
 
 
-def finite(value: float | None) -> bool:
+def finite(value: float | None) -> TypeGuard[float]:
     """True for a real number (not None, not NaN, not inf)."""
     return value is not None and math.isfinite(value)
 

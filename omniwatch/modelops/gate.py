@@ -8,6 +8,8 @@ and cannot fail the gate, but a gate with no comparable walk-forward metric deci
 
 from __future__ import annotations
 
+from typing import Any
+
 from omniwatch.modelops.evidence import ModelEvidence, WindowMetrics, finite
 from omniwatch.modelops.records import Action, Decision, Outcome, Window
 from omniwatch.modelops.thresholds import GateThresholds
@@ -22,7 +24,8 @@ def _mean(windows: list[WindowMetrics], metric: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def compare(challenger: float | None, champion: float | None, tolerance: float, *, ratio: bool = False) -> dict:
+def compare(challenger: float | None, champion: float | None, tolerance: float, *,
+            ratio: bool = False) -> dict[str, Any]:
     """One comparison: challenger >= champion - tol (or <= champion * (1 + tol) with ``ratio``)."""
     row = {"challenger": challenger, "champion": champion, "tolerance": tolerance}
     if not (finite(challenger) and finite(champion)):
@@ -52,11 +55,13 @@ def evaluate_gate(
     """``start_rollout`` (0 -> ``first_stage``), ``reject``, ``inconclusive`` or ``skip``."""
     t = thresholds
 
-    def decide(outcome: Outcome, reason: str, window: Window | None = None, metrics: dict | None = None,
-               **stages) -> Decision:
+    def decide(outcome: Outcome, reason: str, window: Window | None = None,
+               metrics: dict[str, Any] | None = None, from_stage: int | None = None,
+               to_stage: int | None = None) -> Decision:
         return Decision(action=Action.gate, outcome=outcome, reason=reason, model_name=model_name,
                         version=challenger.version, champion_version=champion.version if champion else None,
-                        window=window or Window(), thresholds=t.model_dump(), metrics=metrics or {}, **stages)
+                        window=window or Window(), thresholds=t.model_dump(), metrics=metrics or {},
+                        from_stage=from_stage, to_stage=to_stage)
 
     if champion is None:
         return decide(Outcome.skip, "no champion to compare with")
@@ -80,7 +85,7 @@ def evaluate_gate(
     metrics["turnover"] = compare(_mean(ours, "turnover"), _mean(theirs, "turnover"), t.tol_turnover, ratio=True)
     walk_forward = dict(metrics)
 
-    if t.min_shadow_predictions > 0:
+    if t.min_shadow_predictions > 0 and shadow is not None:  # None returned above
         theirs_shadow = champion.shadow
         metrics["shadow_rank_ic"] = compare(
             shadow.rank_ic, theirs_shadow.rank_ic if theirs_shadow else None, t.tol_shadow_rank_ic)
@@ -104,6 +109,6 @@ def evaluate_gate(
                   window, metrics, from_stage=0, to_stage=first_stage)
 
 
-def _describe(name: str, row: dict) -> str:
+def _describe(name: str, row: dict[str, Any]) -> str:
     against = "limit" if row["champion"] is None else f"champion {row['champion']:.4g}"
     return f"{name} {row['challenger']:.4g} vs {against} (tolerance {row['tolerance']:g})"

@@ -6,6 +6,8 @@ promoted champion under watch the champion alias returns to ``previous``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from omniwatch.modelops.records import Action, Decision, Outcome, Window
 from omniwatch.modelops.thresholds import RollbackThresholds
 
@@ -54,9 +56,9 @@ def evaluate_rollback(
     window = Window(start=min((w.start for w in run if w.start), default=None),
                     end=max((w.end for w in run if w.end), default=None),
                     label=f"{len(run)} latest windows" if run else None)
-    metrics = {"windows_failed": len(failed), "trigger_rule": f"consecutive_failed_windows>={t.failed_windows}",
-               "failed_windows": [_label(w) for w in failed], "previous_version": previous_version,
-               "role": role}
+    metrics: dict[str, Any] = {
+        "windows_failed": len(failed), "trigger_rule": f"consecutive_failed_windows>={t.failed_windows}",
+        "failed_windows": [_label(w) for w in failed], "previous_version": previous_version, "role": role}
 
     def decide(outcome: Outcome, reason: str) -> Decision:
         return Decision(action=Action.rollback, outcome=outcome, reason=reason, model_name=model_name,

@@ -8,6 +8,7 @@ few matured predictions decides nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from omniwatch.modelops.evidence import WindowMetrics, finite
 from omniwatch.modelops.records import Action, Decision, Outcome, Window
@@ -22,7 +23,7 @@ def next_stage(current: int, stages: Sequence[int]) -> int | None:
     return next((s for s in sorted(stages) if s > current), None)
 
 
-def _side(w: WindowMetrics | None) -> dict | None:
+def _side(w: WindowMetrics | None) -> dict[str, Any] | None:
     if w is None:
         return None
     return {"n": w.n, "n_errors": w.n_errors, "error_rate": w.error_rate, "rank_ic": w.rank_ic,
@@ -31,16 +32,16 @@ def _side(w: WindowMetrics | None) -> dict | None:
 
 def judge_window(
     candidate: WindowMetrics, champion: WindowMetrics | None, thresholds: RolloutThresholds
-) -> tuple[bool | None, str, dict]:
+) -> tuple[bool | None, str, dict[str, Any]]:
     """(passed, reason, metrics); passed is None when the window is inconclusive."""
     t = thresholds
-    metrics = {"candidate": _side(candidate), "champion": _side(champion), "checks": {}}
+    checks: dict[str, dict[str, Any]] = {}
+    metrics: dict[str, Any] = {"candidate": _side(candidate), "champion": _side(champion), "checks": checks}
     matured = candidate.n + candidate.n_errors
     if matured < t.min_matured:
         return None, f"{matured} matured candidate predictions, {t.min_matured} needed", metrics
 
-    checks = metrics["checks"]
-    failures = []
+    failures: list[str] = []
     ok = candidate.error_rate <= t.max_error_rate + EPS
     checks["error_rate"] = {"value": candidate.error_rate, "limit": t.max_error_rate, "passed": ok}
     if not ok:
@@ -80,7 +81,7 @@ def evaluate_rollout(
     window = Window(start=candidate.start, end=candidate.end, label=candidate.label) if candidate else Window()
 
     def decide(outcome: Outcome, reason: str, *, to_stage: int | None = current_stage,
-               passed: bool | None = None, metrics: dict | None = None) -> Decision:
+               passed: bool | None = None, metrics: dict[str, Any] | None = None) -> Decision:
         return Decision(action=Action.rollout, outcome=outcome, reason=reason, model_name=model_name,
                         version=candidate_version, champion_version=champion_version, from_stage=current_stage,
                         to_stage=to_stage, window=window, thresholds=t.model_dump(), metrics=metrics or {},

@@ -29,10 +29,6 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ReplayNewsResource,
     )
     from omniwatch.resources.liquid import LiquidTrackResource
-    from omniwatch.resources.mlflow import MLflowResource
-    from omniwatch.resources.modelops import ModelOpsResource
-    from omniwatch.resources.serving import ServingTasksResource
-    from omniwatch.resources.training import TrainingResource
     from omniwatch.resources.market_sources import (
         BinanceFundingResource,
         CoinbaseMarketDataResource,
@@ -41,10 +37,17 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ReplayMarketDataResource,
         ReplayOnchainResource,
     )
+    from omniwatch.resources.mlflow import MLflowResource
+    from omniwatch.resources.modelops import ModelOpsResource
+    from omniwatch.resources.serving import ServingTasksResource
+    from omniwatch.resources.training import TrainingResource
     from omniwatch.resources.warehouse import WarehouseResource
 
     if settings.source == "live":
-        http = dict(timeout_s=settings.http_timeout_s, max_retries=settings.http_max_retries)
+        # One rate budget per API for all run processes when Redis is configured.
+        redis_url = os.environ.get("OMNIWATCH_REDIS_URL") or None
+        http = dict(timeout_s=settings.http_timeout_s, max_retries=settings.http_max_retries,
+                    rate_limit_redis_url=from_env("OMNIWATCH_REDIS_URL", redis_url))
         sources: dict[str, Any] = {
             "market_data": CoinbaseMarketDataResource(
                 base_url=settings.coinbase_base_url,

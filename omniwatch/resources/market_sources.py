@@ -116,6 +116,8 @@ class CoinbaseMarketDataResource(MarketDataResource):
     max_retries: int = 5
     # Coinbase allows 10 public requests per second per IP; stay under it.
     requests_per_second: float = 8.0
+    # Redis URL for a rate budget shared by every run process (None: this process's own budget).
+    rate_limit_redis_url: str | None = None
     # Trades are served newest first only: a past window costs every page back to it.
     max_trade_pages: int = 50
 
@@ -124,7 +126,7 @@ class CoinbaseMarketDataResource(MarketDataResource):
 
         return CoinbaseExchangeClient(
             base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries,
-            requests_per_second=self.requests_per_second,
+            requests_per_second=self.requests_per_second, rate_limit_redis_url=self.rate_limit_redis_url,
         )
 
     def fetch_bars(self, symbols, start, end):
@@ -164,13 +166,14 @@ class BinanceFundingResource(FundingRateResource):
     timeout_s: float = 10.0
     max_retries: int = 5
     requests_per_second: float = 2.0
+    rate_limit_redis_url: str | None = None
 
     def fetch_funding(self, symbols, start, end):
         from omniwatch.connectors.binance_funding import BinanceFundingClient
 
         with BinanceFundingClient(
             base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries,
-            requests_per_second=self.requests_per_second,
+            requests_per_second=self.requests_per_second, rate_limit_redis_url=self.rate_limit_redis_url,
         ) as client:
             parts = [client.fetch_funding(to_venue("binance_usdm", s).venue_symbol, start, end) for s in symbols]
         return SourceBatch(_concat(parts, frames.FUNDING_COLUMNS), "live")
@@ -184,6 +187,7 @@ class CoinMetricsOnchainResource(OnchainResource):
     max_retries: int = 5
     # The community API allows 10 requests per 6 seconds.
     requests_per_second: float = 1.5
+    rate_limit_redis_url: str | None = None
 
     def fetch_onchain(self, symbols, start, end):
         from omniwatch.connectors.coinmetrics import CoinMetricsClient
@@ -191,7 +195,7 @@ class CoinMetricsOnchainResource(OnchainResource):
 
         with CoinMetricsClient(
             base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries,
-            requests_per_second=self.requests_per_second,
+            requests_per_second=self.requests_per_second, rate_limit_redis_url=self.rate_limit_redis_url,
         ) as client:
             parts = [
                 client.fetch_asset_metrics(to_venue("coinmetrics", s).venue_symbol, list(ONCHAIN_METRICS), start, end)

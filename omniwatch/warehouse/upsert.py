@@ -7,7 +7,7 @@ the bind-parameter limits of SQLite (32,766) and PostgreSQL (65,535).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,17 @@ import pandas as pd
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
+from omniwatch.jsonsafe import json_safe
+
 MAX_BIND_PARAMS = 30_000
 
 
 def _clean(value: Any) -> Any:
-    """Python scalars for the driver: NaN -> NULL, numpy -> builtin, Timestamp -> datetime."""
-    if value is None or value is pd.NaT:
+    """A driver-ready cell: NaN/NaT/NA -> NULL, numpy -> builtin, Timestamp -> datetime (for
+    DateTime columns); dicts, lists and arrays (JSON columns) through the one JSON sanitiser."""
+    if isinstance(value, (Mapping, list, tuple, np.ndarray)):
+        return json_safe(value)
+    if value is None or value is pd.NaT or value is pd.NA:
         return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
@@ -69,7 +74,7 @@ def upsert_rows(
     for row in rows:
         k = tuple(row[c] for c in key)
         if k in seen:
-            raise ValueError(f"duplicate natural key {dict(zip(key, k))} in batch for {table.name}")
+            raise ValueError(f"duplicate natural key {dict(zip(key, k, strict=True))} in batch for {table.name}")
         seen.add(k)
     columns = list(rows[0].keys())
     update_cols = list(update) if update is not None else [c for c in columns if c not in key]

@@ -8,8 +8,7 @@ import logging
 import pandas as pd
 import pytest
 
-from omniwatch.connectors.coinbase import (CoinbaseExchangeClient, parse_book, parse_candles,
-                                           parse_trades)
+from omniwatch.connectors.coinbase import CoinbaseExchangeClient, parse_book, parse_candles, parse_trades
 from omniwatch.connectors.http import MalformedPayloadError
 from omniwatch.frames import MARKET_BAR_COLUMNS, ORDERBOOK_COLUMNS, TRADE_COLUMNS
 

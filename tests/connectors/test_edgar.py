@@ -5,12 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import xml.etree.ElementTree as ET
+from itertools import pairwise
 
 import pandas as pd
 import pytest
 
-from omniwatch.connectors.edgar import (EdgarClient, parse_companies_csv, parse_form_d,
-                                        parse_formd_filings_csv, parse_submissions)
+from omniwatch.connectors.edgar import (
+    EdgarClient,
+    parse_companies_csv,
+    parse_form_d,
+    parse_formd_filings_csv,
+    parse_submissions,
+)
 from omniwatch.connectors.events_replay import SAMPLE_EVENTS_DIR, EventsReplaySource
 from omniwatch.connectors.http import MalformedPayloadError
 from omniwatch.frames import EVENT_COLUMNS
@@ -85,12 +91,14 @@ def test_requests_stay_under_ten_per_second(events_server):
     events_server.serve(path, (PRIMARY_DOCS / "D_0001140361-10-001434_quantapoint.xml")
                         .read_bytes(), "application/xml")
     with EdgarClient(UA, archives_url=events_server.url, max_retries=0) as client:
-        assert client.rate_limiter.min_interval_s == pytest.approx(1 / 8)
+        # One request per 125 ms, one budget for data.sec.gov and www.sec.gov together.
+        assert [(r.limit, r.interval) for r in client.limiter.buckets()[0].rates] == [(1, 125)]
+        assert client.rate_limit_key == "sec.gov"
         for _ in range(10):
             client.fetch_form_d("0001091185", "0001140361-10-001434")
     arrivals = [r.at for r in events_server.seen(path)]
     assert len(arrivals) == 10
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in pairwise(arrivals)]
     # Arrival jitter on a loaded machine can shave a gap; the span below is the robust bound.
     assert min(gaps) > 0.06
     assert arrivals[-1] - arrivals[0] > 1.0  # ten requests took more than a second
@@ -118,7 +126,7 @@ def test_tesla_submissions_use_acceptance_time():
     assert len(frame) == 25 and list(frame.columns) == EVENT_COLUMNS
     by_id = frame.set_index("source_id")
     for acc, accepted, filed, form in zip(recent["accessionNumber"], recent["acceptanceDateTime"],
-                                          recent["filingDate"], recent["form"]):
+                                          recent["filingDate"], recent["form"], strict=True):
         assert by_id.loc[acc, "available_time"] == pd.Timestamp(accepted)
         assert by_id.loc[acc, "event_time"] == ts(filed)
         assert by_id.loc[acc, "event_type"] == form

@@ -139,4 +139,5 @@ def test_real_snapshot_builds_unique_resolvable_entities() -> None:
     assert index.resolve(ticker="FEMY")[0].entity_id == FEMASYS
     # Every company's own conformed name finds it (shared names give a split, lower confidence).
     sample = entities.sample(300, random_state=0)
-    assert all(e in [lk.entity_id for lk in index.resolve(name=n)] for e, n in zip(sample.entity_id, sample.name))
+    pairs = zip(sample.entity_id, sample.name, strict=True)
+    assert all(e in [lk.entity_id for lk in index.resolve(name=n)] for e, n in pairs)

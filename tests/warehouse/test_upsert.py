@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 
 from omniwatch import frames
 from omniwatch.resources.warehouse import WarehouseResource
@@ -67,7 +68,7 @@ def test_partial_failure_rolls_back_the_whole_batch(warehouse_url):
     wh.upsert("market_bars", _bars(10), frames.MARKET_BAR_KEY)
     bad = _bars(10, close=200.0)
     bad.loc[7, "close"] = float("nan")
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):  # NOT NULL violated
         wh.upsert("market_bars", bad, frames.MARKET_BAR_KEY)
     with get_engine(warehouse_url).connect() as conn:
         closes = conn.execute(select(tables.market_bars.c.close)).scalars().all()
@@ -84,3 +85,20 @@ def test_audit_rows_are_idempotent_per_run_and_window(warehouse_url):
     for _ in range(2):
         wh.record_checks("market_bars", [outcome], start.to_pydatetime(), end.to_pydatetime(), "run-1")
     assert wh.count("data_quality_audit") == 1
+
+
+def test_json_columns_store_nan_and_numpy_as_json(warehouse_url):
+    """PostgreSQL's JSON refuses NaN: JSON cells go through the one sanitiser on the way in."""
+    import numpy as np
+
+    frame = pd.DataFrame({
+        "source": ["edgar"], "source_id": ["0001-1"], "track": ["vc"], "event_type": ["D"],
+        "event_time": [pd.Timestamp("2024-01-01", tz="UTC")], "available_time": [pd.Timestamp("2024-01-02", tz="UTC")],
+        "payload": [{"amount": float("nan"), "n": np.int64(3), "when": pd.Timestamp("2024-01-01", tz="UTC"),
+                     "items": np.array(["3C", "06b"])}],
+    })
+    with get_engine(warehouse_url).begin() as conn:
+        assert upsert_frame(conn, tables.events, frame, ["source", "source_id"]) == 1
+    with get_engine(warehouse_url).connect() as conn:
+        stored = conn.execute(select(tables.events.c.payload)).scalar_one()
+    assert stored == {"amount": None, "n": 3, "when": "2024-01-01T00:00:00+00:00", "items": ["3C", "06b"]}
