@@ -238,8 +238,3 @@ def audit_rows(database_url: str, name: str, *, action: str | None = None, versi
     with get_engine(database_url).connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings().all()]
     return rows[::-1]
-
-
-# The old name, still imported by omniwatch/assets/live.py and omniwatch/ml/reporting.py; new code
-# imports ``omniwatch.jsonsafe.json_safe``.
-jsonable = json_safe

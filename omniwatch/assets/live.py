@@ -96,8 +96,8 @@ def model_drift(context: AssetExecutionContext, modelops: ModelOpsResource) -> d
     KS for each feature and for the forecast, and slippage of filled orders; the decision is
     appended to ``model_promotions`` (action ``drift``) and its outcome is this asset's metadata,
     which ``drift_sensor`` reads."""
+    from omniwatch.jsonsafe import json_safe
     from omniwatch.operations import evaluate_drift
-    from omniwatch.promotions import jsonable
 
     recorded = evaluate_drift(modelops.context(), LIQUID_MODEL)
     d = recorded.decision
@@ -108,6 +108,6 @@ def model_drift(context: AssetExecutionContext, modelops: ModelOpsResource) -> d
         "model_version": dg.MetadataValue.text(d.version or ""),
         "window_end": dg.MetadataValue.text(d.window.end.isoformat() if d.window.end else ""),
         "audit_id": dg.MetadataValue.int(recorded.audit_id),
-        "metrics": dg.MetadataValue.json(jsonable(d.metrics)),
+        "metrics": dg.MetadataValue.json(json_safe(d.metrics)),
     })
 

@@ -80,7 +80,7 @@ def walk_forward_windows(long: pd.DataFrame, config: TrainingConfig) -> dict[str
     out: dict[str, list[dict[str, Any]]] = {}
     for horizon, part in long.groupby("horizon", sort=True):
         records = []
-        for fold, window in part.groupby("fold", sort=True):
+        for _fold, window in part.groupby("fold", sort=True):
             frame = pd.DataFrame({"target": window["symbol"], "as_of_ts": window["as_of_ts"],
                                   "forecast": window["prediction"], "realised": window["realized"]})
             start, end = window["as_of_ts"].min(), window["as_of_ts"].max() + pd.Timedelta(hours=1)
@@ -89,9 +89,9 @@ def walk_forward_windows(long: pd.DataFrame, config: TrainingConfig) -> dict[str
                                    slippage_bps=config.slippage_bps, unit_bps=1e4)
             records.append(metrics.model_dump(mode="json"))
         out[f"{horizon}h"] = sorted(records, key=lambda r: r["start"])
-    from omniwatch.promotions import jsonable
+    from omniwatch.jsonsafe import json_safe
 
-    return jsonable(out)  # NaN -> None: PostgreSQL's JSON has no NaN
+    return json_safe(out)  # NaN -> None: PostgreSQL's JSON has no NaN
 
 
 def drift_reference_json(frame: pd.DataFrame, forecasts_bps: pd.Series | None) -> str:
