@@ -38,7 +38,7 @@ def register_copy(mlflow: MLflowResource, database_url: str, source_version: str
     import mlflow as mlflow_lib
     from mlflow.artifacts import download_artifacts
 
-    from omniwatch.ml.ensemble import LiquidEnsemble
+    from omniwatch.ml.ensemble import MODEL_CODE_PATH
     from omniwatch.operations import REFERENCE_ARTIFACT, load_reference
     from omniwatch.promotions import registry_rows
     from omniwatch.registry import record_registration
@@ -58,7 +58,7 @@ def register_copy(mlflow: MLflowResource, database_url: str, source_version: str
                      "ensemble": str(files["ensemble.json"])}
         tags = {"omniwatch.drill": drill or "none", "omniwatch.copy_of_version": str(source_version)}
         with mlflow.run_context(f"drill_{drill}" if drill else f"copy_of_v{source_version}", tags=tags) as run:
-            info = mlflow_lib.pyfunc.log_model(name="model", python_model=LiquidEnsemble(), artifacts=artifacts)
+            info = mlflow_lib.pyfunc.log_model(name="model", python_model=str(MODEL_CODE_PATH), artifacts=artifacts)
             reference = load_reference(mlflow, model_name, str(source_version))
             if reference is not None:  # the same training rows: the same drift reference
                 mlflow_lib.log_text(reference.model_dump_json(), REFERENCE_ARTIFACT)

@@ -68,7 +68,7 @@ def liquid_ensemble(
 
     from omniwatch.ml import plots
     from omniwatch.ml.dataset import lineage_digest
-    from omniwatch.ml.ensemble import LiquidEnsemble, save_components
+    from omniwatch.ml.ensemble import MODEL_CODE_PATH, LiquidEnsemble, save_components
     from omniwatch.ml.metrics import to_markdown
     from omniwatch.ml.protocol import ensemble_weights, long_predictions, walk_forward_ensemble
     from omniwatch.ml.reporting import (
@@ -117,7 +117,7 @@ def liquid_ensemble(
         )
         with mlflow_lib.start_run(run_id=run_id):
             info = mlflow_lib.pyfunc.log_model(
-                name="model", python_model=model, artifacts=artifacts,
+                name="model", python_model=str(MODEL_CODE_PATH), artifacts=artifacts,
                 signature=infer_signature(example, validation), input_example=example.head(5),
             )
             mlflow_lib.log_table(example, "validation/input.json")

@@ -10,6 +10,10 @@ the range; when some day failed, only the good days get an ``AssetMaterializatio
 own partition, the check results are recorded, and the step then fails naming the bad days, so
 the UI shows those partitions failed (not materialized) and downstream steps of the run do not
 execute. Each materialization carries a ``DataVersion``: a content hash of the rows written.
+
+Events keep ``first_seen_at``, when our connector first saw the item: taken from the fetch time the
+connector records in ``payload['fetched_at']``, and never moved later by a re-fetch (the upsert
+keeps the earliest value), so point-in-time features can count an item from when we had it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from omniwatch.resources.warehouse import WarehouseResource
 
 DAY = pd.Timedelta(days=1)
 EMPTY_CONTENT = "empty"
+FIRST_SEEN = "first_seen_at"
 
 
 def partition_window(context: AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -170,7 +175,8 @@ def checked_write(
                                  context.run_id)
     good = [f for f in good_frames if len(f)]
     if good:
-        warehouse.upsert(table, pd.concat(good, ignore_index=True) if len(good) > 1 else good[0], list(key))
+        upsert_keeping_first_seen(warehouse, table, pd.concat(good, ignore_index=True) if len(good) > 1 else good[0],
+                                  list(key))
 
     notes = list(batch.notes) or ["the source covered everything requested"]
     if batch.frame.empty:
@@ -217,6 +223,52 @@ def checked_write(
         metadata={"error_code": "blocked_by_data_quality", "failed_days": dg.MetadataValue.json(failed),
                   "rows_written": dg.MetadataValue.int(sum(d.written for d in good))},
     )
+
+
+def with_first_seen(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus ``first_seen_at`` from each row's ``payload['fetched_at']`` when ``table``
+    has that column (NaT where the connector recorded no fetch time, e.g. EDGAR)."""
+    from omniwatch.warehouse import tables
+
+    if FIRST_SEEN not in tables.metadata.tables[table].c or "payload" not in frame or FIRST_SEEN in frame:
+        return frame
+    fetched = [p.get("fetched_at") if isinstance(p, dict) else None for p in frame["payload"]]
+    return frame.assign(**{FIRST_SEEN: pd.to_datetime(pd.Series(fetched, index=frame.index, dtype=object),
+                                                      utc=True, format="ISO8601")})
+
+
+def upsert_keeping_first_seen(warehouse: WarehouseResource, table: str, frame: pd.DataFrame,
+                              key: Sequence[str]) -> int:
+    """Upsert ``frame`` on ``key``; a table with ``first_seen_at`` keeps the earliest value.
+
+    One transaction: the upsert inserts new rows with their ``first_seen_at`` and updates every
+    other column of existing ones; then an existing row's ``first_seen_at`` is lowered where this
+    batch saw it earlier (a backfill of an older recording) and set where it was NULL. A re-fetch
+    therefore never moves first sight later. (This belongs in ``WarehouseResource.upsert`` as a
+    keep-earliest option; it lives here until the resource has one.)
+    """
+    import sqlalchemy as sa
+
+    from omniwatch.warehouse import tables
+    from omniwatch.warehouse.upsert import frame_records, upsert_rows
+
+    frame = with_first_seen(table, frame)
+    if FIRST_SEEN not in frame:
+        return warehouse.upsert(table, frame, key)
+    t = tables.metadata.tables[table]
+    columns = [c for c in frame.columns if c in t.c]
+    rows = frame_records(frame, columns)
+    seen = [{**{f"k_{c}": r[c] for c in key}, "seen": r[FIRST_SEEN]} for r in rows if r[FIRST_SEEN] is not None]
+    new_seen = sa.bindparam("seen", type_=t.c[FIRST_SEEN].type)
+    lower = (sa.update(t)
+             .where(*[t.c[c] == sa.bindparam(f"k_{c}") for c in key])
+             .where(sa.or_(t.c[FIRST_SEEN].is_(None), t.c[FIRST_SEEN] > new_seen))
+             .values({FIRST_SEEN: new_seen}))
+    with warehouse.engine().begin() as conn:
+        written = upsert_rows(conn, t, rows, key, update=[c for c in columns if c not in key and c != FIRST_SEEN])
+        if seen:
+            conn.execute(lower, seen)
+    return written
 
 
 def _day_metadata(d: DayResult) -> dict[str, Any]:

@@ -83,7 +83,8 @@ def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, fil
                          metadata={"error_code": "blocked_by_data_quality",
                                    "failed_checks": dg.MetadataValue.json(failures)})
     filings_frame = filings_from_events(events[events["source"] == "edgar"])
-    ents = warehouse.read_table("entities").rename(columns={"state": "business_state", "ticker": "tickers"})
+    # Only cik and coverage_start: the entities' other attributes are today's (see omniwatch.vc.features).
+    ents = warehouse.read_table("entities")
     links = warehouse.read_table("event_links").merge(
         events[["id", "source", "source_id"]].rename(columns={"id": "event_id"}), on="event_id")
     news = linked_news(events[events["source"] != "edgar"], links)

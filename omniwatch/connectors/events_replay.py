@@ -13,6 +13,11 @@ file formats replaces it):
 
 Every window method filters on ``available_time`` in ``[start, end)`` and returns notes that say
 what the folder lacks; nothing is invented to fill a gap.
+
+First sight of a replayed news item (``payload['fetched_at']``, stored as ``first_seen_at``) is the
+recording's own time, never the wall clock of the replay: an RSS capture's channel build time (its
+items could not have been seen before the capture) and a GDELT export's ``DATEADDED`` (a poller
+reads each 15-minute file when it appears). Replaying the same folder twice writes the same rows.
 """
 
 from __future__ import annotations

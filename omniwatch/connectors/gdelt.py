@@ -5,6 +5,9 @@ tab-separated file, **no header**, 61 columns per line (``GDELT_EVENT_COLUMNS`` 
 GDELT 2.0 event codebook). There is no headline: the title is built from the actors and the CAMEO
 event code. ``SQLDATE`` is the day the event happened (often weeks or a year before the article);
 ``DATEADDED`` is when GDELT published the row, so it is the point-in-time ``available_time``.
+``payload['fetched_at']`` is when our connector read the export (the live client's clock; for a
+recorded export, its ``DATEADDED``: a poller reads each 15-minute file as it appears). The write
+path stores the earliest one seen as the event's ``first_seen_at``.
 
 Parsers never drop a line silently: a line with the wrong column count or an unparseable date,
 id or tone is skipped and returned as a ``Reject`` (line number and reason) next to the frame.
@@ -118,7 +121,7 @@ def _payload(row: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _parse_line(fields: list[str]) -> dict[str, Any]:
+def _parse_line(fields: list[str], fetched_at: pd.Timestamp | None = None) -> dict[str, Any]:
     """One 61-field line -> an event record; ValueError (with a reason) when it is unusable."""
     row = dict(zip(GDELT_EVENT_COLUMNS, fields))
     if not row["GLOBALEVENTID"].isdigit():
@@ -134,20 +137,25 @@ def _parse_line(fields: list[str]) -> dict[str, Any]:
     avg_tone = _optional_float(row["AvgTone"])
     if avg_tone is None:
         raise ValueError(f"AvgTone {row['AvgTone']!r:.30} is not a number")
+    fetched = available_time if fetched_at is None else fetched_at
     return {
         "source_id": row["GLOBALEVENTID"], "event_type": "news", "title": _title(row),
         "body": None, "url": row["SOURCEURL"] or None, "event_time": event_time,
-        "available_time": available_time, "tone": avg_tone, "payload": _payload(row),
+        "available_time": available_time, "tone": avg_tone,
+        "payload": {**_payload(row), "fetched_at": fetched.isoformat()},
     }
 
 
 def parse_events_export(text: str | bytes, source: str = "gdelt", *, track: str = "liquid",
-                        where: str = "export") -> tuple[pd.DataFrame, list[Reject]]:
+                        where: str = "export", fetched_at: Any = None) -> tuple[pd.DataFrame, list[Reject]]:
     """A GDELT 2.0 events export (unzipped text) -> ``(EVENT_COLUMNS frame, rejects)``.
 
     ``tone`` is GDELT's own ``AvgTone`` (column 34, about -100..+100), not VADER's scale. Blank
     lines are ignored; a repeated GLOBALEVENTID keeps its first line and rejects the others.
+    ``fetched_at`` (when the export was downloaded) goes to every row's ``payload['fetched_at']``;
+    None (a recorded export) stamps each row with its own ``DATEADDED``.
     """
+    fetched = None if fetched_at is None else utc_timestamp(fetched_at)
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", errors="replace")
     records: list[dict[str, Any]] = []
@@ -161,7 +169,7 @@ def parse_events_export(text: str | bytes, source: str = "gdelt", *, track: str 
         try:
             if len(fields) != N_COLUMNS:
                 raise ValueError(f"expected {N_COLUMNS} tab-separated columns, got {len(fields)}")
-            record = _parse_line(fields)
+            record = _parse_line(fields, fetched)
             if record["source_id"] in seen:
                 raise ValueError(f"duplicate GLOBALEVENTID {record['source_id']}")
         except ValueError as exc:
@@ -217,7 +225,7 @@ class GdeltClient(HttpClient):
         path = f"/{slot_stamp(slot)}.export.CSV.zip"
         response = self.get(path)
         text = unzip_export(response.content, where=path)
-        return parse_events_export(text, self.source, track=self.track, where=path)
+        return parse_events_export(text, self.source, track=self.track, where=path, fetched_at=self.now())
 
     def fetch_window(self, start: Any, end: Any) -> tuple[pd.DataFrame, list[Reject]]:
         """Events of every export whose slot lies in ``[start, end)``.

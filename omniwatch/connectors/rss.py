@@ -106,7 +106,10 @@ def parse_feed(content: bytes | str, feed_name: str, fetched_at: Any, *, track: 
 
     ``source_id`` is the entry guid/id (fallback: link). ``event_time`` = ``available_time`` = the
     entry's published (else updated) time, except that ``available_time`` is capped at
-    ``fetched_at``: an item stamped in the future was still only seen when fetched. Entries with
+    ``fetched_at``: an item stamped in the future was still only seen when fetched.
+    ``payload['fetched_at']`` records this fetch; the write path keeps the earliest one as the
+    event's ``first_seen_at``, and features use the later of it and ``available_time``, because an
+    item published at 09:00 that we first fetched at 17:00 could not be used before 17:00. Entries with
     an empty title, no parseable date, or neither id nor link are rejected. ``tone`` is VADER's
     compound score of title + summary, in [-1, 1].
     """
@@ -159,25 +162,31 @@ def dedupe_events(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per story across feeds (by ``payload['dedup_key']``), first feed's row kept.
 
     The kept row's payload lists every feed that carried the story, and its ``available_time``
-    is the earliest of the copies (the story was knowable once any feed had it).
+    and ``payload['fetched_at']`` are the earliest of the copies (the story was knowable, and
+    seen, once any feed had it).
     """
     if frame.empty:
         return frame
     feeds: dict[str, list[str]] = {}
     earliest: dict[str, pd.Timestamp] = {}
+    fetched: dict[str, str | None] = {}
     keep: list[int] = []
     for i, (payload, sid, available) in enumerate(
-            zip(frame["payload"], frame["source_id"], frame["available_time"])):
+            zip(frame["payload"], frame["source_id"], frame["available_time"], strict=True)):
         key = payload.get("dedup_key") or sid
+        seen = payload.get("fetched_at")
         if key not in feeds:
-            feeds[key], earliest[key] = [], available
+            feeds[key], earliest[key], fetched[key] = [], available, seen
             keep.append(i)
         feeds[key].extend(f for f in payload.get("feeds", [payload.get("feed")])
                           if f not in feeds[key])
         earliest[key] = min(earliest[key], available)
+        if seen is not None and (fetched[key] is None or utc_timestamp(seen) < utc_timestamp(fetched[key])):
+            fetched[key] = seen
     first = frame.iloc[keep].copy()
-    keys = [p.get("dedup_key") or sid for p, sid in zip(first["payload"], first["source_id"])]
-    first["payload"] = [{**p, "feeds": feeds[k]} for p, k in zip(first["payload"], keys)]
+    keys = [p.get("dedup_key") or sid for p, sid in zip(first["payload"], first["source_id"], strict=True)]
+    first["payload"] = [{**p, "feeds": feeds[k], "fetched_at": fetched[k]}
+                        for p, k in zip(first["payload"], keys, strict=True)]
     first["available_time"] = [earliest[k] for k in keys]
     first = first.drop_duplicates("source_id")  # two stories may still share a guid
     return conform(first.sort_values(["available_time", "source_id"]), EVENT_COLUMNS)

@@ -2,7 +2,8 @@
 
 ``lineage_id`` names exactly what a snapshot day read: for each input asset, the daily raw
 partitions in its warm-up window and an order-independent content hash of the rows it could see
-(``available_time`` at or before the day's last ``as_of_ts``). ``data_version`` hashes the explicit
+(``available_time`` at or before the day's last ``as_of_ts``; for news the later of publication and
+first sight, as the features use it). ``data_version`` hashes the explicit
 feature code version (:data:`FEATURE_CODE_VERSION`, also the asset's Dagster ``code_version``)
 together with the lineage, so it changes when the version is bumped or any input partition
 changes, and stays the same when a partition is re-run with identical data (upserts then touch
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from omniwatch.features.news_time import as_usable
 
 DAY = pd.Timedelta(days=1)
 # Days of history before a snapshot day that each input can reach (see liquid.py windows).
@@ -64,6 +67,8 @@ def day_lineages(
     for table, frame in inputs.items():
         # News carries no symbol column: every symbol's day reads all of it (a superset).
         sub = frame[frame["symbol"] == symbol] if len(frame) and "symbol" in frame else frame
+        if table == "news_events":
+            sub = as_usable(sub)  # hashed and windowed by when each item became usable
         sub = sub.sort_values("available_time") if len(sub) else sub
         hashes = _row_hashes(table, sub)
         avail, event = _ns(sub, "available_time"), _ns(sub, "event_time")

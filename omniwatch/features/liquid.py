@@ -22,8 +22,11 @@ bound, so a source gap gives NaN plus a mask, not a stale copy.
 | 11 | funding_chg_24h | funding_last(t) - funding_last(t - 24 h) | 24 h | funding |
 | 12 | active_addr_chg_7d | ln(AdrActCnt(t) / AdrActCnt(t - 7 d)), daily values known after their day ends; NaN if older than 2 d | 7 d | on-chain |
 | 13 | tx_count_chg_7d | ln(TxCnt(t) / TxCnt(t - 7 d)), same rules | 7 d | on-chain |
-| 14 | news_count_24h | news items naming the asset (names case-insensitive, tickers upper case) with available_time in (t - 24 h, t]; NaN when no news source published anything in the 3 days before t | 24 h | news (GDELT, RSS) |
+| 14 | news_count_24h | news items naming the asset (names case-insensitive, tickers upper case) usable in (t - 24 h, t]; NaN when no news item became usable in the 3 days before t | 24 h | news (GDELT, RSS) |
 | 15 | news_tone_24h | mean tone of those items (GDELT's own tone; VADER lexicon for RSS); NaN when none | 24 h | news |
+
+A news item is usable from the later of its publication (``available_time``) and our connector's
+first sight of it (``first_seen_at``; see ``news_time``), so training counts it when serving could.
 
 Labels (not features): forward log returns ``fwd_ret_1h``, ``fwd_ret_4h``, ``fwd_ret_24h`` from the
 close at ``as_of_ts``; plus ``next_hour_funding`` (settlements in (as_of, as_of + 1 h]) for PnL.
@@ -36,6 +39,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from omniwatch.features.news_time import as_usable
 from omniwatch.symbols import NEWS_NAMES, NEWS_TICKERS
 
 FEATURES: tuple[str, ...] = (
@@ -177,6 +181,7 @@ def compute_features(
     Rows near the start of the input lack warm-up and carry NaNs there; callers cut them off.
     """
     symbols = symbols or sorted(bars["symbol"].unique())
+    news = as_usable(news)  # from here on a news item's available_time is when it became usable
     parts = []
     for symbol in symbols:
         b = bars[bars["symbol"] == symbol]

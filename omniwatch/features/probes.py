@@ -1,7 +1,8 @@
 """Leakage probes for point-in-time features: they recompute and compare, so they can fail.
 
-- Look-ahead probe: cut every input at time T (keep only records with ``available_time <= T``),
-  recompute, and require every snapshot with ``as_of_ts <= T`` to equal the full computation.
+- Look-ahead probe: cut every input at time T (keep only records with ``available_time <= T``;
+  news also only what we had first seen by T, see ``news_time``), recompute, and require every
+  snapshot with ``as_of_ts <= T`` to equal the full computation.
 - Recursion (warm-up) probe: recompute with a shorter and a longer history before a window and
   require the window's rows to agree within a tolerance.
 """
@@ -13,12 +14,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from omniwatch.features.news_time import usable_time
+
 Compute = Callable[..., pd.DataFrame]  # (bars, funding, onchain, news=...) -> feature rows
 KEY = ["symbol", "as_of_ts"]
 
 
 def _cut(frame: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     return frame[frame["available_time"] <= t] if len(frame) else frame
+
+
+def _cut_news(frame: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
+    return frame[(usable_time(frame) <= t).to_numpy()] if len(frame) else frame
 
 
 def _compare(a: pd.DataFrame, b: pd.DataFrame, features: Sequence[str], atol: float) -> list[dict]:
@@ -45,7 +52,7 @@ def lookahead_probe(
     compared, mismatches = 0, []
     for t in cut_times:
         cut = compute(_cut(bars, t), _cut(funding, t), _cut(onchain, t),
-                      news=None if news is None else _cut(news, t))
+                      news=None if news is None else _cut_news(news, t))
         expected = full[full["as_of_ts"] <= t][[*KEY, *features]]
         got = cut[cut["as_of_ts"] <= t][[*KEY, *features]]
         compared += len(expected)

@@ -4,6 +4,10 @@ Input: a frame of point-in-time feature rows (``symbol``, ``as_of_ts`` and the 1
 holds, per symbol, at least the model's lookback of hourly rows before the rows to score. Output:
 one row per input row with ``pred_1h, pred_4h, pred_24h`` (forward log returns, basis points) and
 each component's own forecast, so a caller can see what the ensemble did.
+
+It is logged as models-from-code: ``python_model=MODEL_CODE_PATH`` (``ensemble_model.py``, which
+calls ``mlflow.models.set_model(LiquidEnsemble())``) with the three artifacts, never a pickled
+instance; ``mlflow.pyfunc.load_model(uri).unwrap_python_model()`` returns a loaded ``LiquidEnsemble``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from omniwatch.ml.dataset import add_masks, make_windows
 from omniwatch.ml.protocol import PRED_COLUMNS
 
 ARTIFACTS = ("lightgbm", "tsmixer", "ensemble")
+MODEL_CODE_PATH = Path(__file__).with_name("ensemble_model.py")  # the pyfunc's model-from-code file
 CHUNK = 2048
 DRILL_NAN_FORECASTS = "nan_forecasts"  # ensemble.json "drill": see omniwatch/drills.py  # windows scored at once: bounds the (n, lookback, channels) array
 

@@ -2,6 +2,10 @@
 
 Same shape as the market connectors (STYLE.md rule 4): assets annotate the abstract type; replay
 reads ``OMNIWATCH_EVENTS_REPLAY_DIR`` (default the bundled ``omniwatch/sample/events``).
+
+News rows record when the connector saw them in ``payload['fetched_at']`` (live: the fetch clock;
+replay: the recording's own time, an RSS capture's channel build time or a GDELT export's
+``DATEADDED``), which the write path keeps, at its earliest, as ``events.first_seen_at``.
 """
 
 from __future__ import annotations
@@ -65,15 +69,19 @@ class ReplayNewsResource(NewsResource):
 
 class LiveNewsResource(NewsResource):
     gdelt_base_url: str = "http://data.gdeltproject.org/gdeltv2"
+    gdelt_requests_per_second: float | None = 4.0
+    rss_feeds: dict[str, str] | None = None  # name -> URL; None = the connector's DEFAULT_FEEDS
+    rss_tracks: dict[str, str] | None = None  # name -> track for feeds outside DEFAULT_FEED_TRACKS
     timeout_s: float = 20.0
 
     def fetch_news(self, start, end):
         from omniwatch.connectors.gdelt import GdeltClient
         from omniwatch.connectors.rss import RssClient
 
-        with GdeltClient(self.gdelt_base_url, timeout=self.timeout_s) as client:
+        with GdeltClient(self.gdelt_base_url, timeout=self.timeout_s,
+                         requests_per_second=self.gdelt_requests_per_second) as client:
             gdelt, rejects = client.fetch_window(start, end)
-        with RssClient(timeout=self.timeout_s) as client:
+        with RssClient(self.rss_feeds, timeout=self.timeout_s, tracks=self.rss_tracks) as client:
             rss, statuses = client.fetch_all()
         if not rss.empty:
             rss = rss[(rss["available_time"] >= start) & (rss["available_time"] < end)]

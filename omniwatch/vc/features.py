@@ -5,15 +5,22 @@ Inputs (see shared/data/PROVENANCE.md section 6):
 * filings: one row per Form D / D/A filing -- ``cik`` (10-digit str), ``accession_number``,
   ``is_amendment``, ``available_time`` (SEC acceptance time, UTC), ``exemptions`` (SEC item codes,
   comma-separated). :func:`filings_from_csv` / :func:`filings_from_events` build it.
-* companies: the EDGAR company snapshot -- ``cik``, ``coverage_start`` (before it "no filing"
-  means unknown) and optionally ``sic``, ``business_state``, ``tickers``.
+* companies: the EDGAR company snapshot -- ``cik`` and ``coverage_start`` (before it "no filing"
+  means unknown). Other snapshot columns (``sic``, ``business_state``, ``tickers``) are ignored.
 * offerings (optional): ``accession_number, total_offering_amount`` parsed from primary_doc.xml.
-* news (optional): ``entity_id, available_time, tone`` of news events linked to entities.
+* news (optional): ``entity_id, available_time, tone`` of news events linked to entities, where
+  ``available_time`` is when the item became usable (:func:`linked_news`).
 
 One row per (entity, as_of) on a month-start grid, from the entity's coverage start (and not before
 electronic Form D became mandatory) to the end of the data. Every feature uses only rows with
 ``available_time <= as_of``; the label looks at ``(as_of, as_of + horizon]`` and is NaN when that
 window is not fully inside the data.
+
+No feature comes from company attributes. The data knows SIC code, business state and tickers only
+as of the 2025-08-02 snapshot (the Form D table's ``sic``/``business_state`` were joined from that
+same snapshot, not read from each filing), and the population is "listed in 2025", so a ticker
+flag says "will be listed", an industry or state says what the company became. Used in earlier
+months they leak the future; without an as-of-known value (a filing-time source) they are left out.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from omniwatch.entities.resolution import make_entity_id, normalize_cik
+from omniwatch.features.news_time import as_usable
 
 # Electronic Form D became mandatory on 2009-03-16 (paper REGDEX rows were dropped from the data),
 # so the first month start at which "no filing" can mean "no raise" is 2009-04-01.
@@ -35,11 +43,11 @@ FORMD_DIR = Path(__file__).resolve().parents[1] / "sample" / "events" / "edgar" 
 
 FEATURES = [
     "n_raises_total", "n_amendments_total", "n_raises_365d", "days_since_last_raise",
-    "raise_cadence_days", "share_506b", "share_506c", "share_other_exemption", "sic_major",
-    "state_code", "has_ticker", "news_mentions_30d", "news_mentions_90d", "news_tone_30d",
+    "raise_cadence_days", "share_506b", "share_506c", "share_other_exemption", "news_mentions_30d",
+    "news_mentions_90d", "news_tone_30d",
     "news_tone_90d", "last_offering_amount", "log_last_offering_amount",
 ]
-CATEGORICAL = ["sic_major", "state_code"]
+CATEGORICAL: list[str] = []  # none since the snapshot-only attributes were dropped (see above)
 FILING_COLUMNS = ["cik", "accession_number", "is_amendment", "available_time", "exemptions"]
 # Rule 506 before the 2013 JOBS Act split (item "06") is what is now 506(b): no general solicitation.
 _506B, _506C = {"06", "06b"}, {"06c"}
@@ -91,9 +99,10 @@ def load_formd(directory: Path = FORMD_DIR) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def linked_news(events: pd.DataFrame, links: pd.DataFrame, min_confidence: float = 0.9) -> pd.DataFrame:
     """``entity_id, available_time, tone`` of news events linked with at least ``min_confidence``
-    (fuzzy and ambiguous-name links stay out of the features)."""
+    (fuzzy and ambiguous-name links stay out of the features). ``available_time`` here is when the
+    item became usable: the later of its publication and our first sight of it (``news_time``)."""
     strong = links[links["confidence"] >= min_confidence]
-    ev = events[["source", "source_id", "available_time", "tone"]].astype({"source_id": str})
+    ev = as_usable(events)[["source", "source_id", "available_time", "tone"]].astype({"source_id": str})
     return strong.merge(ev, on=["source", "source_id"])[["entity_id", "available_time", "tone"]]
 
 
@@ -140,14 +149,6 @@ def _exemption_flags(exemptions: pd.Series) -> dict[str, np.ndarray]:
     return {"b": codes.map(lambda c: bool(c & _506B)).to_numpy(float),
             "c": codes.map(lambda c: bool(c & _506C)).to_numpy(float),
             "o": codes.map(lambda c: bool(c - _506B - _506C)).to_numpy(float)}
-
-
-def _state_code(state: pd.Series) -> pd.Series:
-    """A stable integer per 2-3 character state/country code (base 36: "CA" -> 442, "A6" -> 366),
-    so the code does not depend on which states a data set happens to contain."""
-    s = state.astype("string").str.strip().str.upper()
-    ok = s.str.fullmatch(r"[0-9A-Z]{1,3}").fillna(False).astype(bool)
-    return pd.Series([int(v, 36) if k else pd.NA for v, k in zip(s, ok)], index=state.index, dtype="Int64")
 
 
 def _grid(companies: pd.DataFrame, grid_start: pd.Timestamp, data_end: pd.Timestamp) -> pd.DataFrame:
@@ -200,12 +201,6 @@ def build_vc_frame(filings: pd.DataFrame, companies: pd.DataFrame, *, offerings:
              for k in "bco"}
     last_amount = _take(new.values["amount"], le - 1, has, np.nan)
 
-    sic = comp.get("sic", pd.Series(pd.NA, index=comp.index)).astype("string").str.extract(r"^(\d{2})")[0]
-    static = pd.DataFrame({
-        "sic_major": pd.to_numeric(sic, errors="coerce").astype("Int64"),
-        "state_code": _state_code(comp.get("business_state", pd.Series(pd.NA, index=comp.index))),
-        "has_ticker": comp.get("tickers", pd.Series(pd.NA, index=comp.index)).notna().astype(int),
-    })
     out = pd.DataFrame({
         "entity_id": comp["cik"].map(make_entity_id).to_numpy()[codes],
         "cik": comp["cik"].to_numpy()[codes], "as_of": g["as_of"].to_numpy(),
@@ -215,7 +210,6 @@ def build_vc_frame(filings: pd.DataFrame, companies: pd.DataFrame, *, offerings:
         "raise_cadence_days": np.where(n_new >= 2, (last - first) / _DAY / np.maximum(n_new - 1, 1), np.nan),
         "share_506b": share["b"], "share_506c": share["c"], "share_other_exemption": share["o"],
     })
-    out = pd.concat([out, static.iloc[codes].reset_index(drop=True)], axis=1)
     out = out.assign(**_news_features(news, code_of, comp, codes, t))
     out["last_offering_amount"] = last_amount
     out["log_last_offering_amount"] = np.log(last_amount)

@@ -197,6 +197,10 @@ events = Table(
     *_times(),
     Column("tone", Float),
     Column("payload", JSON),
+    # When our connector first saw the item (a re-fetch never moves it later); NULL for rows
+    # written before migration 0006 could not be backfilled. Features use the later of this and
+    # available_time (publication) as the moment the item became usable.
+    Column("first_seen_at", UTC),
     _ingested_at(),
     UniqueConstraint("source", "source_id"),
     Index(None, "available_time"),

@@ -140,3 +140,16 @@ def test_replay_rereads_a_changed_folder_and_notes_rejects(tmp_path, lines):
     assert any("1 malformed line(s)" in n and "line 203" in n for n in result.notes)
     missing = EventsReplaySource(tmp_path).rss(SLOT, SLOT + pd.Timedelta(hours=1))
     assert missing.frame.empty and any("no recorded feed" in n for n in missing.notes)
+
+
+def test_live_fetch_records_when_it_saw_the_export_and_replay_the_export_time(events_server, monkeypatch):
+    events_server.serve("/gdeltv2/20191024143000.export.CSV.zip",
+                        zipped("20191024143000.export.CSV", GDELT_FILE.read_bytes()), "application/zip")
+    seen = pd.Timestamp("2019-10-24 16:05", tz="UTC")  # fetched 1.5 h after the export appeared
+    monkeypatch.setattr(GdeltClient, "now", staticmethod(lambda: seen))
+    with GdeltClient(events_server.url + "/gdeltv2", max_retries=0) as client:
+        live, _ = client.fetch_slot(SLOT)
+    assert set(live["payload"].map(lambda p: p["fetched_at"])) == {seen.isoformat()}
+    assert (live["available_time"] < seen).all()  # publication time is untouched
+    replayed = EventsReplaySource().gdelt(SLOT, SLOT + pd.Timedelta(minutes=15)).frame
+    assert (replayed["payload"].map(lambda p: pd.Timestamp(p["fetched_at"])) == replayed["available_time"]).all()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from omniwatch.assets.ingest import upsert_keeping_first_seen
 from omniwatch.connectors.events_replay import EventsReplaySource
 from omniwatch.connectors.http import MalformedPayloadError
-from omniwatch.connectors.rss import (DEFAULT_FEEDS, RssClient, canonical_link, feed_build_time,
-                                      parse_feed)
-from omniwatch.frames import EVENT_COLUMNS
+from omniwatch.connectors.rss import DEFAULT_FEEDS, RssClient, canonical_link, feed_build_time, parse_feed
+from omniwatch.features import liquid
+from omniwatch.frames import EVENT_COLUMNS, EVENT_KEY
+from omniwatch.resources.event_sources import LiveNewsResource
+from omniwatch.resources.warehouse import WarehouseResource
 
 from .fake_events import COINDESK_FILE, COINTELEGRAPH_FILE
 
@@ -155,3 +159,76 @@ def test_replay_reads_the_recorded_feeds():
     assert any("techcrunch_venture" in n for n in result.notes)  # no recording of it
     late = EventsReplaySource().rss(ts("2026-09-30 17:00"), ts("2026-10-01"))
     assert len(late.frame) == 2  # 17:16:31 (CoinDesk) and 17:17:54 (Cointelegraph)
+
+
+EMPTY = pd.DataFrame(columns=["symbol", "event_time", "available_time", "funding_rate", "metric", "value"])
+
+
+def btc_bars(start: str = "2026-09-25", end: str = "2026-10-01 12:00") -> pd.DataFrame:
+    times = pd.date_range(ts(start), ts(end), freq="h")
+    close = 60_000 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.002, len(times))))
+    return pd.DataFrame({"symbol": "BTC", "event_time": times, "available_time": times + pd.Timedelta(hours=1),
+                         "open": close, "high": close * 1.001, "low": close * 0.999, "close": close,
+                         "volume": 10.0})
+
+
+def count_at(features: pd.DataFrame, as_of: pd.Timestamp) -> float:
+    return float(features.loc[features["as_of_ts"] == as_of, "news_count_24h"].iloc[0])
+
+
+# ------------------------------------------- first sight through the live write path, end to end
+FEED_DAY = "2026-09-30"  # the recorded CoinDesk capture: items published 15:19:36, 15:34:50, 17:16:31
+
+
+@pytest.fixture
+def live_news(events_server) -> LiveNewsResource:
+    feed = events_server.serve("/coindesk", COINDESK_FILE.read_bytes(), "application/rss+xml")
+    # GDELT has no export for the day on this server (every slot answers 404, reported as rejects).
+    return LiveNewsResource(gdelt_base_url=events_server.url + "/gdeltv2", gdelt_requests_per_second=None,
+                            rss_feeds={"coindesk": feed}, timeout_s=2.0)
+
+
+def fetch_at(monkeypatch, clock: pd.Timestamp, news: LiveNewsResource, warehouse: WarehouseResource) -> None:
+    """One live fetch of the feed's day at ``clock``, written the way ``news_events`` writes (the
+    feed's day lies outside the asset's daily partitions, so the asset itself cannot run it)."""
+    monkeypatch.setattr(RssClient, "now", staticmethod(lambda: clock))
+    batch = news.fetch_news(ts(FEED_DAY), ts(FEED_DAY) + pd.Timedelta(days=1))
+    assert len(batch.frame) == 3
+    upsert_keeping_first_seen(warehouse, "events", batch.frame, EVENT_KEY)
+
+
+def stored(warehouse: WarehouseResource) -> pd.DataFrame:
+    return warehouse.read_table("events").set_index("source_id")
+
+
+def test_live_fetch_keeps_first_sight_and_news_counts_from_it(monkeypatch, events_server, live_news, warehouse_url):
+    warehouse = WarehouseResource(database_url=warehouse_url)
+    first_fetch = ts("2026-09-30 21:00")
+    fetch_at(monkeypatch, first_fetch, live_news, warehouse)
+    rows = stored(warehouse)
+    assert len(rows) == 3
+    seen = pd.to_datetime(rows["first_seen_at"], utc=True)
+    assert (seen == first_fetch).all()
+    published = pd.to_datetime(rows["available_time"], utc=True)
+    assert (published < first_fetch).all()  # available_time stays the publication time
+
+    # A re-fetch three hours later updates the row but never moves first sight later.
+    fetch_at(monkeypatch, first_fetch + pd.Timedelta(hours=3), live_news, warehouse)
+    rows = stored(warehouse)
+    assert len(rows) == 3
+    assert (pd.to_datetime(rows["first_seen_at"], utc=True) == first_fetch).all()
+    assert set(rows["payload"].map(lambda p: p["fetched_at"])) == {(first_fetch + pd.Timedelta(hours=3)).isoformat()}
+    # An older recording written afterwards (a backfill) moves it earlier: the earliest sight wins.
+    earlier = ts("2026-09-30 19:00")
+    fetch_at(monkeypatch, earlier, live_news, warehouse)
+    assert (pd.to_datetime(stored(warehouse)["first_seen_at"], utc=True) == earlier).all()
+
+    # As stored, the items are usable from first sight: nothing at as_of in [P, T), all of it at T.
+    events = warehouse.read_window("events", ts("2026-09-29"), ts("2026-10-02"), time_column="available_time")
+    features = liquid.compute_features(btc_bars(), EMPTY, EMPTY, ["BTC"], news=events)
+    first_published = published.min()
+    before = pd.date_range(first_published.ceil("h"), earlier, freq="h", inclusive="left")
+    assert len(before) >= 3
+    for as_of in before:
+        assert np.isnan(count_at(features, as_of)), as_of  # no item usable yet: no news coverage at all
+    assert count_at(features, earlier) == 0.0  # covered from first sight (the items name no symbol)

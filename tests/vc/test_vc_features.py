@@ -76,16 +76,15 @@ def test_grid_follows_coverage_and_data_end(hand: pd.DataFrame) -> None:
 
 
 def test_company_a_by_hand(hand: pd.DataFrame) -> None:
-    static = {"sic_major": 38, "state_code": int("GA", 36), "has_ticker": 1}
     check(row(hand, A, "2020-02-01"), {
         "n_raises_total": 0, "n_amendments_total": 0, "days_since_last_raise": None, "share_506b": None,
-        "news_mentions_30d": 0, "news_tone_30d": None, "news_mentions_90d": None, "label": 1, **static})
+        "news_mentions_30d": 0, "news_tone_30d": None, "news_mentions_90d": None, "label": 1})
     check(row(hand, A, "2020-03-01"), {  # a2, accepted exactly at as_of, counts
         "n_raises_total": 1, "n_amendments_total": 1, "n_raises_365d": 1, "days_since_last_raise": 19.5,
         "raise_cadence_days": None, "share_506b": 1, "share_506c": 0, "share_other_exemption": 0,
         "last_offering_amount": 1e6, "log_last_offering_amount": math.log(1e6),
         "news_mentions_30d": 1, "news_tone_30d": 2.0, "news_mentions_90d": None, "news_tone_90d": None,
-        "label": 0, **static})  # a3 (05-20) is after 03-01 + 60 days
+        "label": 0})  # a3 (05-20) is after 03-01 + 60 days
     check(row(hand, A, "2020-04-01"), {"label": 1})
     check(row(hand, A, "2020-05-01"), {
         "news_mentions_30d": 1, "news_tone_30d": -1.0, "news_mentions_90d": 2, "news_tone_90d": 0.5})
@@ -98,14 +97,49 @@ def test_company_a_by_hand(hand: pd.DataFrame) -> None:
 
 
 def test_company_b_by_hand(hand: pd.DataFrame) -> None:
-    static = {"sic_major": None, "state_code": int("CA", 36), "has_ticker": 0}
     # b1 was accepted 0.2 s after midnight: not yet known at the 03-01 as_of, but inside its label.
     check(row(hand, B, "2020-03-01"), {"n_raises_total": 0, "days_since_last_raise": None, "label": 1,
-                                       "news_mentions_30d": 0, **static})
+                                       "news_mentions_30d": 0})
     # Acceptance times are rounded up to the whole second (never early): b1 counts as 00:00:01.
     check(row(hand, B, "2020-04-01"), {
         "n_raises_total": 1, "share_506b": 1, "share_506c": 0, "days_since_last_raise": 31 - 1 / 86400,
-        "last_offering_amount": None, "label": 0, **static})  # amount 0 -> unknown
+        "last_offering_amount": None, "label": 0})  # amount 0 -> unknown
+
+
+def test_attributes_known_only_from_todays_snapshot_are_not_features() -> None:
+    """SIC, state and tickers exist only as of the 2025 snapshot: changing them changes nothing."""
+    filings = pd.DataFrame({"cik": [A, B], "accession_number": ["a1", "b1"], "is_amendment": [False, False],
+                            "available_time": [ts("2020-02-10"), ts("2020-03-10")], "exemptions": ["06b", "06b"]})
+    today = pd.DataFrame({"cik": [A, B], "coverage_start": ["2020-01-01", "2020-01-01"], "sic": ["3841", "6798"],
+                          "business_state": ["GA", "CA"], "tickers": ["AAA", None]})
+    other = today.assign(sic=["7372", None], business_state=["NY", "TX"], tickers=[None, "BBB"])
+    kw = {"grid_start": ts("2020-01-01"), "data_end": ts("2020-12-01"), "horizon_days": 60}
+    a, b = build_vc_frame(filings, today, **kw), build_vc_frame(filings, other, **kw)
+    pd.testing.assert_frame_equal(a, b)
+    assert not {"sic_major", "state_code", "has_ticker"} & set(FEATURES)
+
+
+def test_news_counts_from_first_sight_not_publication() -> None:
+    """An item published 02-20 that our feed first saw 03-05 is not news at the 03-01 snapshot."""
+    filings = pd.DataFrame({"cik": [A], "accession_number": ["a1"], "is_amendment": [False],
+                            "available_time": [ts("2019-06-10")], "exemptions": ["06b"]})
+    companies = pd.DataFrame({"cik": [A], "coverage_start": ["2019-01-01"]})
+    events = pd.DataFrame({
+        "source": ["rss", "rss"], "source_id": ["feed-start", "late"], "tone": [0.0, 0.5],
+        "available_time": [ts("2019-01-01"), ts("2020-02-20")],
+        "first_seen_at": [ts("2019-01-01"), ts("2020-03-05")],
+    })
+    links = pd.DataFrame({"source": ["rss", "rss"], "source_id": ["feed-start", "late"],
+                          "entity_id": ["cik:0000000009", f"cik:{A}"], "confidence": [1.0, 1.0]})
+    news = linked_news(events, links)
+    assert news.set_index("entity_id").loc[f"cik:{A}", "available_time"] == ts("2020-03-05")
+    frame = build_vc_frame(filings, companies, news=news, grid_start=ts("2019-01-01"), data_end=ts("2020-12-01"))
+    assert row(frame, A, "2020-03-01")["news_mentions_30d"] == 0
+    assert row(frame, A, "2020-04-01")["news_mentions_30d"] == 1
+    # Had it counted from publication, the 03-01 snapshot would have seen it (the leak).
+    leaky = build_vc_frame(filings, companies, news=linked_news(events.drop(columns="first_seen_at"), links),
+                           grid_start=ts("2019-01-01"), data_end=ts("2020-12-01"))
+    assert row(leaky, A, "2020-03-01")["news_mentions_30d"] == 1
 
 
 def test_without_news_or_documents_the_features_are_missing_not_zero() -> None:

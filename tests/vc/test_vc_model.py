@@ -80,8 +80,6 @@ def synthetic(seed: int = 0, shuffle: bool = False) -> pd.DataFrame:
                           "as_of": np.tile(months, n_ent)})
     for col in FEATURES:
         frame[col] = rng.normal(size=len(frame))
-    frame["sic_major"] = rng.integers(10, 20, len(frame))
-    frame["state_code"] = rng.integers(0, 50, len(frame))
     frame["n_raises_total"] = rng.integers(0, 5, len(frame))
     frame["days_since_last_raise"] = rng.exponential(300, len(frame))
     p = 1 / (1 + np.exp((frame["days_since_last_raise"] - 150) / 60))
