@@ -47,7 +47,7 @@ def _validation_input(frame: pd.DataFrame, lookback: int) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-@dg.asset(kinds={"python", "mlflow"}, code_version="1", check_specs=[BEATS_CONSTANT])
+@dg.asset(kinds={"python", "mlflow"}, code_version="2", check_specs=[BEATS_CONSTANT])
 def liquid_ensemble(
     context: AssetExecutionContext,
     training_dataset: pd.DataFrame,

@@ -91,10 +91,14 @@ def _combined(day_versions: dict[str, str]) -> str:
 
 
 def _liquid_news(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """News of the liquid track known in [start, end) (by available_time)."""
-    events = warehouse.read_window("events", start, end, time_column="available_time")
+    """News of the liquid track published or first seen in [start, end): an item published
+    earlier but first fetched inside the window became usable inside it (``features.news_time``)."""
+    published = warehouse.read_window("events", start, end, time_column="available_time")
+    seen = warehouse.read_window("events", start, end, time_column="first_seen_at")
+    events = pd.concat([f for f in (published, seen) if not f.empty] or [published])
     if events.empty:
         return events
+    events = events.drop_duplicates("id")
     return events[events["track"] == "liquid"].reset_index(drop=True)
 
 

@@ -26,6 +26,8 @@ def _all_events(warehouse: WarehouseResource) -> pd.DataFrame:
 
 
 CODE_VERSION = "1"  # the VC assets' Dagster code_version: bump it when what they produce changes
+# The dataset and model: 2 dropped the company attributes only known from the 2025 snapshot.
+DATASET_CODE_VERSION = "2"
 
 
 @dg.asset(deps=["sec_filings_archive", "sec_filings"], kinds={"python", "sql"}, code_version=CODE_VERSION)
@@ -65,7 +67,7 @@ def event_links(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     })
 
 
-@dg.asset(deps=["event_links"], kinds={"python"}, code_version=CODE_VERSION)
+@dg.asset(deps=["event_links"], kinds={"python"}, code_version=DATASET_CODE_VERSION)
 def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, filings: FilingsResource) -> dg.Output:
     """Per entity and month: point-in-time Form D history features, news mentions and tone,
     offering amounts where known, and the label (a new Form D within 180 days); refused with
@@ -128,7 +130,7 @@ def _store_latest_snapshots(warehouse: WarehouseResource, frame: pd.DataFrame, l
     return warehouse.upsert_rows("feature_snapshots", rows, ["track", "target", "as_of_ts", "data_version"])
 
 
-@dg.asset(kinds={"python", "lightgbm", "mlflow"}, code_version=CODE_VERSION)
+@dg.asset(kinds={"python", "lightgbm", "mlflow"}, code_version=DATASET_CODE_VERSION)
 def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: MLflowResource,
              warehouse: WarehouseResource) -> dg.MaterializeResult:
     """LightGBM: will the company file a new Form D within 180 days? Time-ordered purged

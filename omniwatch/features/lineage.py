@@ -32,7 +32,7 @@ _VALUE_COLUMNS = {
 }
 # Bump when omniwatch/features/liquid.py computes something different (a formula, a window, the
 # feature or label set): every snapshot's data_version changes and the days are written anew.
-FEATURE_CODE_VERSION = "liquid-features-1"
+FEATURE_CODE_VERSION = "liquid-features-2"
 
 
 def _row_hashes(table: str, frame: pd.DataFrame) -> np.ndarray:
