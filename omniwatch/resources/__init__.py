@@ -61,7 +61,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             "news": LiveNewsResource(timeout_s=settings.http_timeout_s),
             # The SEC refuses anonymous clients: the live source needs OMNIWATCH_SEC_USER_AGENT.
             "filings": EdgarFilingsResource(
-                user_agent=from_env("OMNIWATCH_SEC_USER_AGENT", settings.sec_user_agent or ""), ciks=settings.sec_ciks),
+                user_agent=from_env("OMNIWATCH_SEC_USER_AGENT", settings.sec_user_agent or ""), ciks=settings.sec_ciks,
+                rate_limit_redis_url=http["rate_limit_redis_url"]),
         }
     else:
         replay_dir = str(settings.replay_dir.resolve())

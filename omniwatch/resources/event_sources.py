@@ -121,11 +121,14 @@ class EdgarFilingsResource(FilingsResource):
     user_agent: str
     ciks: list[str] = []
     requests_per_second: float = 8.0
+    # SEC's budget is per client machine, not per process: share it through Redis when set.
+    rate_limit_redis_url: str | None = None
 
     def _client(self):
         from omniwatch.connectors.edgar import EdgarClient
 
-        return EdgarClient(self.user_agent, requests_per_second=self.requests_per_second)
+        return EdgarClient(self.user_agent, requests_per_second=self.requests_per_second,
+                           rate_limit_redis_url=self.rate_limit_redis_url)
 
     def fetch_filings(self, start, end):
         parts, notes = [], []
