@@ -39,7 +39,8 @@ def main() -> None:
     a, b = TSMixerRegressor(cfg, device), TSMixerRegressor(cfg, device)
     ra, rb = a.fit(Xt, yt, Xv, yv), b.fit(Xt, yt, Xv, yv)
     same = np.array_equal(a.predict(Xv), b.predict(Xv))
-    print(f"determinism on {ra.device}: bit-identical predictions = {same}; val loss {ra.best_val_loss:.5f} / {rb.best_val_loss:.5f}")
+    print(f"determinism on {ra.device}: bit-identical predictions = {same}; "
+          f"val loss {ra.best_val_loss:.5f} / {rb.best_val_loss:.5f}")
 
     with tempfile.TemporaryDirectory() as tmp:
         stop = {"n": 0}

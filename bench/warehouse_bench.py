@@ -44,7 +44,8 @@ def main() -> None:
         t = time.perf_counter()
         n = wh.upsert("market_bars", bars, frames.MARKET_BAR_KEY)
         dt = time.perf_counter() - t
-        print(f"upsert market_bars ({label}): {n} rows in {dt:.2f} s = {n / dt:,.0f} rows/s; stored {wh.count('market_bars')}")
+        print(f"upsert market_bars ({label}): {n} rows in {dt:.2f} s = {n / dt:,.0f} rows/s; "
+              f"stored {wh.count('market_bars')}")
     t = time.perf_counter()
     back = wh.read_window("market_bars", s, e, syms)
     print(f"read window: {len(back)} rows in {time.perf_counter() - t:.2f} s")

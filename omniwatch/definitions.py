@@ -10,11 +10,19 @@ import dagster as dg
 
 from omniwatch.assets import coverage, ensemble, events, features, live, market, training, vc
 from omniwatch.checks.model_standing import newest_version_passed_gate
+from omniwatch.jobs import (
+    EVENTS_GROUP,
+    FEATURES_GROUP,
+    JOBS,
+    MARKET_GROUP,
+    SCHEDULES,
+    TRAINING_GROUP,
+    VC_GROUP,
+    labels_automation_sensor,
+)
 from omniwatch.jobs.modelops import model_drift_job, model_standing_job
-from omniwatch.sensors.modelops import build_modelops_sensors
-from omniwatch.jobs import EVENTS_GROUP, FEATURES_GROUP, JOBS, MARKET_GROUP, SCHEDULES, TRAINING_GROUP, VC_GROUP
-from omniwatch.jobs import labels_automation_sensor
 from omniwatch.resources import build_resources
+from omniwatch.sensors.modelops import build_modelops_sensors
 from omniwatch.sensors.run_failure import run_failure_sensor
 from omniwatch.settings import Settings, get_settings
 

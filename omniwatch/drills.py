@@ -35,9 +35,9 @@ def register_copy(mlflow: MLflowResource, database_url: str, source_version: str
                   drill_from: datetime | None = None) -> str:
     """Register a copy of ``source_version`` (optionally with a drill flag); returns the new version.
     Without a drill it is the same model under a new version: tests of the loop's mechanics use it."""
-    import mlflow as mlflow_lib
     from mlflow.artifacts import download_artifacts
 
+    import mlflow as mlflow_lib
     from omniwatch.ml.ensemble import MODEL_CODE_PATH
     from omniwatch.operations import REFERENCE_ARTIFACT, load_reference
     from omniwatch.promotions import registry_rows

@@ -9,11 +9,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from omniwatch.resources.mlflow import MLflowResource
-
-REGISTERED_CLOCK_TAG = "omniwatch.registered_at_clock"
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.upsert import upsert_rows
+
+REGISTERED_CLOCK_TAG = "omniwatch.registered_at_clock"
 
 
 def record_registration(mlflow: MLflowResource, database_url: str, name: str, model_uri: str, *, run_id: str,

@@ -59,7 +59,6 @@ def _differences(stored: Any, fresh: Any, tolerance: float, path: str = "") -> l
 
 def replay_prediction(settings: Settings, prediction_id: str, tolerance: float) -> tuple[list[str], str]:
     import mlflow
-
     from omniwatch.serving.predicting import stored_window
     from omniwatch.serving.snapshots import SnapshotStore
     from omniwatch.serving.store import load_prediction

@@ -7,8 +7,8 @@ bars present and missing, funding settlements and gaps, on-chain days per symbol
 
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import pandas as pd
+from dagster import AssetExecutionContext
 
 from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.liquid import LiquidTrackResource

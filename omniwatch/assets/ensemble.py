@@ -63,9 +63,9 @@ def liquid_ensemble(
     import tempfile
     from pathlib import Path
 
-    import mlflow as mlflow_lib
     from mlflow.models import infer_signature
 
+    import mlflow as mlflow_lib
     from omniwatch.ml import plots
     from omniwatch.ml.dataset import lineage_digest
     from omniwatch.ml.ensemble import MODEL_CODE_PATH, LiquidEnsemble, save_components

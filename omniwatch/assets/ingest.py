@@ -81,7 +81,8 @@ class DayResult:
 
 
 def _day_batches(context: AssetExecutionContext, frame: pd.DataFrame, column: str,
-                 start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[str | None, pd.Timestamp, pd.Timestamp, pd.DataFrame]]:
+                 start: pd.Timestamp, end: pd.Timestamp
+                 ) -> list[tuple[str | None, pd.Timestamp, pd.Timestamp, pd.DataFrame]]:
     """The batch split by day of ``column``; rows that fall in no day (unparseable or outside the
     window) go with the first day, so its checks see them rather than losing them."""
     if not context.has_partition_key_range or (end - start) <= DAY:

@@ -14,7 +14,6 @@ from omniwatch.errors import BlockedByDataQuality
 from omniwatch.resources.event_sources import FilingsResource
 from omniwatch.resources.mlflow import MLflowResource
 from omniwatch.resources.warehouse import WarehouseResource
-from omniwatch.warehouse import tables
 
 VC_MODEL_NAME = "omniwatch-vc"
 EVENT_ASSETS = ("sec_filings_archive", "sec_filings", "news_events")
@@ -31,7 +30,8 @@ DATASET_CODE_VERSION = "2"
 
 
 @dg.asset(deps=["sec_filings_archive", "sec_filings"], kinds={"python", "sql"}, code_version=CODE_VERSION)
-def entities(context: AssetExecutionContext, filings: FilingsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def entities(context: AssetExecutionContext, filings: FilingsResource,
+             warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Companies of the VC track: CIK, ticker, legal name, its normalized form and aliases, SIC,
     state and the coverage start before which "no filing" means unknown."""
     from omniwatch.entities import build_entities
@@ -76,7 +76,8 @@ def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, fil
 
     events = _all_events(warehouse)
     if events.empty:
-        raise dg.Failure(description="insufficient_features: no events stored", metadata={"error_code": "insufficient_features"})
+        raise dg.Failure(description="insufficient_features: no events stored",
+                         metadata={"error_code": "insufficient_features"})
     start, end = events["available_time"].min(), events["available_time"].max() + pd.Timedelta(seconds=1)
     audit = warehouse.read_audit(EVENT_ASSETS, start, end)
     failures = blocking_failures(audit, EVENT_ASSETS, start, end)
@@ -136,15 +137,13 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
     """LightGBM: will the company file a new Form D within 180 days? Time-ordered purged
     validation and a yearly walk-forward, metrics beside the base rate; registered as a new
     version of ``omniwatch-vc`` (alias challenger; the first version also champion)."""
-    import mlflow as mlflow_lib
-    from mlflow.models import infer_signature
-
-    from omniwatch.registry import record_registration
-    from omniwatch.vc.model import VCConfig, fit_vc_model
-
     import hashlib
 
-    from omniwatch.registry import FINGERPRINT_TAG, version_with_fingerprint
+    from mlflow.models import infer_signature
+
+    import mlflow as mlflow_lib
+    from omniwatch.registry import FINGERPRINT_TAG, record_registration, version_with_fingerprint
+    from omniwatch.vc.model import VCConfig, fit_vc_model
 
     config = VCConfig()
     lineage = vc_dataset.attrs.get("train_lineage_id", "")
@@ -163,8 +162,10 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
     result = fit_vc_model(vc_dataset, config)
     metrics = {k: float(v) for k, v in result.metrics.items() if pd.notna(v)}
     table = pd.DataFrame([
-        {"metric": "ROC AUC", "model": metrics.get("roc_auc"), "recency rule": metrics.get("recency_roc_auc"), "no skill": 0.5},
-        {"metric": "PR AUC", "model": metrics.get("pr_auc"), "recency rule": metrics.get("recency_pr_auc"), "no skill": metrics.get("base_rate")},
+        {"metric": "ROC AUC", "model": metrics.get("roc_auc"), "recency rule": metrics.get("recency_roc_auc"),
+         "no skill": 0.5},
+        {"metric": "PR AUC", "model": metrics.get("pr_auc"), "recency rule": metrics.get("recency_pr_auc"),
+         "no skill": metrics.get("base_rate")},
         {"metric": "precision@1%", "model": metrics.get("precision_at_1pct"), "no skill": metrics.get("base_rate")},
         {"metric": "precision@5%", "model": metrics.get("precision_at_5pct"), "no skill": metrics.get("base_rate")},
         {"metric": "precision@100", "model": metrics.get("precision_at_100"), "no skill": metrics.get("base_rate")},

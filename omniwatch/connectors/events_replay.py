@@ -23,16 +23,16 @@ reads each 15-minute file when it appears). Replaying the same folder twice writ
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from omniwatch.frames import EVENT_COLUMNS, conform, empty_frame
 
-from .edgar import FormD, parse_companies_csv, parse_form_d, parse_formd_filings_csv, \
-    parse_submissions
+from .edgar import FormD, parse_companies_csv, parse_form_d, parse_formd_filings_csv, parse_submissions
 from .gdelt import parse_events_export, unzip_export
 from .http import MalformedPayloadError, utc_timestamp
 from .replay import ReplayResult
@@ -176,7 +176,7 @@ class EventsReplaySource:
             formd = parse_formd_filings_csv(table)
             companies, _ = self._cached("companies", self._load_companies)
             if not companies.empty:  # the table has no tickers; entity resolution wants them
-                tickers = dict(zip(companies["cik"], companies["tickers"]))
+                tickers = dict(zip(companies["cik"], companies["tickers"], strict=False))
                 formd["payload"] = [{**p, "tickers": tickers.get(p["cik"], [])}
                                     for p in formd["payload"]]
             frames.append(formd)

@@ -123,7 +123,7 @@ def _payload(row: dict[str, str]) -> dict[str, Any]:
 
 def _parse_line(fields: list[str], fetched_at: pd.Timestamp | None = None) -> dict[str, Any]:
     """One 61-field line -> an event record; ValueError (with a reason) when it is unusable."""
-    row = dict(zip(GDELT_EVENT_COLUMNS, fields))
+    row = dict(zip(GDELT_EVENT_COLUMNS, fields, strict=False))
     if not row["GLOBALEVENTID"].isdigit():
         raise ValueError(f"GLOBALEVENTID {row['GLOBALEVENTID']!r:.30} is not a number")
     try:

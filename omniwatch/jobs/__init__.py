@@ -73,7 +73,7 @@ def automation_status() -> dg.DefaultScheduleStatus:
 def live_partition_keys(tick: dt.datetime) -> list[str]:
     """Partitions the hh:05 tick refreshes: the current UTC day; at 00:05 also the day that just
     ended, whose last hour (23:00-24:00) closed at midnight."""
-    tick = tick.astimezone(dt.timezone.utc)
+    tick = tick.astimezone(dt.UTC)
     days = [tick.date() - dt.timedelta(days=1), tick.date()] if tick.hour == 0 else [tick.date()]
     return [d.isoformat() for d in days]
 
@@ -81,16 +81,18 @@ def live_partition_keys(tick: dt.datetime) -> list[str]:
 @dg.schedule(job=liquid_data_job, cron_schedule="5 * * * *", execution_timezone="UTC",
              default_status=automation_status(),
              description="Live liquid plane: every hour at hh:05, ingest and snapshot the current UTC day "
-                         "(and, at 00:05, the day that just ended), so a bar closed at hh:00 is in a snapshot by hh:10.")
+                         "(and, at 00:05, the day that just ended), so a bar closed at hh:00 is in a snapshot "
+                         "by hh:10.")
 def liquid_live_schedule(context: dg.ScheduleEvaluationContext):
-    tick = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
+    tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
     keys = live_partition_keys(tick)
     existing = set(daily_partitions.get_partition_keys(current_time=tick))  # as of the tick, not now
     known = [k for k in keys if k in existing]
     if not known:
         return dg.SkipReason(f"no daily partition for {', '.join(keys)} (replay partitions end "
-                             f"{daily_partitions.get_last_partition_key()}); the live refresh needs OMNIWATCH_SOURCE=live")
-    hour = tick.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H")
+                             f"{daily_partitions.get_last_partition_key()}); "
+                             "the live refresh needs OMNIWATCH_SOURCE=live")
+    hour = tick.astimezone(dt.UTC).strftime("%Y-%m-%dT%H")
     return [dg.RunRequest(run_key=f"liquid_live:{hour}:{key}", partition_key=key) for key in known]
 
 

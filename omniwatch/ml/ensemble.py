@@ -26,7 +26,7 @@ from omniwatch.ml.protocol import PRED_COLUMNS
 ARTIFACTS = ("lightgbm", "tsmixer", "ensemble")
 MODEL_CODE_PATH = Path(__file__).with_name("ensemble_model.py")  # the pyfunc's model-from-code file
 CHUNK = 2048
-DRILL_NAN_FORECASTS = "nan_forecasts"  # ensemble.json "drill": see omniwatch/drills.py  # windows scored at once: bounds the (n, lookback, channels) array
+DRILL_NAN_FORECASTS = "nan_forecasts"  # ensemble.json "drill": see omniwatch/drills.py
 
 
 def save_components(folder: Path, lgbm, tsmixer, weights: dict[str, float], meta: dict) -> dict[str, str]:

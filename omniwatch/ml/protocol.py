@@ -183,7 +183,8 @@ def ensemble_weights(frame: pd.DataFrame, lgbm: pd.DataFrame, tsm: pd.DataFrame)
     return _weights(frame, _merge(lgbm, tsm))
 
 
-def walk_forward_ensemble(frame: pd.DataFrame, lgbm: pd.DataFrame, tsm: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+def walk_forward_ensemble(frame: pd.DataFrame, lgbm: pd.DataFrame,
+                          tsm: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """Ensemble walk-forward predictions, each month weighted by what earlier months showed."""
     merged = _merge(lgbm, tsm)
     parts, used = [], []

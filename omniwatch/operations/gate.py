@@ -6,8 +6,16 @@ from datetime import timedelta
 from typing import Any
 
 from omniwatch.modelops.records import Action, Decision, Outcome, Window
-from omniwatch.operations.context import LIQUID_MODEL, OpsContext, Recorded, UnknownModel, _aliases, _locked, \
-    _persist, _registry
+from omniwatch.operations.context import (
+    LIQUID_MODEL,
+    OpsContext,
+    Recorded,
+    UnknownModel,
+    _aliases,
+    _locked,
+    _persist,
+    _registry,
+)
 from omniwatch.operations.evidence import first_live_hour, gated_versions, walk_forward_evidence, window_evidence
 
 

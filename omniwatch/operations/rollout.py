@@ -8,8 +8,17 @@ from typing import Any
 import pandas as pd
 
 from omniwatch.modelops.records import Action, Decision, Outcome, Window
-from omniwatch.operations.context import HOUR, LIQUID_MODEL, OpsContext, Recorded, _aliases, _locked, _persist, \
-    _public, _registry
+from omniwatch.operations.context import (
+    HOUR,
+    LIQUID_MODEL,
+    OpsContext,
+    Recorded,
+    _aliases,
+    _locked,
+    _persist,
+    _public,
+    _registry,
+)
 from omniwatch.operations.evidence import window_evidence
 from omniwatch.promotions import audit_rows
 

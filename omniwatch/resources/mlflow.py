@@ -19,8 +19,9 @@ from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.entities import Run
+
+    from mlflow import MlflowClient
 
 
 class MLflowResource(dg.ConfigurableResource):

@@ -25,7 +25,8 @@ def _cursor(context) -> dict:
 
 
 def _standing(run_key: str, decision) -> dg.RunRequest:
-    return dg.RunRequest(run_key=run_key, tags={"omniwatch/decision": decision.outcome.value, "omniwatch/action": decision.action.value})
+    return dg.RunRequest(run_key=run_key, tags={"omniwatch/decision": decision.outcome.value,
+                                                "omniwatch/action": decision.action.value})
 
 
 def _decide(context, modelops: ModelOpsResource, step, idle_reason: str):
@@ -61,7 +62,8 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
             return dg.SkipReason(f"challenger v{challenger} was gated already")
         if aliases.get("candidate") and aliases["candidate"] != challenger:
             # Not a decision (nothing is audited): the challenger waits for the rollout to end.
-            return dg.SkipReason(f"challenger v{challenger} waits: the rollout of v{aliases['candidate']} is in progress")
+            return dg.SkipReason(f"challenger v{challenger} waits: "
+                                 f"the rollout of v{aliases['candidate']} is in progress")
         cursor = _cursor(context)
         # New evidence = more matured (or failed) shadow predictions; an inconclusive gate is
         # re-evaluated only then, so waiting for a shadow window writes one row per new hour at most.
@@ -116,6 +118,7 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
             return dg.SkipReason(f"model_drift says {outcome}: {meta['reason'].value if 'reason' in meta else ''}")
         version, window_end = meta["model_version"].value, meta["window_end"].value
         return dg.RunRequest(run_key=f"drift:{LIQUID_MODEL}:{version}:{window_end}",
-                             tags={"omniwatch/trigger": "drift", "omniwatch/drift_audit_id": str(meta["audit_id"].value)})
+                             tags={"omniwatch/trigger": "drift",
+                                   "omniwatch/drift_audit_id": str(meta["audit_id"].value)})
 
     return [gate_sensor, rollout_sensor, rollback_sensor, drift_sensor]

@@ -30,7 +30,8 @@ def failed_steps(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
 
 def alert_row(run: dg.DagsterRun, error: str | None, steps: list[dict]) -> dict:
     tags = run.tags or {}
-    partition = tags.get(PARTITION_TAG) or ("..".join(tags[t] for t in RANGE_TAGS) if all(t in tags for t in RANGE_TAGS) else None)
+    in_range = all(t in tags for t in RANGE_TAGS)
+    partition = tags.get(PARTITION_TAG) or ("..".join(tags[t] for t in RANGE_TAGS) if in_range else None)
     return {"run_id": run.run_id, "job_name": run.job_name, "kind": "run_failure",
             "error": (error or "")[:4000] or None, "failed_steps": steps, "partition": partition}
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from omniwatch.ml.validation import label_windows_overlap, walk_forward
 from omniwatch.vc.features import CATEGORICAL, FEATURES, HORIZON_DAYS

@@ -8,7 +8,8 @@ Schema changes go through Alembic (``omniwatch/warehouse/migrations``), never ``
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC as _UTC
+from datetime import datetime
 
 from sqlalchemy import (
     JSON,
@@ -56,12 +57,12 @@ class UtcDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if isinstance(value, datetime):
-            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+            return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
         return value
 
     def process_result_value(self, value, dialect):
         if isinstance(value, datetime):
-            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+            return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
         return value
 
 

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from omniwatch.connectors.events_replay import EventsReplaySource
-from omniwatch.connectors.gdelt import (AVG_TONE_INDEX, GdeltClient, parse_events_export,
-                                        slot_stamp)
+from omniwatch.connectors.gdelt import AVG_TONE_INDEX, GdeltClient, parse_events_export, slot_stamp
 from omniwatch.connectors.http import MalformedPayloadError
 from omniwatch.frames import EVENT_COLUMNS
 
@@ -50,7 +49,7 @@ def test_tone_is_gdelt_avgtone_column(raw, lines):
     frame, _ = parse_events_export(raw)
     expected = {line.split("\t")[0]: float(line.split("\t")[AVG_TONE_INDEX]) for line in lines}
     assert AVG_TONE_INDEX == 34
-    assert dict(zip(frame["source_id"], frame["tone"])) == expected
+    assert dict(zip(frame["source_id"], frame["tone"], strict=False)) == expected
 
 
 def test_crypto_libra_row(raw):

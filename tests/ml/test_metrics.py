@@ -69,7 +69,7 @@ def test_ic_summary_windows_nan_handling_and_icir():
         # window D: constant prediction -> zero variance -> NaN, excluded
         ("D", 1, 1), ("D", 1, 2), ("D", 1, 3),
     ]
-    w, p, r = zip(*rows)
+    w, p, r = zip(*rows, strict=False)
     s = ic_summary(p, r, w)
     # ICs 0.5 and 1.0: mean 0.75; std (ddof=1) = |1.0 - 0.5| / sqrt(2) = 0.3535534;
     # ICIR = 0.75 / 0.3535534 = 1.5 * sqrt(2) = 2.1213203.

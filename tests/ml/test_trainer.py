@@ -169,7 +169,7 @@ def test_the_scheduler_lowers_the_learning_rate_on_a_plateau() -> None:
     _, report = fit(config, noise)
     rates = [record.lr for record in report.history]
     assert rates[0] == config.lr and rates[-1] < config.lr
-    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:], strict=False))
     assert config.lr * config.lr_factor in rates
 
 

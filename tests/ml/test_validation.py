@@ -74,7 +74,7 @@ def test_purge_and_embargo_remove_exactly_the_expected_rows():
     # so train = hours 0..7 and 27..47 = 8 + 21 = 29 hours = 87 rows.
     folds = list(PurgedKFold(4, horizon=h, embargo=H("0h")).split(frame.as_of_ts))
     train = folds[1][0]
-    assert _hours(frame, train) == set(range(0, 8)) | set(range(27, 48))
+    assert _hours(frame, train) == set(range(8)) | set(range(27, 48))
     assert len(train) == 29 * 3
     # Embargo 6 h drops t in (23, 29]; hours 24-26 are already purged, so it removes exactly
     # hours 27, 28, 29 = 9 rows.
@@ -87,7 +87,7 @@ def test_purge_and_embargo_remove_exactly_the_expected_rows():
     # First block (hours 0..11): nothing before it; after it the purge drops 12, 13, 14.
     assert _hours(frame, folds[0][0]) == set(range(15, 48))
     # Last block (hours 36..47): the purge drops hours 32..35 before it, nothing after.
-    assert _hours(frame, folds[3][0]) == set(range(0, 32))
+    assert _hours(frame, folds[3][0]) == set(range(32))
 
 
 def test_unpurged_split_is_caught_by_the_overlap_check():
@@ -156,7 +156,7 @@ def test_walk_forward_folds_by_month_expanding_with_gap():
     assert len(feb.train_idx) == 721 * 3
     assert len(feb.test_idx) == 672 * 3
     assert len(folds[2].test_idx) == 15 * 24 * 3
-    for prev, cur in zip(folds, folds[1:]):
+    for prev, cur in zip(folds, folds[1:], strict=False):
         assert set(prev.train_idx) < set(cur.train_idx)  # expanding window
     # February's test rows are all training rows by April (cut-off Mar 31 00:00).
     assert set(folds[0].test_idx) <= set(folds[2].train_idx)
