@@ -27,7 +27,8 @@ def _fail_rows(frame: pd.DataFrame, mask, column: str, reason: str) -> list[dict
 
 
 def check_event_schema(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
-    """Canonical event columns, known sources and tracks, non-empty ids, UTC time columns."""
+    """Canonical event columns, known sources and tracks, non-empty ids, UTC time columns, tone on
+    the pipeline's [-1, 1] scale (or missing)."""
     name, description = f"{asset_name}_match_schema", f"{asset_name} has the canonical event columns and domains"
     failures = [failure(column=c, reason="required column is missing")
                 for c in missing_columns(frame, frames.EVENT_COLUMNS)]
@@ -42,6 +43,9 @@ def check_event_schema(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
             failures += _fail_rows(frame, mask, col, f"not one of {allowed}")
         mask = frame["source_id"].isna() | (frame["source_id"].astype(str).str.strip() == "")
         failures += _fail_rows(frame, mask, "source_id", "empty source id")
+        tone = pd.to_numeric(frame["tone"], errors="coerce")
+        mask = (tone.notna() & ~tone.between(-1.0, 1.0)) | (frame["tone"].notna() & tone.isna())
+        failures += _fail_rows(frame, mask, "tone", "not a number on the pipeline's [-1, 1] tone scale")
     return make_outcome(name, description, failures, metadata={"rows_checked": len(frame)})
 
 

@@ -141,16 +141,23 @@ def _parse_line(fields: list[str], fetched_at: pd.Timestamp | None = None) -> di
     return {
         "source_id": row["GLOBALEVENTID"], "event_type": "news", "title": _title(row),
         "body": None, "url": row["SOURCEURL"] or None, "event_time": event_time,
-        "available_time": available_time, "tone": avg_tone,
-        "payload": {**_payload(row), "fetched_at": fetched.isoformat()},
+        "available_time": available_time, "tone": pipeline_tone(avg_tone),
+        "payload": {**_payload(row), "avg_tone": avg_tone, "fetched_at": fetched.isoformat()},
     }
+
+
+def pipeline_tone(avg_tone: float) -> float:
+    """GDELT's AvgTone (documented range -100..+100) on the pipeline's tone scale [-1, 1], the
+    scale of VADER's compound score for RSS, so one ``tone`` column means one thing."""
+    return max(-1.0, min(1.0, avg_tone / 100.0))
 
 
 def parse_events_export(text: str | bytes, source: str = "gdelt", *, track: str = "liquid",
                         where: str = "export", fetched_at: Any = None) -> tuple[pd.DataFrame, list[Reject]]:
     """A GDELT 2.0 events export (unzipped text) -> ``(EVENT_COLUMNS frame, rejects)``.
 
-    ``tone`` is GDELT's own ``AvgTone`` (column 34, about -100..+100), not VADER's scale. Blank
+    ``tone`` is GDELT's ``AvgTone`` (column 34, -100..+100) on the pipeline's [-1, 1] scale
+    (:func:`pipeline_tone`); the raw value stays in ``payload['avg_tone']``. Blank
     lines are ignored; a repeated GLOBALEVENTID keeps its first line and rejects the others.
     ``fetched_at`` (when the export was downloaded) goes to every row's ``payload['fetched_at']``;
     None (a recorded export) stamps each row with its own ``DATEADDED``.

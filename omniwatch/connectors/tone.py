@@ -1,11 +1,12 @@
 """Headline tone from VADER's bundled lexicon: offline, deterministic, no model download.
 
 Scale: ``tone(text)`` is VADER's *compound* score, a float in ``[-1, 1]`` (-1 most negative, 0
-neutral, +1 most positive). It is NOT rescaled to GDELT's ``AvgTone`` convention (roughly -100..+100,
-usually -10..+10): GDELT rows keep GDELT's own number in the ``tone`` column, RSS rows carry this
-score, so compare tones within one source only. The lexicon ships inside the ``vaderSentiment``
-wheel (``vader_lexicon.txt``, ``emoji_utf8_lexicon.txt``) and is read from disk once per process;
-nothing touches the network.
+neutral, +1 most positive): the pipeline's tone scale. GDELT rows map their ``AvgTone``
+(-100..+100) onto it (``gdelt.pipeline_tone``, raw value kept in the payload), and clients writing
+through ``ingest/events`` must use it too. Magnitudes still differ by source (GDELT's AvgTone is
+usually within +-10, i.e. +-0.1 here), so a mixed mean leans towards RSS. The lexicon ships
+inside the ``vaderSentiment`` wheel (``vader_lexicon.txt``, ``emoji_utf8_lexicon.txt``) and is
+read from disk once per process; nothing touches the network.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ bound, so a source gap gives NaN plus a mask, not a stale copy.
 | 12 | active_addr_chg_7d | ln(AdrActCnt(t) / AdrActCnt(t - 7 d)), daily values known after their day ends; NaN if older than 2 d | 7 d | on-chain |
 | 13 | tx_count_chg_7d | ln(TxCnt(t) / TxCnt(t - 7 d)), same rules | 7 d | on-chain |
 | 14 | news_count_24h | news items naming the asset (names case-insensitive, tickers upper case) usable in (t - 24 h, t]; NaN when no news item became usable in the 3 days before t | 24 h | news (GDELT, RSS) |
-| 15 | news_tone_24h | mean tone of those items (GDELT's own tone; VADER lexicon for RSS); NaN when none | 24 h | news |
+| 15 | news_tone_24h | mean tone of those items on the pipeline's [-1, 1] scale (VADER for RSS, AvgTone/100 for GDELT); NaN when none | 24 h | news |
 
 A news item is usable from the later of its publication (``available_time``) and our connector's
 first sight of it (``first_seen_at``; see ``news_time``), so training counts it when serving could.

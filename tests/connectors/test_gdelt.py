@@ -45,11 +45,14 @@ def test_real_export_parses_every_row(raw, lines):
     assert frame["title"].str.len().gt(0).all()
 
 
-def test_tone_is_gdelt_avgtone_column(raw, lines):
+def test_tone_is_gdelt_avgtone_column_on_the_pipeline_scale(raw, lines):
     frame, _ = parse_events_export(raw)
     expected = {line.split("\t")[0]: float(line.split("\t")[AVG_TONE_INDEX]) for line in lines}
     assert AVG_TONE_INDEX == 34
-    assert dict(zip(frame["source_id"], frame["tone"], strict=False)) == expected
+    assert dict(zip(frame["source_id"], frame["payload"].map(lambda p: p["avg_tone"]), strict=True)) == expected
+    assert dict(zip(frame["source_id"], frame["tone"], strict=True)) == pytest.approx(
+        {k: v / 100 for k, v in expected.items()})
+    assert frame["tone"].between(-1, 1).all()
 
 
 def test_crypto_libra_row(raw):
@@ -57,7 +60,8 @@ def test_crypto_libra_row(raw):
     row = frame.set_index("source_id").loc[LIBRA_ID]
     assert row["url"] == ("https://www.inc.com/larry-kim/mark-zuckerberg-testifies-in-front-of-"
                           "congress-in-defense-of-planned-cryptocurrency.html")
-    assert row["tone"] == pytest.approx(-4.38311688311688)
+    assert row["tone"] == pytest.approx(-0.0438311688311688)
+    assert row["payload"]["avg_tone"] == pytest.approx(-4.38311688311688)
     assert row["event_time"] == pd.Timestamp("2019-10-24", tz="UTC")
     assert row["title"] == "CORPORATION → reduce relations [CAMEO 160]"
     payload = row["payload"]
