@@ -140,7 +140,7 @@ def wrk(url: str, body: dict, connections: int, duration: int, key: str | None =
     env = {**os.environ, "WRK_BODY": json.dumps(body), "WRK_API_KEY": key or ""}
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url],
                          env=env, capture_output=True, text=True, check=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("WRK_RESULT "))
+    line = next(ln for ln in out.splitlines() if ln.startswith("WRK_RESULT "))
     res = json.loads(line.split(" ", 1)[1])
     res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
     return res
@@ -167,12 +167,12 @@ def main() -> None:
         predict = {"target": "BTC", "request_key": BENCH_KEY}
         signals = {"request_key": BENCH_KEY, "strategy_id": BENCH_KEY}
         t = time.perf_counter()
-        warm(f"{api_url}/predict/liquid", predict)
+        warm(f"{api_url}/predict/liquid", predict, API_KEY)  # predict/* store rows: keyed
         warm(f"{api_url}/signals/generate", signals, API_KEY)
         print(f"warm-up (model load + first scores): {time.perf_counter() - t:.1f} s")
         cases = [("floor predict (def)", f"{floor_url}/predict", predict, None),
                  ("floor predict (async)", f"{floor_url}/predict-async", predict, None),
-                 ("predict/liquid", f"{api_url}/predict/liquid", predict, None),
+                 ("predict/liquid", f"{api_url}/predict/liquid", predict, API_KEY),
                  ("floor signals (def)", f"{floor_url}/signals", signals, None),
                  ("signals/generate", f"{api_url}/signals/generate", signals, API_KEY)]
         rows = []

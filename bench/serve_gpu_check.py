@@ -118,7 +118,7 @@ def build_ensemble(frame: pd.DataFrame, folder: Path):
 
 def place(model, device: str) -> dict[str, str]:
     """``ModelRouter._place`` of a router configured for ``device``: its answer, the params' device."""
-    from omniwatch.serving.model_router import ModelRouter
+    from omniwatch.serving.runtime.model_router import ModelRouter
     from omniwatch.warehouse.engine import get_engine
 
     router = ModelRouter(tracking_uri="file:///nonexistent/serve-gpu-check-mlruns",

@@ -59,9 +59,9 @@ def _differences(stored: Any, fresh: Any, tolerance: float, path: str = "") -> l
 
 def replay_prediction(settings: Settings, prediction_id: str, tolerance: float) -> tuple[list[str], str]:
     import mlflow
-    from omniwatch.serving.predicting import stored_window
-    from omniwatch.serving.snapshots import SnapshotStore
-    from omniwatch.serving.store import load_prediction
+    from omniwatch.serving.predict.service import stored_window
+    from omniwatch.serving.runtime.snapshots import SnapshotStore
+    from omniwatch.serving.runtime.writer import load_prediction
 
     row = load_prediction(settings.warehouse_url, prediction_id)
     if row is None:
@@ -85,10 +85,10 @@ def replay_prediction(settings: Settings, prediction_id: str, tolerance: float) 
 
 
 def replay_backtest(settings: Settings, run_id: str, tolerance: float) -> tuple[list[str], str]:
-    from omniwatch.serving.backtest import evaluate, replay
-    from omniwatch.serving.backtest_runs import BacktestService
-    from omniwatch.serving.model_router import ModelRouter
-    from omniwatch.serving.schemas_ops import BacktestRequest
+    from omniwatch.serving.backtest.replay import evaluate, replay
+    from omniwatch.serving.backtest.schemas import BacktestRequest
+    from omniwatch.serving.backtest.service import BacktestService
+    from omniwatch.serving.runtime.model_router import ModelRouter
 
     router = ModelRouter(settings.mlflow_uri, settings.warehouse_url, settings.serving_device)
     service = BacktestService(router, settings.warehouse_url, list(settings.liquid_symbols), {})

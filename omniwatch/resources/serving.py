@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 if TYPE_CHECKING:
-    from omniwatch.serving.tasks import Task
+    from omniwatch.serving.tasks.service import Task
 
 
 class ServingTasksResource(dg.ConfigurableResource):
@@ -22,10 +22,10 @@ class ServingTasksResource(dg.ConfigurableResource):
     symbols: list[str]
 
     def execute(self, task_id: str, dagster_run_id: str) -> Task:
-        from omniwatch.serving.backtest_runs import BacktestService
-        from omniwatch.serving.model_router import ModelRouter
+        from omniwatch.serving.backtest.service import BacktestService
+        from omniwatch.serving.runtime.model_router import ModelRouter
         from omniwatch.serving.settings import ServingSettings
-        from omniwatch.serving.tasks import TaskStore, execute_task
+        from omniwatch.serving.tasks.service import TaskStore, execute_task
 
         serving = ServingSettings()
         router = ModelRouter(self.tracking_uri, self.database_url, self.serving_device,

@@ -13,12 +13,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Security
 
+from omniwatch.serving import health, legacy
 from omniwatch.serving.auth import require_api_key
+from omniwatch.serving.backtest import router as backtest
+from omniwatch.serving.data_quality import router as data_quality
 from omniwatch.serving.deps import build_services
 from omniwatch.serving.errors import install_handlers
+from omniwatch.serving.events import router as events
 from omniwatch.serving.models import router as models
-from omniwatch.serving.routers import backtest, data_quality, events, health, legacy, portfolio, predict, signals, tasks
+from omniwatch.serving.portfolio import router as portfolio
+from omniwatch.serving.predict import router as predict
 from omniwatch.serving.settings import ServingSettings
+from omniwatch.serving.signals import router as signals
+from omniwatch.serving.tasks import router as tasks
 from omniwatch.settings import Settings, get_settings
 
 DESCRIPTION = """Predictions, explanations, signals, portfolio decisions, backtests, data quality

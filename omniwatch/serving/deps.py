@@ -10,17 +10,17 @@ from functools import partial
 from fastapi import Request
 
 from omniwatch.serving.auth import named_key
-from omniwatch.serving.backtest_runs import BacktestService
-from omniwatch.serving.decisions import RiskLimits
-from omniwatch.serving.model_router import ModelRouter
-from omniwatch.serving.predicting import Predictor
-from omniwatch.serving.refresh import Refresher
+from omniwatch.serving.backtest.service import BacktestService
+from omniwatch.serving.predict.service import Predictor
 from omniwatch.serving.runtime.freshness import Freshness
+from omniwatch.serving.runtime.model_router import ModelRouter
+from omniwatch.serving.runtime.refresh import Refresher
+from omniwatch.serving.runtime.snapshots import SnapshotStore
+from omniwatch.serving.runtime.writer import PredictionWriter
 from omniwatch.serving.settings import ServingSettings
-from omniwatch.serving.snapshots import SnapshotStore
-from omniwatch.serving.store import PredictionWriter
-from omniwatch.serving.tasks import Launcher, TaskRunner, TaskStore, ThreadLauncher, Work, execute_task
+from omniwatch.serving.tasks.service import Launcher, TaskRunner, TaskStore, ThreadLauncher, Work, execute_task
 from omniwatch.settings import Settings
+from omniwatch.trading.portfolio import RiskLimits
 
 
 @dataclass
@@ -76,7 +76,7 @@ def build_launcher(settings: Settings, serving: ServingSettings, store: TaskStor
     run executed in this process."""
     if executor_of(serving) == "local":
         return ThreadLauncher(lambda task: execute_task(store, work, task.task_id), "local")
-    from omniwatch.serving.dagster_tasks import DagsterInProcessLauncher, DagsterWebserverLauncher
+    from omniwatch.serving.tasks.dagster import DagsterInProcessLauncher, DagsterWebserverLauncher
 
     if serving.dagster_webserver_url:
         return DagsterWebserverLauncher(serving.dagster_webserver_url, store)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omniwatch.errors import ErrorCode
+from omniwatch.serving.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ class ApiErrorCode(StrEnum):
     HTTP_ERROR = "http_error"
     STALE_FEATURES = "stale_features"          # 503: the newest snapshot is older than allowed
     REGISTRY_UNAVAILABLE = "registry_unavailable"  # 503: the model registry answered an error
+    SCORING_FAILED = "scoring_failed"          # 500: a loaded model failed on stored features
+    IN_SAMPLE_WINDOW = "in_sample_window"      # 422: a backtest over the model's own training span
+    PIPELINE_SOURCE = "pipeline_source"        # 403: a client wrote under a source the pipeline owns
 
 
 class ApiError(Exception):
@@ -92,3 +96,19 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give (all in ``ErrorResponse`` form).
+    422 is always listed: any route with input can refuse it, and listing it here replaces
+    FastAPI's default ``HTTPValidationError``, which is not the shape this API answers with."""
+    text = {401: "Missing or wrong X-API-Key", 403: "pipeline_source: the source is written by the pipeline only",
+            404: "Unknown id", 410: "Gone: use the v2 path",
+            422: "Invalid input (field and reason), or insufficient_features / insufficient_prices",
+            503: "model_artifact_missing: no loadable model version; stale_features: the snapshot is older "
+                 "than OMNIWATCH_MAX_SNAPSHOT_AGE; registry_unavailable: the model registry failed"}
+    return {c: {"model": ErrorResponse, "description": text[c]} for c in sorted({*codes, 422})}
+
+
+TASK_REFUSED = {503: {"model": ErrorResponse,
+                      "description": "task_executor_unavailable: the Dagster webserver did not take the run"}}

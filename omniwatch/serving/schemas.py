@@ -1,6 +1,7 @@
 """Request and response models of the prediction side of the API (predict, explain, signals,
 portfolio, health). Every body and answer is modelled, so ``/docs`` is the contract; bad input is a 422
-that names the field. Backtests, tasks, data quality and events live in ``schemas_ops``.
+that names the field. Backtests, tasks, data quality and events keep theirs in their own
+package (``serving/<feature>/schemas.py``).
 """
 
 from __future__ import annotations
@@ -8,8 +9,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, create_model,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 
 from omniwatch.features.liquid import FEATURES
 from omniwatch.ml.dataset import MASKED
@@ -67,8 +76,14 @@ _BOUNDS: dict[str, dict[str, float]] = {
 }
 
 
+# Every feature is a return, a ratio, a z-score or a count: far below this. Values near the
+# float limit overflow the models' float32 scaling, so they are refused here, by name.
+FEATURE_LIMIT = 1e6
+
+
 def _feature_field(name: str) -> tuple[Any, Any]:
-    kind = Annotated[float, Field(allow_inf_nan=False, **_BOUNDS.get(name, {}))]
+    bounds = {"ge": -FEATURE_LIMIT, "le": FEATURE_LIMIT, **_BOUNDS.get(name, {})}
+    kind = Annotated[float, Field(allow_inf_nan=False, **bounds)]
     # Features whose source can be missing (a mask channel) may be null; bar features may not.
     return (kind | None, None) if name in MASKED else (kind, ...)
 
@@ -303,7 +318,8 @@ class RebalanceResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="degraded: stored writes are failing (see reasons).")
+    reasons: list[str] = Field(default_factory=list, description="Why the status is degraded.")
     models: dict[str, dict[str, Any]]
     rows_written: dict[str, int] = Field(description="Rows the background writer stored, per table.")
     rows_pending: int

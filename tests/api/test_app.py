@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from .conftest import client_for, flush
+from .conftest import AUTH, client_for, flush
 
 HEAVY = ("torch", "lightgbm", "mlflow", "sklearn", "great_expectations", "dagster")
 
@@ -48,16 +48,38 @@ def test_openapi_models_every_body_and_answer(trained_home, tmp_path):
                     "$ref": "#/components/schemas/ErrorResponse"}, (path, method, code)
     secured = {p for p, m, o in v2 if o.get("security")}
     assert secured == {"/api/v2/signals/generate", "/api/v2/backtest/run", "/api/v2/tasks/backtest",
-                       "/api/v2/tasks/pnl-attribution", "/api/v2/ingest/events",
+                       "/api/v2/tasks/pnl-attribution", "/api/v2/ingest/events", "/api/v2/predict/liquid",
+                       "/api/v2/predict/vc", "/api/v2/predictions/{prediction_id}/explanation",
                        *(f"/api/v2/models/{m}" for m in ("drift/evaluate", "gate/evaluate", "gate/auto-evaluate",
                                                           "rollout/advance", "rollback/check", "audit/log"))}
     assert all(o.get("deprecated") for p, m, o in ops if not p.startswith("/api/v2"))
 
 
 def test_health_shows_the_routed_models(client):
-    client.post("/api/v2/predict/liquid", json={"target": "BTC"})
+    client.post("/api/v2/predict/liquid", json={"target": "BTC"}, headers=AUTH)
     flush(client)
     h = client.get("/api/v2/health").json()
     assert h["rows_written"]["predictions_v2"] >= 1 and h["rows_pending"] == 0
     assert h["status"] == "ok" and h["models"]["omniwatch-liquid"]["champion"] == "1"
     assert "1" in h["models"]["omniwatch-liquid"]["loaded"] and h["write_failures"] == 0
+
+
+def test_health_is_degraded_while_stored_writes_fail(own_home):
+    """The writer's batches fail while predictions_v2 is unavailable: health says degraded with
+    the reason, and ok again once a batch is stored."""
+    from omniwatch.warehouse.engine import get_engine
+
+    with client_for(own_home) as c:
+        with get_engine(own_home.warehouse_url).begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE predictions_v2 RENAME TO predictions_v2_away")
+        assert c.post("/api/v2/predict/liquid", json={"target": "BTC"}, headers=AUTH).status_code == 200
+        flush(c)
+        h = c.get("/api/v2/health").json()
+        assert h["status"] == "degraded" and h["write_failures"] == 1, h
+        assert "prediction writes failing" in h["reasons"][0] and "predictions_v2" in h["reasons"][0]
+        with get_engine(own_home.warehouse_url).begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE predictions_v2_away RENAME TO predictions_v2")
+        assert c.post("/api/v2/predict/liquid", json={"target": "ETH"}, headers=AUTH).status_code == 200
+        flush(c)
+        h = c.get("/api/v2/health").json()
+        assert (h["status"], h["reasons"], h["write_failures"]) == ("ok", [], 1), h

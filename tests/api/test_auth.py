@@ -31,13 +31,25 @@ def test_mutations_need_a_valid_key(client):
 
 def test_reads_are_open_by_default(client):
     assert client.get(f"{P}/data-quality/stats").status_code == 200
-    assert client.post(f"{P}/predict/liquid", json={"target": "BTC"}).status_code == 200
+
+
+def test_routes_that_store_rows_need_a_key_even_with_open_reads(client):
+    """predict/* stores a prediction and an explanation stores its rows: keyed like mutations."""
+    calls = [("post", "/predict/liquid", {"target": "BTC"}), ("post", "/predict/vc", {"entity_id": "cik:1"}),
+             ("get", "/predictions/00000000-0000-4000-8000-000000000000/explanation", None)]
+    for method, path, body in calls:
+        kwargs = {"json": body} if body is not None else {}
+        for headers in ({}, {"X-API-Key": "wrong"}):
+            r = getattr(client, method)(P + path, headers=headers, **kwargs)
+            assert r.status_code == 401 and r.json()["code"] == "unauthorized", (path, headers)
+    assert client.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH).status_code == 200
 
 
 def test_closed_reads_need_a_key_too(trained_home):
     with client_for(Settings(home=trained_home), api_open_reads=False) as c:
         assert c.get(f"{P}/data-quality/stats").status_code == 401
         assert c.post(f"{P}/predict/liquid", json={"target": "BTC"}).status_code == 401
+        assert c.get(f"{P}/entities/cik:1").status_code == 401
         assert c.get(f"{P}/data-quality/stats", headers=AUTH).status_code == 200
         assert c.get(f"{P}/health").status_code == 200  # liveness stays open
 

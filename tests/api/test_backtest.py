@@ -11,7 +11,8 @@ from omniwatch.warehouse.engine import get_engine
 from .conftest import AUTH
 
 P = "/api/v2"
-WINDOW = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-17T00:00:00Z"}
+# The fixture holds only the training span's data: replaying it in sample is the point here.
+WINDOW = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-17T00:00:00Z", "allow_in_sample": True}
 
 
 def _stored(url: str, run_id: str) -> dict:
@@ -33,11 +34,37 @@ def test_a_backtest_reports_costs_metrics_and_lineage_and_is_stored(client, back
     assert {(1, "model"), (1, "always_long"), (24, "zero")} <= set(pooled)
     assert pooled[(1, "model")]["net_return"] == pytest.approx(cost["net"], abs=1e-12)
     assert out["params"]["model_version"] == "champion" and out["params"]["band_bps"] == 0.5
+    assert out["in_sample"] is True
     row = _stored(backend.warehouse_url, out["run_id"])
     assert (row["status"], row["model_version"], row["error_code"]) == ("succeeded", "1", None)
     got = client.get(f"{P}/backtest/{out['run_id']}")
     assert got.status_code == 200 and got.json()["cost_breakdown"] == cost
     assert got.json()["metrics"] == out["metrics"]
+
+
+def test_a_window_inside_the_training_span_is_refused_unless_allowed(client, backend):
+    """The fixture's model trained on every snapshot: a window inside is in sample (typed 422,
+    recorded); the same window with allow_in_sample answers in_sample: true."""
+    inside = {k: v for k, v in WINDOW.items() if k != "allow_in_sample"}
+    for path in ("/backtest/run", "/tasks/pnl-attribution"):
+        r = client.post(P + path, json=inside, headers=AUTH)
+        if path.startswith("/tasks"):  # the task fails with the same typed code
+            r = _task(client, r.json()["task_id"])
+            assert r["status"] == "failed" and r["error"]["code"] == "in_sample_window", r
+            continue
+        assert r.status_code == 422 and r.json()["code"] == "in_sample_window", r.text
+        context = r.json()["context"]
+        assert context["train_start"] < inside["start"] and context["train_end"] >= inside["end"][:10], context
+        assert _stored(backend.warehouse_url, context["run_id"])["error_code"] == "in_sample_window"
+    # A window wholly before the training span is out of sample: not refused for that (here: no data).
+    r = client.post(f"{P}/backtest/run", json={"start": "2023-01-01T00:00:00Z", "end": "2023-02-01T00:00:00Z"},
+                    headers=AUTH)
+    assert r.json()["code"] == "insufficient_features"
+
+
+def _task(client, task_id: str) -> dict:
+    client.app.state.services.tasks.wait(task_id)
+    return client.get(f"{P}/tasks/{task_id}").json()
 
 
 def test_the_band_defaults_to_the_signal_threshold_of_the_horizon(client):
@@ -54,7 +81,8 @@ def test_failures_are_typed_and_recorded(client, backend):
     assert client.get(f"{P}/backtest/{run_id}").json()["status"] == "failed"
     assert _stored(backend.warehouse_url, run_id)["error_code"] == "insufficient_features"
     # The newest hour has no next-hour price yet.
-    r = client.post(f"{P}/backtest/run", json={"start": "2024-09-01T00:00:00Z", "end": "2024-09-01T01:00:00Z"},
+    r = client.post(f"{P}/backtest/run", json={"start": "2024-09-01T00:00:00Z", "end": "2024-09-01T01:00:00Z",
+                                                    "allow_in_sample": True},
                     headers=AUTH)
     assert r.status_code == 422 and r.json()["code"] == "insufficient_prices"
     r = client.post(f"{P}/backtest/run", json={**WINDOW, "model_version": "99"}, headers=AUTH)

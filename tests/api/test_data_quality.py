@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 
 from omniwatch.features.liquid import FEATURES
-from omniwatch.serving.data_quality import compare_hours, snapshot_mismatches
+from omniwatch.serving.data_quality.service import compare_hours, snapshot_mismatches
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 

@@ -6,15 +6,15 @@ import math
 
 import pytest
 
-from omniwatch.serving.decisions import (
+from omniwatch.trading.portfolio import (
     AssetInput,
     RiskLimits,
     annual_vol,
-    decide_signal,
     limit_breaches,
     rebalance,
     score_portfolio,
 )
+from omniwatch.trading.signals import decide_signal
 
 LIMITS = RiskLimits(target_annual_vol=0.4, max_weight_per_asset=0.5, max_gross_leverage=1.0,
                     max_net_exposure=1.0, min_trade_weight=0.01)

@@ -35,7 +35,7 @@ def _iso(ts) -> str:
 
 
 def test_a_fresh_snapshot_answers_with_its_age_against_the_data_clock(client, backend):
-    body = client.post(f"{P}/predict/liquid", json={"target": "BTC"}).json()
+    body = client.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH).json()
     snap = pd.Timestamp(body["snapshot"]["as_of_ts"])
     expected = max(0.0, (pd.Timestamp(_frontier(backend.warehouse_url)) - snap).total_seconds())
     assert abs(body["snapshot_age_seconds"] - expected) < 1e-6
@@ -60,7 +60,7 @@ def test_a_snapshot_behind_the_bars_by_more_than_the_limit_is_stale(own_home):
         bar["available_time"] = newest + timedelta(hours=5)
         conn.execute(b.insert().values(**bar))
     with client_for(own_home, data_clock_ttl_s=0) as c:
-        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"})
+        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH)
         assert r.status_code == 503, r.text
         err = r.json()
         assert err["code"] == "stale_features"
@@ -77,12 +77,14 @@ def test_a_snapshot_behind_the_bars_by_more_than_the_limit_is_stale(own_home):
 
 def test_an_explicit_as_of_far_after_the_newest_snapshot_is_stale(client, backend):
     newest = _newest_snapshot(backend.warehouse_url)
-    r = client.post(f"{P}/predict/liquid", json={"target": "BTC", "as_of_ts": _iso(newest + timedelta(days=30))})
+    r = client.post(f"{P}/predict/liquid",
+                    json={"target": "BTC", "as_of_ts": _iso(newest + timedelta(days=30))}, headers=AUTH)
     assert r.status_code == 503 and r.json()["code"] == "stale_features"
     ctx = r.json()["context"]
     assert ctx["snapshot_as_of"] == newest.isoformat() and ctx["age_seconds"] == 30 * 86400.0
     # Within the limit: the newest snapshot we had then answers, and says its age.
-    r = client.post(f"{P}/predict/liquid", json={"target": "BTC", "as_of_ts": _iso(newest + timedelta(hours=1))})
+    r = client.post(f"{P}/predict/liquid",
+                    json={"target": "BTC", "as_of_ts": _iso(newest + timedelta(hours=1))}, headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.json()["snapshot_age_seconds"] == 3600.0
     assert pd.Timestamp(r.json()["snapshot"]["as_of_ts"]) == pd.Timestamp(newest)
@@ -93,16 +95,16 @@ def test_the_environment_sets_the_limit(trained_home, monkeypatch):
     at = {"target": "BTC", "as_of_ts": _iso(newest + timedelta(hours=1))}
     monkeypatch.setenv("OMNIWATCH_MAX_SNAPSHOT_AGE", "30m")
     with client_for(Settings(home=trained_home)) as c:
-        r = c.post(f"{P}/predict/liquid", json=at)
+        r = c.post(f"{P}/predict/liquid", json=at, headers=AUTH)
     assert r.status_code == 503 and r.json()["context"]["max_age_seconds"] == 1800.0
     monkeypatch.setenv("OMNIWATCH_MAX_SNAPSHOT_AGE", "PT3H")
     with client_for(Settings(home=trained_home)) as c:
-        assert c.post(f"{P}/predict/liquid", json=at).status_code == 200
+        assert c.post(f"{P}/predict/liquid", json=at, headers=AUTH).status_code == 200
 
 
 def test_live_mode_measures_against_the_wall_clock(trained_home):
     """The bundled sample is over a year old: live, it is stale."""
     with client_for(Settings(home=trained_home, source="live")) as c:
-        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"})
+        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH)
     assert r.status_code == 503 and r.json()["code"] == "stale_features"
     assert r.json()["context"]["age_seconds"] > 86400

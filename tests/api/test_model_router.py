@@ -35,7 +35,7 @@ def _second_version(settings: Settings) -> str:
 
 
 def _version(c, key: str = "k") -> tuple[str, str]:
-    body = c.post(f"{P}/predict/liquid", json={"target": "BTC", "request_key": key}).json()
+    body = c.post(f"{P}/predict/liquid", json={"target": "BTC", "request_key": key}, headers=AUTH).json()
     return body["model_version"], body["model_role"]
 
 
@@ -76,7 +76,7 @@ def _rollout(settings: Settings, version: str, stage: int | None) -> None:
 
 def _shift_candidate(monkeypatch, c, bps: float = 100.0) -> None:
     """v2 holds v1's artifacts; shift the candidate's forecasts so a blend is visible."""
-    from omniwatch.serving import predicting
+    from omniwatch.serving.predict import service as predicting
 
     candidate = c.app.state.services.router.arms(NAME).candidate.model
     real = predicting.score_last
@@ -90,7 +90,7 @@ def test_during_a_rollout_predict_answers_the_champion_with_the_candidate_beside
     _rollout(settings, version, 30)
     with client_for(settings) as c:
         _shift_candidate(monkeypatch, c)
-        body = c.post(f"{P}/predict/liquid", json={"target": "BTC", "request_key": "anyone"}).json()
+        body = c.post(f"{P}/predict/liquid", json={"target": "BTC", "request_key": "anyone"}, headers=AUTH).json()
         flush(c)
     assert (body["model_version"], body["model_role"]) == ("1", "champion")
     cand = body["candidate"]
@@ -134,13 +134,14 @@ def test_no_rollout_without_the_candidate_alias_or_outside_0_to_100(own_home):
     with get_engine(own_home.warehouse_url).begin() as conn:  # staged, but without the alias
         conn.execute(update(t).where(t.c.model_name == NAME, t.c.version == v3).values(rollout_stage=30))
     with client_for(own_home) as c:
-        body = c.post(f"{P}/predict/liquid", json={"target": "BTC"}).json()
+        body = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH).json()
         assert body["model_version"] == "1" and body["candidate"] is None
         for stage in (None, 0, 100):
             _rollout(own_home, v2, stage)
-            assert c.post(f"{P}/predict/liquid", json={"target": "BTC"}).json()["candidate"] is None
+            assert c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH).json()["candidate"] is None
         _rollout(own_home, v2, 10)
-        assert c.post(f"{P}/predict/liquid", json={"target": "BTC"}).json()["candidate"]["model_version"] == v2
+        assert c.post(f"{P}/predict/liquid",
+                      json={"target": "BTC"}, headers=AUTH).json()["candidate"]["model_version"] == v2
         assert c.app.state.services.router.state()[NAME]["candidate"] == v2
 
 
@@ -150,7 +151,7 @@ def test_a_transient_registry_error_is_not_no_champion(own_home, monkeypatch):
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
-    from omniwatch.serving.model_router import ModelRouter
+    from omniwatch.serving.runtime.model_router import ModelRouter
 
     class Down:
         def __getattr__(self, name):
@@ -160,7 +161,7 @@ def test_a_transient_registry_error_is_not_no_champion(own_home, monkeypatch):
 
     monkeypatch.setattr(ModelRouter, "_client", lambda self: Down())
     with client_for(own_home) as c:
-        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"})
+        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH)
     assert r.status_code == 503, r.text
     body = r.json()
     assert body["code"] == "model_artifact_missing" and "registry is restarting" in body["detail"]
@@ -170,7 +171,7 @@ def test_a_transient_registry_error_is_not_no_champion(own_home, monkeypatch):
 def test_no_registered_model_is_model_artifact_missing(tmp_path, own_home):
     empty = Settings(home=tmp_path / "empty", database_url=own_home.warehouse_url)
     with client_for(empty) as c:
-        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"})
+        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH)
     assert r.status_code == 503
     assert r.json()["code"] == "model_artifact_missing" and "champion" in r.json()["detail"]
 
@@ -180,7 +181,7 @@ def test_an_unloadable_champion_is_model_artifact_missing_not_a_500(own_home, tm
     bad = client.create_model_version(NAME, source=str(tmp_path / "no-such-model"), run_id=None)
     client.set_registered_model_alias(NAME, "champion", bad.version)
     with client_for(own_home) as c:
-        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"})
+        r = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "model_artifact_missing"
         assert r.json()["context"]["model_version"] == str(bad.version)
         r = c.post(f"{P}/backtest/run", headers={"X-API-Key": "test-key-1"},

@@ -13,7 +13,7 @@ from omniwatch.settings import Settings
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
-from .conftest import KEY, client_for
+from .conftest import AUTH, KEY, client_for
 
 P = "/api/v2/models"
 NAME = "omniwatch-liquid"
@@ -123,7 +123,8 @@ def test_advance_needs_a_reason_and_moves_exactly_one_stage(two_versions):
         row = _audit(settings, d["audit_id"])
         assert (row["actor"], row["source"], row["reason"]) == ("ops-alice", "api", "shadow windows look fine")
         # Serving sees the new stage: the candidate rides along at 30 %.
-        assert c.post("/api/v2/predict/liquid", json={"target": "BTC"}).json()["candidate"]["rollout_stage"] == 30
+        assert c.post("/api/v2/predict/liquid",
+                      json={"target": "BTC"}, headers=AUTH).json()["candidate"]["rollout_stage"] == 30
         d = c.post(f"{P}/rollout/advance", headers=ALICE, json={"reason": "promote it"}).json()
         assert (d["outcome"], d["from_stage"], d["to_stage"]) == ("promote", 30, 100)
         assert c.get(f"{P}/rollout/state").json()["aliases"]["champion"] == "2"

@@ -39,14 +39,15 @@ def _replay_here(settings, capsys, *args: str) -> tuple[int, str]:
 
 def test_replay_confirms_a_prediction_and_a_backtest_and_flags_a_changed_one(own_home, capsys):
     with client_for(own_home) as c:
-        snap = c.post(f"{P}/predict/liquid", json={"target": "ETH"}).json()
+        snap = c.post(f"{P}/predict/liquid", json={"target": "ETH"}, headers=AUTH).json()
         req = c.post(f"{P}/predict/liquid", json={"target": "ETH", "as_of_ts": "2024-08-20T06:00:00Z",
                                                   "features": {"ret_1h": 0.001, "ret_4h": 0.0, "ret_24h": 0.01,
                                                                "ret_168h": 0.02, "vol_24h": 0.01, "vol_168h": 0.012,
                                                                "volume_z_168h": 0.3, "cs_spread_24h": 0.001,
-                                                               "drawdown_168h": -0.02} | _clock()}).json()
+                                                               "drawdown_168h": -0.02} | _clock()}, headers=AUTH).json()
         bt = c.post(f"{P}/backtest/run", headers=AUTH, json={"start": "2024-08-12T00:00:00Z",
-                                                             "end": "2024-08-14T00:00:00Z", "band_bps": 0.5}).json()
+                                                             "end": "2024-08-14T00:00:00Z", "band_bps": 0.5,
+                                                             "allow_in_sample": True}).json()
         flush(c)
     ok = _replay(own_home, "prediction", snap["prediction_id"])
     assert ok.returncode == 0, ok.stdout + ok.stderr[-2000:]

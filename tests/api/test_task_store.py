@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from omniwatch.errors import ErrorCode
 from omniwatch.serving.errors import ApiError
-from omniwatch.serving.tasks import TaskStore, execute_task
+from omniwatch.serving.tasks.service import TaskStore, execute_task
 
 REQUEST = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-12T00:00:00Z"}
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from omniwatch.serving.tasks import TaskStore
+from omniwatch.serving.tasks.service import TaskStore
 
 from .conftest import AUTH, client_for
 
 P = "/api/v2"
-WINDOW = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-14T00:00:00Z", "band_bps": 0.5}
+WINDOW = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-14T00:00:00Z", "band_bps": 0.5,
+          "allow_in_sample": True}  # the fixture holds only the training span's data
 
 
 def _finish(c, task_id: str) -> dict:
@@ -36,6 +37,7 @@ def test_pnl_attribution_splits_sum_to_the_total(client):
     task = _finish(client, r.json()["task_id"])
     assert task["status"] == "succeeded", task
     result = task["result"]
+    assert result["in_sample"] is True
     total = result["total"]
     assert total["net"] == pytest.approx(total["gross"] - total["fees"] - total["slippage"] - total["funding"])
     for split in ("by_target", "by_side", "by_month"):

@@ -27,7 +27,8 @@ from .conftest import AUTH, client_for
 
 P = "/api/v2"
 ROOT = Path(__file__).resolve().parents[2]
-WINDOW = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-12T00:00:00Z", "band_bps": 0.5}
+WINDOW = {"start": "2024-08-10T00:00:00Z", "end": "2024-08-12T00:00:00Z", "band_bps": 0.5,
+          "allow_in_sample": True}  # the fixture holds only the training span's data
 EMPTY = {"start": "2023-01-01T00:00:00Z", "end": "2023-01-02T00:00:00Z"}
 REEXECUTE = """mutation($parent: String!) {
   launchRunReexecution(reexecutionParams: {parentRunId: $parent, strategy: ALL_STEPS}) {

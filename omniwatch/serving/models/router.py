@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Security
 
 from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.deps import Services, get_services
+from omniwatch.serving.errors import documented
 from omniwatch.serving.models import service
 from omniwatch.serving.models.schemas import (
     DEFAULT_MODEL,
@@ -22,11 +23,10 @@ from omniwatch.serving.models.schemas import (
     ModelRequest,
     RolloutStateResponse,
 )
-from omniwatch.serving.routers import errors
 
 router = APIRouter(prefix="/models", tags=["models"])
 Actor = Annotated[str, Security(require_api_key)]
-MUTATION = errors(401, 404, 422, 503)
+MUTATION = documented(401, 404, 422, 503)
 
 
 @router.post("/drift/evaluate", response_model=DecisionResponse, responses=MUTATION)
@@ -49,7 +49,7 @@ def auto_gate(body: ModelRequest, actor: Actor, services: Services = Depends(get
     return service.auto_evaluate_gate(services.settings, actor, body.model_name)
 
 
-@router.get("/rollout/state", response_model=RolloutStateResponse, responses=errors(401, 404, 503))
+@router.get("/rollout/state", response_model=RolloutStateResponse, responses=documented(401, 404, 503))
 def rollout_state(model_name: Annotated[ModelName, Query()] = DEFAULT_MODEL,
                   services: Services = Depends(get_services)) -> dict:
     """Aliases, each version's status and stage, the stage ladder and the latest decisions."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints
 
 from omniwatch.modelops.records import Decision
 from omniwatch.serving.schemas import Finite, Strict
@@ -66,13 +66,6 @@ class AuditEntry(BaseModel):
     thresholds: dict[str, Any] | None
     metrics: dict[str, Any] | None
     created_at: datetime | None
-
-    @field_validator("created_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        from omniwatch.warehouse.upsert import as_utc  # SQLite hands back naive UTC times
-
-        return as_utc(value)
 
 
 class RolloutStateResponse(BaseModel):

@@ -27,7 +27,6 @@ from sqlalchemy import func, select
 from omniwatch.serving.errors import ApiError, ApiErrorCode
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import as_utc
 
 
 def stale(target: str, snapshot_as_of: datetime, age_seconds: float, max_age: timedelta) -> ApiError:
@@ -57,7 +56,7 @@ class Freshness:
             return cached
         with get_engine(self.database_url).connect() as conn:
             newest = conn.execute(select(func.max(tables.market_bars.c.available_time))).scalar()
-        frontier = as_utc(newest) if newest is not None else _wall()
+        frontier = newest if newest is not None else _wall()
         if self._frontier is not None:
             with self._lock:
                 self._frontier["frontier"] = frontier

@@ -8,17 +8,17 @@ from fastapi import APIRouter, Depends, Security
 from starlette.concurrency import run_in_threadpool
 
 from omniwatch.serving.auth import require_api_key
-from omniwatch.serving.decisions import decide_signal
 from omniwatch.serving.deps import Services, get_services
-from omniwatch.serving.rollout import blended
-from omniwatch.serving.routers import errors
+from omniwatch.serving.errors import documented
+from omniwatch.serving.portfolio.rollout import blended
 from omniwatch.serving.schemas import HORIZONS, SignalsRequest, SignalsResponse
+from omniwatch.trading.signals import decide_signal
 
 router = APIRouter(tags=["signals"])
 SIGNAL_NAMESPACE = uuid.UUID("5b0c4f8e-6d0a-4d55-9d43-2f1f3c0a9e11")
 
 
-@router.post("/signals/generate", response_model=SignalsResponse, responses=errors(401, 422, 503),
+@router.post("/signals/generate", response_model=SignalsResponse, responses=documented(401, 422, 503),
              dependencies=[Security(require_api_key)])
 async def generate(body: SignalsRequest, services: Services = Depends(get_services)) -> SignalsResponse:
     """Predict each target, turn each horizon's forecast into a direction when it clears that

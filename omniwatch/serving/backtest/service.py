@@ -12,13 +12,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from omniwatch.serving.backtest import attribution, evaluate, replay
+from omniwatch.serving.backtest.replay import attribution, evaluate, refuse_in_sample, replay
+from omniwatch.serving.backtest.schemas import BacktestRequest
 from omniwatch.serving.errors import ApiError
-from omniwatch.serving.model_router import ModelRouter
-from omniwatch.serving.schemas_ops import BacktestRequest
+from omniwatch.serving.runtime.model_router import ModelRouter
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import as_utc
 
 T = tables.backtest_runs
 
@@ -46,6 +45,7 @@ class BacktestService:
                                            model_version=request.model_version, status="running", params=params))
         try:
             loaded = self.router.pinned(request.model_name, request.model_version)
+            inside = refuse_in_sample(request, loaded.train_span, f"{loaded.name} version {loaded.version}")
             rep = replay(self.database_url, loaded.model, request, params["targets"])
             breakdown, metrics = evaluate(rep, request, params["band_bps"])
         except ApiError as exc:
@@ -56,7 +56,7 @@ class BacktestService:
             self._finish(run_id, status="failed", error_code="internal_error")
             raise
         self._finish(run_id, status="succeeded", model_version=loaded.version, cost_breakdown=breakdown,
-                     metrics={"rows": metrics, "input_digest": rep.input_digest},
+                     metrics={"rows": metrics, "input_digest": rep.input_digest, "in_sample": inside},
                      lineage_coverage=rep.lineage_coverage)
         found = self.load(run_id)
         assert found is not None
@@ -64,8 +64,10 @@ class BacktestService:
 
     def attribution(self, request: BacktestRequest) -> dict[str, Any]:
         loaded = self.router.pinned(request.model_name, request.model_version)
+        inside = refuse_in_sample(request, loaded.train_span, f"{loaded.name} version {loaded.version}")
         rep = replay(self.database_url, loaded.model, request, request.targets or list(self.universe))
         return {"model_name": loaded.name, "model_version": loaded.version, "horizon": request.horizon,
+                "in_sample": inside,
                 "input_digest": rep.input_digest, **attribution(rep, request, self.band(request))}
 
     def perform(self, kind: str, task_id: str, payload: dict) -> dict[str, Any]:
@@ -91,4 +93,5 @@ class BacktestService:
         return {**{k: row[k] for k in ("run_id", "status", "model_name", "model_version", "params",
                                        "lineage_coverage", "cost_breakdown", "error_code")},
                 "metrics": stored.get("rows"), "input_digest": stored.get("input_digest"),
-                "started_at": as_utc(row["started_at"]), "finished_at": as_utc(row["finished_at"])}
+                "in_sample": stored.get("in_sample"), "started_at": row["started_at"],
+                "finished_at": row["finished_at"]}

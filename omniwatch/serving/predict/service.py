@@ -12,44 +12,50 @@ Every answer still gets its own ``prediction_id`` and stored row (queued, writte
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import random
+import math
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import delete
 
 from omniwatch.errors import ErrorCode
-from omniwatch.serving.errors import ApiError, ApiErrorCode, model_missing, not_found
+from omniwatch.serving.errors import ApiError, ApiErrorCode, not_found
 from omniwatch.serving.inference import explain_last, score_last, split_record
-from omniwatch.serving.model_router import Arms, LoadedModel, ModelRouter
 from omniwatch.serving.runtime.freshness import Freshness
+from omniwatch.serving.runtime.model_router import Arms, LoadedModel, ModelRouter
+from omniwatch.serving.runtime.snapshots import SnapshotStore, Window
+from omniwatch.serving.runtime.writer import PredictionWriter, load_prediction
 from omniwatch.serving.schemas import CandidateForecast, PredictionResponse, SkippedTarget, SnapshotRef
-from omniwatch.serving.snapshots import SnapshotStore, Window
-from omniwatch.serving.store import PredictionWriter, load_prediction
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import as_utc, upsert_rows
+from omniwatch.warehouse.upsert import upsert_rows
 
 LIQUID_MODEL = "omniwatch-liquid"
 VC_MODEL = "omniwatch-vc"
 log = logging.getLogger(__name__)
-# Prediction ids: a private generator seeded from the OS, not uuid4 (os.urandom costs ~20 us a
-# call here, on the hot path) and not the global ``random`` (any library may reseed that one).
-_ids = random.Random(os.urandom(32))
-_ids_pid = os.getpid()
 
 
 def new_id() -> str:
-    global _ids, _ids_pid
-    if os.getpid() != _ids_pid:  # a forked worker must not repeat its parent's sequence
-        _ids, _ids_pid = random.Random(os.urandom(32)), os.getpid()
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+    """A prediction id nobody can guess from another one (uuid4: 122 bits from the OS)."""
+    return str(uuid.uuid4())
+
+
+def scoring_failed(loaded: LoadedModel, window: Window, exc: Exception | None = None) -> ApiError:
+    """A forecast that could not be made: the request's features are bad input (422 naming
+    them); on stored rows it is the server's fault (500 ``scoring_failed``). Never
+    ``model_artifact_missing``: the artifact loaded, the input did not score."""
+    reason = f"{loaded.name} version {loaded.version} cannot score them: {exc}" if exc else \
+        f"{loaded.name} version {loaded.version} gives no finite forecast for them (values out of range?)"
+    if window.request_features is not None:
+        return ApiError(422, ApiErrorCode.VALIDATION_ERROR, f"body.features: {reason}",
+                        errors=[{"field": "body.features", "reason": reason, "type": "unscorable_features"}])
+    return ApiError(500, ApiErrorCode.SCORING_FAILED, f"stored features of {window.target!r}: {reason}",
+                    {"model_name": loaded.name, "model_version": loaded.version, "target": window.target})
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,9 @@ class Predictor:
                  database_url: str, freshness: Freshness, cache_size: int = 4096):
         self.router, self.snapshots, self.writer = router, snapshots, writer
         self.database_url, self.freshness, self.cache_size = database_url, freshness, cache_size
-        self._scores: dict[tuple, dict[str, float]] = {}
-        self._answers: dict[tuple, tuple[PredictionResponse, dict]] = {}  # answer and row, but the id
+        # (model, version, window) -> score, and -> (answer, row) but the id; one lock for both.
+        self._scores: LRUCache[tuple, dict[str, float]] = LRUCache(maxsize=cache_size)
+        self._answers: LRUCache[tuple, tuple[PredictionResponse, dict]] = LRUCache(maxsize=cache_size)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ predict
@@ -136,9 +143,10 @@ class Predictor:
         window = self.snapshots.cached_latest("liquid", target, lookback, self._prescore)
         if window is None:
             return None
-        for loaded in (arms.champion, arms.candidate):
-            if loaded is not None and (loaded.name, loaded.version, window.key) not in self._scores:
-                return None
+        with self._lock:
+            for loaded in (arms.champion, arms.candidate):
+                if loaded is not None and (loaded.name, loaded.version, window.key) not in self._scores:
+                    return None
         return Hit(arms, window, now)
 
     def _prescore(self, window: Window) -> None:
@@ -192,13 +200,15 @@ class Predictor:
             window = self.snapshots.window("vc", entity_id, as_of, 1)
         else:
             window = self.snapshots.latest("vc", entity_id, 1)
+        if features is not None:
+            _known_features(loaded, features)
         try:
-            out = loaded.model.predict(window.frame.drop(columns=["symbol", "as_of_ts"]))
-        except Exception as exc:  # whatever the model refuses, the artifact cannot serve this input
+            record = _vc_record(loaded.model.predict(window.frame.drop(columns=["symbol", "as_of_ts"])))
+        except Exception as exc:
             log.exception("%s version %s failed on %s", loaded.name, loaded.version, entity_id)
-            raise model_missing(f"{loaded.name} version {loaded.version} cannot score {entity_id}: {exc}",
-                                model_name=loaded.name, model_version=loaded.version) from exc
-        record = _vc_record(out)
+            raise scoring_failed(loaded, window, exc) from exc
+        if not all(math.isfinite(v) for v in record.values()):
+            raise scoring_failed(loaded, window)
         response = self._answer(loaded, window, record, record, {}, request_key, True)
         if window.snapshot is None:
             return response
@@ -209,18 +219,20 @@ class Predictor:
 
     def _score(self, loaded: LoadedModel, window: Window) -> dict[str, float]:
         key = (loaded.name, loaded.version, window.key) if window.request_features is None else None
-        if key is not None and key in self._scores:
-            return self._scores[key]
+        if key is not None:
+            with self._lock:
+                hit = self._scores.get(key)
+            if hit is not None:
+                return hit
         try:
             record = score_last(loaded.model, window.frame)
         except Exception as exc:  # the artifact cannot read these rows (channels, shapes, device)
             log.exception("%s version %s failed on %s", loaded.name, loaded.version, window.target)
-            raise model_missing(f"{loaded.name} version {loaded.version} cannot score {window.target}: {exc}",
-                                model_name=loaded.name, model_version=loaded.version) from exc
+            raise scoring_failed(loaded, window, exc) from exc
+        if not all(math.isfinite(v) for v in record.values()):
+            raise scoring_failed(loaded, window)
         if key is not None:
             with self._lock:
-                if len(self._scores) >= self.cache_size:
-                    self._scores.clear()
                 self._scores[key] = record
         return record
 
@@ -228,13 +240,14 @@ class Predictor:
                 request_key: str | None, wait: bool) -> PredictionResponse:
         """A new prediction id on the (cached) answer and stored row of this model and window."""
         key = (loaded.name, loaded.version, loaded.role, window.key) if window.request_features is None else None
-        templates = self._answers.get(key) if key is not None else None
+        templates = None
+        if key is not None:
+            with self._lock:
+                templates = self._answers.get(key)
         if templates is None:
             templates = self._templates(loaded, window, record, preds, comps)
             if key is not None:
                 with self._lock:
-                    if len(self._answers) >= self.cache_size:
-                        self._answers.clear()
                     self._answers[key] = templates
         response, row = templates
         prediction_id = new_id()
@@ -252,7 +265,7 @@ class Predictor:
         row = {"track": window.track, "target": window.target, "model_name": loaded.name,
                "model_version": loaded.version, "as_of_ts": window.as_of_ts,
                "snapshot_id": snap["snapshot_id"] if snap else None, "train_lineage_id": loaded.train_lineage_id,
-               "infer_lineage_id": window.infer_lineage_id, "horizon_predictions": json.dumps(stored)}
+               "infer_lineage_id": window.infer_lineage_id, "horizon_predictions": stored}
         response = PredictionResponse(
             prediction_id="", track=window.track, target=window.target, model_name=loaded.name,
             model_version=loaded.version, model_role=loaded.role, train_lineage_id=loaded.train_lineage_id,
@@ -287,13 +300,13 @@ class Predictor:
             conn.execute(delete(t).where(t.c.prediction_id == prediction_id))
             upsert_rows(conn, t, rows, ["prediction_id", "method", "feature"])
         return {"prediction_id": prediction_id, "target": row["target"], "model_name": row["model_name"],
-                "model_version": row["model_version"], "as_of_ts": as_utc(row["as_of_ts"]), "horizons": horizons}
+                "model_version": row["model_version"], "as_of_ts": row["as_of_ts"], "horizons": horizons}
 
 
 def stored_window(snapshots: SnapshotStore, row: dict, lookback: int) -> Window:
     """The rows a stored prediction read, rebuilt from its snapshot (or its request features)."""
     record = row["horizon_predictions"]
-    as_of = as_utc(row["as_of_ts"])
+    as_of = row["as_of_ts"]
     if row["snapshot_id"] is None:
         return snapshots.window(row["track"], row["target"], as_of, lookback,
                                 request_features=record.get("request_features") or {})
@@ -307,6 +320,20 @@ def window_vol(window: Window) -> float | None:
         if name in last and last[name] == last[name]:  # NaN != NaN
             return float(last[name])
     return None
+
+
+def _known_features(loaded: LoadedModel, features: dict) -> None:
+    """Request features must be inputs of the model's signature (422 naming each unknown one)."""
+    schema = loaded.model.metadata.get_input_schema() if hasattr(loaded.model, "metadata") else None
+    if schema is None or not schema.has_input_names():
+        return
+    known = set(schema.input_names())
+    unknown = [{"field": f"body.features.{name}", "type": "unknown_feature",
+                "reason": f"{loaded.name} version {loaded.version} has no input {name!r}"}
+               for name in features if name not in known]
+    if unknown:
+        raise ApiError(422, ApiErrorCode.VALIDATION_ERROR, "; ".join(f"{u['field']}: {u['reason']}" for u in unknown),
+                       errors=unknown, context={"model_inputs": sorted(known)})
 
 
 def _vc_record(out) -> dict[str, float]:

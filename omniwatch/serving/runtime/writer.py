@@ -1,18 +1,17 @@
 """Writing predictions (and the signals that cite them) off the request path, in batches.
 
 A request only enqueues its rows; one background thread writes whatever has queued every
-``interval_s`` in a single transaction, predictions before the rows that reference them. The
-predictions go through the driver's ``executemany`` (SQLite's C loop binds each row and steps
-without the GIL), not through SQLAlchemy's per-row Python, so the writer barely competes with the
-event loop. ``pending`` is bounded: past ``max_pending`` rows the fast path declines and slow-path
-requests wait in ``submit``, so sustained overload slows answers instead of growing memory.
-Readers that need a just-made prediction call :meth:`flush` first. A failed batch is logged and
-counted (``failures``, shown by /api/v2/health); it is not retried.
+``interval_s`` in one transaction, predictions before the rows that reference them: the
+predictions as one SQLAlchemy Core ``insert()`` with a list of rows (the driver's executemany),
+signals as an upsert on their natural key. ``pending`` is bounded: past ``max_pending`` rows the
+fast path declines and slow-path requests wait in ``submit``, so sustained overload slows answers
+instead of growing memory. Readers that need a just-made prediction call :meth:`flush` first.
+A failed batch is logged, counted, and not retried; ``failing`` holds the last error until a
+batch succeeds again, and ``/api/v2/health`` says ``degraded`` meanwhile.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -20,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
@@ -30,34 +29,6 @@ log = logging.getLogger(__name__)
 # Tables in foreign-key order: a batch writes the referenced rows first.
 ORDER = ("predictions_v2", "signal_candidates")
 KEYS = {"signal_candidates": ("strategy_id", "target", "horizon", "as_of_ts")}
-ROWS_PER_STATEMENT = 2000  # 11 binds a row: under SQLite's 32,766 and PostgreSQL's 65,535
-PREDICTION_COLUMNS = ("prediction_id", "track", "target", "model_name", "model_version", "as_of_ts", "snapshot_id",
-                      "train_lineage_id", "infer_lineage_id", "request_key", "horizon_predictions")
-
-
-def _insert_predictions(conn: Connection, rows: list[dict]) -> None:
-    """Multi-row ``INSERT ... VALUES (...), (...)`` through the driver, values in each backend's
-    native form (SQLite keeps UTC timestamps as SQLAlchemy does, JSON as text). One statement per
-    chunk matters: SQLite releases and re-takes the GIL at every statement step, and a per-row
-    ``executemany`` would make the event loop thread give up the GIL once per row."""
-    sqlite = conn.dialect.name == "sqlite"
-    mark, json_mark = ("?", "?") if sqlite else ("%s", "%s::json")
-    one = "(" + ", ".join([mark] * (len(PREDICTION_COLUMNS) - 1) + [json_mark]) + ")"
-    head = f"INSERT INTO predictions_v2 ({', '.join(PREDICTION_COLUMNS)}) VALUES "
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        part = rows[start:start + ROWS_PER_STATEMENT]
-        params: list[Any] = []
-        for r in part:
-            as_of = r["as_of_ts"].strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else r["as_of_ts"]
-            params += [r["prediction_id"], r["track"], r["target"], r["model_name"], r["model_version"], as_of,
-                       r["snapshot_id"], r["train_lineage_id"], r["infer_lineage_id"], r["request_key"],
-                       _json(r["horizon_predictions"])]
-        conn.exec_driver_sql(head + ", ".join([one] * len(part)), tuple(params))
-
-
-def _json(value: Any) -> str:
-    """JSON text; the predictor hands over its cached record already serialised."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 class PredictionWriter:
@@ -70,7 +41,8 @@ class PredictionWriter:
         self._start_lock = threading.Lock()
         self._room = threading.Condition()
         self.written = dict.fromkeys(ORDER, 0)  # rows stored per table
-        self.failures = self.pending = 0
+        self.failures = self.pending = 0         # rows lost in failed batches, rows queued
+        self.failing: str | None = None          # the last batch's error, until a batch succeeds
 
     @property
     def saturated(self) -> bool:
@@ -104,12 +76,10 @@ class PredictionWriter:
             self._thread = None
 
     def _ensure_thread(self) -> None:
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="omniwatch-prediction-writer",
-                                                    daemon=True)
-                    self._thread.start()
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="omniwatch-prediction-writer", daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -141,22 +111,24 @@ class PredictionWriter:
         grouped: dict[str, list[dict]] = {t: [] for t in ORDER}
         for table, rows in batch:
             grouped[table].extend(rows)
+        # Later requests win on a natural key (the newest signal of an hour).
+        grouped["signal_candidates"] = list({tuple(r[c] for c in KEYS["signal_candidates"]): r
+                                             for r in grouped["signal_candidates"]}.values())
         n = sum(len(r) for r in grouped.values())
         try:
             with get_engine(self.database_url).begin() as conn:
                 if grouped["predictions_v2"]:
-                    _insert_predictions(conn, grouped["predictions_v2"])
-                for name in ORDER[1:]:
-                    if grouped[name]:
-                        # Later requests win on a natural key (the newest signal of an hour).
-                        last = {tuple(r[c] for c in KEYS[name]): r for r in grouped[name]}
-                        grouped[name] = list(last.values())
-                        upsert_rows(conn, tables.metadata.tables[name], grouped[name], KEYS[name])
+                    conn.execute(tables.predictions_v2.insert(), grouped["predictions_v2"])
+                if grouped["signal_candidates"]:
+                    upsert_rows(conn, tables.signal_candidates, grouped["signal_candidates"],
+                                list(KEYS["signal_candidates"]))
             for name, rows in grouped.items():
                 self.written[name] += len(rows)
-        except Exception:  # the request already answered; count it so health shows the loss
+            self.failing = None
+        except Exception as exc:  # the request already answered; count it so health shows the loss
             log.exception("writing %d prediction-side rows failed", n)
             self.failures += n
+            self.failing = f"{type(exc).__name__}: {exc}"[:500]
         finally:
             with self._room:
                 self.pending -= n

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Security
 
 from omniwatch.serving.auth import require_api_key
+from omniwatch.serving.backtest.schemas import BacktestRequest
 from omniwatch.serving.deps import Services, get_services
-from omniwatch.serving.errors import not_found
-from omniwatch.serving.routers import TASK_REFUSED, errors
-from omniwatch.serving.schemas_ops import BacktestRequest, TaskStatus
+from omniwatch.serving.errors import TASK_REFUSED, documented, not_found
+from omniwatch.serving.tasks.schemas import TaskStatus
 
 router = APIRouter(tags=["tasks"])
 TaskId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="task_id (a UUID)")]
@@ -22,7 +22,7 @@ def _status(task) -> TaskStatus:
 
 
 @router.post("/tasks/backtest", response_model=TaskStatus, status_code=202,
-             responses={**errors(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
+             responses={**documented(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
 def backtest(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
     """Queue a backtest: a Dagster run of serving_task_job (submitted to the webserver when
     configured, else in this process) or the local worker; its task id is also its backtest run
@@ -31,13 +31,13 @@ def backtest(body: BacktestRequest, services: Services = Depends(get_services)) 
 
 
 @router.post("/tasks/pnl-attribution", response_model=TaskStatus, status_code=202,
-             responses={**errors(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
+             responses={**documented(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
 def pnl_attribution(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
     """Queue a PnL attribution of the same replay: by target, side and month, summing to the total."""
     return _status(services.tasks.submit("pnl_attribution", services.backtests.params(body)))
 
 
-@router.get("/tasks/{task_id}", response_model=TaskStatus, responses=errors(401, 404))
+@router.get("/tasks/{task_id}", response_model=TaskStatus, responses=documented(401, 404))
 def status(task_id: TaskId, services: Services = Depends(get_services)) -> TaskStatus:
     """Status, and the result or the typed error once finished."""
     task = services.tasks.get(task_id)

@@ -6,13 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from omniwatch.serving import data_quality as dq
-from omniwatch.serving.deps import Services, get_services
-from omniwatch.serving.errors import ApiError, not_found
-from omniwatch.serving.routers import errors
-from omniwatch.serving.schemas import Symbol, UtcTime
-from omniwatch.warehouse.upsert import as_utc
-from omniwatch.serving.schemas_ops import (
+from omniwatch.serving.data_quality import service as dq
+from omniwatch.serving.data_quality.schemas import (
     AuditResponse,
     ConsistencyResponse,
     LineageCheckRequest,
@@ -21,13 +16,16 @@ from omniwatch.serving.schemas_ops import (
     SampleTable,
     StatsResponse,
 )
+from omniwatch.serving.deps import Services, get_services
+from omniwatch.serving.errors import ApiError, documented, not_found
+from omniwatch.serving.schemas import Symbol, UtcTime
 
 router = APIRouter(prefix="/data-quality", tags=["data-quality"])
 Key = Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
-@router.get("/sample", response_model=SampleResponse, responses=errors(401, 422))
+@router.get("/sample", response_model=SampleResponse, responses=documented(401, 422))
 def sample(table: SampleTable = "feature_snapshots", target: Annotated[Symbol | None, Query()] = None,
            start: Annotated[UtcTime | None, Query()] = None, end: Annotated[UtcTime | None, Query()] = None,
            limit: Limit = 20, services: Services = Depends(get_services)) -> SampleResponse:
@@ -36,7 +34,7 @@ def sample(table: SampleTable = "feature_snapshots", target: Annotated[Symbol | 
     return SampleResponse(table=table, count=len(rows), rows=rows)
 
 
-@router.get("/audit", response_model=AuditResponse, responses=errors(401, 422))
+@router.get("/audit", response_model=AuditResponse, responses=documented(401, 422))
 def audit(asset_key: Key | None = None, check_name: Key | None = None, passed: bool | None = None,
           blocking: bool | None = None, limit: Limit = 100,
           services: Services = Depends(get_services)) -> AuditResponse:
@@ -45,7 +43,7 @@ def audit(asset_key: Key | None = None, check_name: Key | None = None, passed: b
     return AuditResponse(count=len(rows), rows=rows)
 
 
-@router.get("/stats", response_model=StatsResponse, responses=errors(401, 422))
+@router.get("/stats", response_model=StatsResponse, responses=documented(401, 422))
 def stats(asset_key: Key | None = None, services: Services = Depends(get_services)) -> StatsResponse:
     """Per asset and check: results, failures, pass rate, last check and last failure."""
     checks = dq.stats(services.database_url, asset_key)
@@ -53,7 +51,7 @@ def stats(asset_key: Key | None = None, services: Services = Depends(get_service
                          checks=checks)
 
 
-@router.get("/consistency", response_model=ConsistencyResponse, responses=errors(401, 422))
+@router.get("/consistency", response_model=ConsistencyResponse, responses=documented(401, 422))
 def consistency(targets: Annotated[list[Symbol] | None, Query(max_length=64)] = None,
                 start: Annotated[UtcTime | None, Query()] = None, end: Annotated[UtcTime | None, Query()] = None,
                 services: Services = Depends(get_services)) -> ConsistencyResponse:
@@ -66,7 +64,7 @@ def consistency(targets: Annotated[list[Symbol] | None, Query(max_length=64)] = 
     return ConsistencyResponse(start=start, end=end, consistent=all(r["consistent"] for r in rows), targets=rows)
 
 
-@router.post("/lineage/check", response_model=LineageCheckResponse, responses=errors(401, 404, 422))
+@router.post("/lineage/check", response_model=LineageCheckResponse, responses=documented(401, 404, 422))
 def lineage_check(body: LineageCheckRequest, services: Services = Depends(get_services)) -> LineageCheckResponse:
     """Compare the two newest snapshots of each target (or of ``target``): feature keys, recorded
     lineage, feature code version, point in time; strict adds masks, nulls and data version.
@@ -84,7 +82,7 @@ def lineage_check(body: LineageCheckRequest, services: Services = Depends(get_se
             found = ["snapshots.count"]
         keys += [f"{target}:{k}" for k in found]
         targets.append({"target": target, "snapshot_ids": [s["id"] for s in pair],
-                        "as_of": [as_utc(s["as_of_ts"]) for s in pair],
+                        "as_of": [s["as_of_ts"] for s in pair],
                         "data_versions": [s["data_version"] for s in pair],
                         "mismatch_keys": found, "ok": not found})
     return LineageCheckResponse(ok=not keys, strict=body.strict, data_version=body.data_version,

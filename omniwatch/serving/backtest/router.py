@@ -7,16 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Security
 
 from omniwatch.serving.auth import require_api_key
+from omniwatch.serving.backtest.schemas import BacktestRequest, BacktestResult
 from omniwatch.serving.deps import Services, get_services
-from omniwatch.serving.errors import not_found
-from omniwatch.serving.routers import errors
-from omniwatch.serving.schemas_ops import BacktestRequest, BacktestResult
+from omniwatch.serving.errors import documented, not_found
 
 router = APIRouter(tags=["backtest"])
 RunId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="run_id (a UUID)")]
 
 
-@router.post("/backtest/run", response_model=BacktestResult, responses=errors(401, 422, 503),
+@router.post("/backtest/run", response_model=BacktestResult, responses=documented(401, 422, 503),
              dependencies=[Security(require_api_key)])
 def run(body: BacktestRequest, services: Services = Depends(get_services)) -> dict:
     """Replay the stored snapshots of ``[start, end)`` through the named model version: positions
@@ -26,7 +25,7 @@ def run(body: BacktestRequest, services: Services = Depends(get_services)) -> di
     return services.backtests.run(body)
 
 
-@router.get("/backtest/{run_id}", response_model=BacktestResult, responses=errors(401, 404))
+@router.get("/backtest/{run_id}", response_model=BacktestResult, responses=documented(401, 404))
 def get(run_id: RunId, services: Services = Depends(get_services)) -> dict:
     """A stored backtest (running, succeeded with its metrics, or failed with its error code)."""
     found = services.backtests.load(run_id)

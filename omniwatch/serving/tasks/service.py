@@ -34,9 +34,9 @@ from typing import Any, Protocol
 from pydantic_core import to_jsonable_python
 from sqlalchemy import select, update
 
+from omniwatch.serving.tasks.schemas import TaskErrorCode
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import as_utc
 
 log = logging.getLogger(__name__)
 Work = Callable[[str, str, dict], dict]   # (kind, task_id, payload) -> result
@@ -85,8 +85,8 @@ class TaskStore:
             row = conn.execute(select(T).where(T.c.task_id == task_id)).mappings().first()
         if row is None:
             return None
-        return Task(row["task_id"], row["kind"], row["executor"], row["status"], as_utc(row["created_at"]),
-                    as_utc(row["started_at"]), as_utc(row["finished_at"]), row["dagster_run_id"],
+        return Task(row["task_id"], row["kind"], row["executor"], row["status"], row["created_at"],
+                    row["started_at"], row["finished_at"], row["dagster_run_id"],
                     row["result"], row["error"], row["attempts"])
 
     def request(self, task_id: str) -> tuple[str, dict]:
@@ -133,7 +133,8 @@ class TaskStore:
 
     def interrupt_orphans(self) -> int:
         """Fail the in-process tasks a stopped API process left queued or running."""
-        error = {"code": "task_interrupted", "detail": "the API process running this task stopped; submit it again"}
+        error = {"code": TaskErrorCode.TASK_INTERRUPTED,
+                 "detail": "the API process running this task stopped; submit it again"}
         with self._engine().begin() as conn:
             return conn.execute(update(T).where(T.c.in_process.is_(True), T.c.status.in_(ACTIVE)).values(
                 status="failed", error=error, finished_at=_now())).rowcount
@@ -150,10 +151,12 @@ def execute_task(store: TaskStore, work: Work, task_id: str, dagster_run_id: str
     try:
         outcome: dict[str, Any] = {"result": to_jsonable_python(work(kind, task_id, payload))}
     except ApiError as exc:
-        outcome = {"error": {"code": exc.code, "detail": exc.detail}}
+        typed = exc.code in TaskErrorCode._value2member_map_
+        outcome = {"error": {"code": exc.code if typed else TaskErrorCode.TASK_FAILED,
+                             "detail": exc.detail if typed else f"{exc.code}: {exc.detail}"}}
     except Exception as exc:  # the task fails, the worker lives on
         log.exception("task %s (%s) failed", task_id, kind)
-        outcome = {"error": {"code": "task_failed", "detail": f"{type(exc).__name__}: {exc}"}}
+        outcome = {"error": {"code": TaskErrorCode.TASK_FAILED, "detail": f"{type(exc).__name__}: {exc}"}}
     if not store.finish(task_id, attempt=attempt, **outcome):
         log.warning("task %s attempt %d ended after it was interrupted or re-run; outcome not stored",
                     task_id, attempt)
@@ -232,8 +235,8 @@ class TaskRunner:
 
             log.exception("launching task %s failed", task.task_id)  # the full reason, for operators
             detail = f"the {self.executor} executor did not accept the task ({type(exc).__name__}); see the API log"
-            self.store.finish(task.task_id, error={"code": "task_executor_unavailable", "detail": detail})
-            raise ApiError(503, "task_executor_unavailable", detail, {"task_id": task.task_id}) from exc
+            self.store.finish(task.task_id, error={"code": TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE, "detail": detail})
+            raise ApiError(503, TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE, detail, {"task_id": task.task_id}) from exc
         return self.get(task.task_id) or task
 
     def get(self, task_id: str) -> Task | None:

@@ -1,21 +1,26 @@
-"""Predictions and their explanations."""
+"""Predictions and their explanations.
+
+Every route here stores rows (``predictions_v2``, ``prediction_explanations``), so each needs an
+API key, like every other mutation (not a rate limit: a key names who filled the table and can
+be revoked; ``OMNIWATCH_API_OPEN_READS`` does not open these)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Security
 from starlette.concurrency import run_in_threadpool
 
+from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.deps import Services, get_services
-from omniwatch.serving.routers import errors
+from omniwatch.serving.errors import documented
 from omniwatch.serving.schemas import ExplanationResponse, PredictionResponse, PredictLiquidRequest, PredictVcRequest
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[Security(require_api_key)])
 PredictionId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="prediction_id (a UUID)")]
 
 
-@router.post("/predict/liquid", response_model=PredictionResponse, responses=errors(401, 422, 503))
+@router.post("/predict/liquid", response_model=PredictionResponse, responses=documented(401, 422, 503))
 async def predict_liquid(body: PredictLiquidRequest, services: Services = Depends(get_services)) -> PredictionResponse:
     """Forecast one symbol (bps, per horizon) from its newest stored snapshot, the snapshot at
     ``as_of_ts``, or the request's features; the prediction is stored in predictions_v2."""
@@ -30,7 +35,7 @@ async def predict_liquid(body: PredictLiquidRequest, services: Services = Depend
                                    body.request_key)
 
 
-@router.post("/predict/vc", response_model=PredictionResponse, responses=errors(401, 422, 503))
+@router.post("/predict/vc", response_model=PredictionResponse, responses=documented(401, 422, 503))
 def predict_vc(body: PredictVcRequest, services: Services = Depends(get_services)) -> PredictionResponse:
     """Forecast for a company (the ``omniwatch-vc`` model); model_artifact_missing until one is
     registered."""
@@ -38,7 +43,7 @@ def predict_vc(body: PredictVcRequest, services: Services = Depends(get_services
 
 
 @router.get("/predictions/{prediction_id}/explanation", response_model=ExplanationResponse,
-            responses=errors(401, 404, 422, 503))
+            responses=documented(401, 404, 422, 503))
 def explanation(prediction_id: PredictionId, services: Services = Depends(get_services)) -> dict:
     """Per horizon: LightGBM ``pred_contrib`` and TSMixer gradient x input per feature, computed
     by the version that made the prediction on the rows it read; stored in prediction_explanations."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,15 +19,38 @@ import pandas as pd
 from sqlalchemy import select
 
 from omniwatch.errors import ErrorCode
-from omniwatch.serving.errors import insufficient
+from omniwatch.serving.backtest.schemas import BacktestRequest
+from omniwatch.serving.errors import ApiError, ApiErrorCode, insufficient
 from omniwatch.serving.inference import HORIZON_OF, PRED_COLUMNS, score_positions
-from omniwatch.serving.schemas_ops import BacktestRequest
-from omniwatch.serving.snapshots import infer_lineage
+from omniwatch.serving.runtime.snapshots import infer_lineage
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
 PRED_OF = {h: p for p, h in HORIZON_OF.items()}
 MIN_PRICED_HOURS = 2
+LABEL_REACH = timedelta(hours=24)  # the last training row's 24 h label saw returns this far past it
+
+
+def in_sample(start: datetime, end: datetime, span: tuple[datetime, datetime] | None) -> bool:
+    """Whether ``[start, end)`` overlaps what training saw: its as_of_ts span plus the reach of
+    its labels. An unrecorded span counts as overlapping: it cannot be shown out of sample."""
+    if span is None:
+        return True
+    first, last = span
+    return start <= last + LABEL_REACH and end > first
+
+
+def refuse_in_sample(request: BacktestRequest, span: tuple[datetime, datetime] | None, model: str) -> bool:
+    """The window's in-sample flag; an in-sample window without ``allow_in_sample`` is refused."""
+    inside = in_sample(request.start, request.end, span)
+    if inside and not request.allow_in_sample:
+        seen = f"[{span[0].isoformat()}, {span[1].isoformat()}]" if span else "unrecorded"
+        raise ApiError(422, ApiErrorCode.IN_SAMPLE_WINDOW,
+                       f"the window overlaps the training span of {model} ({seen}, labels reach "
+                       f"{LABEL_REACH} further); pass allow_in_sample=true to replay it anyway",
+                       {"train_start": span[0].isoformat() if span else None,
+                        "train_end": span[1].isoformat() if span else None})
+    return inside
 
 
 @dataclass(frozen=True)

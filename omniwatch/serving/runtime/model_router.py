@@ -20,18 +20,18 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from cachetools import LRUCache, cached
 from sqlalchemy import select
 
 from omniwatch.serving.errors import ApiError, model_missing
-from omniwatch.serving.refresh import Refresher
+from omniwatch.serving.runtime.refresh import Refresher
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
@@ -64,6 +64,7 @@ class LoadedModel:
     model: Any           # the python model (LiquidEnsemble) or an MLflow pyfunc
     train_lineage_id: str | None
     device: str
+    train_span: tuple[datetime, datetime] | None = None  # as_of_ts the version was trained on
 
 
 class ModelRouter:
@@ -77,9 +78,12 @@ class ModelRouter:
         self.rollout_alias, self.cache_size = rollout_alias, cache_size
         self.refresher = refresher or Refresher()
         self._routes: dict[str, Routes] = {}
-        self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()        # route re-reads
-        self._load_lock = threading.Lock()   # model loads (one at a time; a load takes seconds)
+        # The one lock around the routes and the model cache. A load (seconds) runs outside it;
+        # concurrent requests for the same version wait on the condition for that one load.
+        self._lock = threading.Condition()
+        self._models: LRUCache[tuple[str, str], LoadedModel] = LRUCache(maxsize=cache_size)
+        self._cached_load = cached(self._models, key=lambda name, version: (name, version),
+                                   lock=self._lock, condition=self._lock)(self._load)
         self._device: str | None = None
         self.loads = 0  # how many versions were loaded (tests watch reloads)
 
@@ -105,8 +109,9 @@ class ModelRouter:
             return None
         if time.monotonic() - routes.checked_at >= self.check_interval_s:
             self.refresher.submit(("routes", name), self.refresh, name)
-        champion = self._models.get((name, routes.champion))
-        candidate = self._models.get((name, routes.candidate)) if routes.candidate else None
+        with self._lock:
+            champion = self._models.get((name, routes.champion))
+            candidate = self._models.get((name, routes.candidate)) if routes.candidate else None
         if champion is None or (routes.candidate and candidate is None):
             return None
         return Arms(self._as_role(champion, "champion"),
@@ -156,9 +161,11 @@ class ModelRouter:
         return self._get(name, version, "pinned")
 
     def state(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            loaded = list(self._models)
         return {name: {"champion": r.champion, "candidate": r.candidate, "rollout_stage": r.stage,
-                       "loaded": [v for (n, v) in self._models if n == name]}
-                for name, r in self._routes.items()}
+                       "loaded": [v for (n, v) in loaded if n == name]}
+                for name, r in list(self._routes.items())}
 
     # ------------------------------------------------------------------ registry reads
     def _client(self):
@@ -202,21 +209,14 @@ class ModelRouter:
 
     # ------------------------------------------------------------------ loading
     def _get(self, name: str, version: str, role: str) -> LoadedModel:
-        key = (name, version)
-        loaded = self._models.get(key)
-        if loaded is None:
-            with self._load_lock:
-                loaded = self._models.get(key) or self._load(name, version)
-                self._models[key] = loaded
-                while len(self._models) > self.cache_size:
-                    self._models.popitem(last=False)
-        return self._as_role(loaded, role)
+        return self._as_role(self._cached_load(name, version), role)
 
     @staticmethod
     def _as_role(loaded: LoadedModel, role: str) -> LoadedModel:
         return loaded if loaded.role == role else dataclasses.replace(loaded, role=role)
 
     def _evict(self, name: str, keep: set[str | None]) -> None:
+        """Drop versions the routes no longer name (called holding the lock)."""
         for key in [k for k in self._models if k[0] == name and k[1] not in keep]:
             self._models.pop(key, None)
 
@@ -227,8 +227,10 @@ class ModelRouter:
             with _MLFLOW_LOCK:
                 mlflow.set_tracking_uri(self.tracking_uri)
                 mlflow.set_registry_uri(self.tracking_uri)
-                tags = self._client().get_model_version(name, version).tags
+                found = self._client().get_model_version(name, version)
+                tags = found.tags
                 pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+                span = _train_span(self._client(), found.run_id) if found.run_id else None
             model = pyfunc.unwrap_python_model() if name == "omniwatch-liquid" else pyfunc
             _check_features(model)
             device = self._place(model)
@@ -236,13 +238,10 @@ class ModelRouter:
             log.exception("loading %s version %s failed", name, version)
             raise model_missing(f"{name!r} version {version} could not be loaded: {exc}",
                                 model_name=name, model_version=version) from exc
-        self.loads += 1
-        # mlflow, torch and pandas leave millions of long-lived objects; without freezing them,
-        # every full garbage collection walks them all and stalls requests for 100+ ms.
-        gc.collect()
-        gc.freeze()
+        with self._lock:
+            self.loads += 1
         log.info("loaded %s version %s on %s", name, version, device)
-        return LoadedModel(name, version, "pinned", model, tags.get("train_lineage_id"), device)
+        return LoadedModel(name, version, "pinned", model, tags.get("train_lineage_id"), device, span)
 
     def _place(self, model: Any) -> str:
         """Move the sequence model to the serving device (cuda:0 when present, else CPU)."""
@@ -264,6 +263,26 @@ class ModelRouter:
         tsmixer.norm = dataclasses.replace(tsmixer.norm, **{f.name: getattr(tsmixer.norm, f.name).to(dev)
                                                             for f in dataclasses.fields(tsmixer.norm)})
         return self._device
+
+
+SPAN_ARTIFACT = "data_quality/summary.json"  # logged by training: {"window": [first - warm-up, last as_of_ts]}
+
+
+def _train_span(client: Any, run_id: str) -> tuple[datetime, datetime] | None:
+    """The as_of_ts window the version's training run read, from the data-quality summary it
+    logged; None when the run logged none (a version registered outside the training assets)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    if SPAN_ARTIFACT not in {a.path for a in client.list_artifacts(run_id, "data_quality")}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        window = json.loads(Path(client.download_artifacts(run_id, SPAN_ARTIFACT, tmp)).read_text()).get("window")
+    if not window:
+        return None
+    first, last = (datetime.fromisoformat(w) for w in window)
+    return first, last
 
 
 def _check_features(model: Any) -> None:

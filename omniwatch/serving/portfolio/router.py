@@ -6,13 +6,10 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends
 
-from omniwatch.serving.decisions import (AssetInput, annual_vol, decide_signal, score_portfolio, settle, target_book,
-                                         vol_upper)
 from omniwatch.serving.deps import Services, get_services
-from omniwatch.serving.errors import ApiError, ApiErrorCode
-from omniwatch.serving.predicting import window_vol
-from omniwatch.serving.rollout import blended, blended_weight
-from omniwatch.serving.routers import errors
+from omniwatch.serving.errors import ApiError, ApiErrorCode, documented
+from omniwatch.serving.portfolio.rollout import blended, blended_weight
+from omniwatch.serving.predict.service import window_vol
 from omniwatch.serving.schemas import (
     PortfolioScoreRequest,
     PortfolioScoreResponse,
@@ -20,11 +17,13 @@ from omniwatch.serving.schemas import (
     RebalanceResponse,
     RiskLimits,
 )
+from omniwatch.trading.portfolio import AssetInput, annual_vol, score_portfolio, settle, target_book, vol_upper
+from omniwatch.trading.signals import decide_signal
 
 router = APIRouter(tags=["portfolio"])
 
 
-@router.post("/portfolio/score", response_model=PortfolioScoreResponse, responses=errors(401, 422, 503))
+@router.post("/portfolio/score", response_model=PortfolioScoreResponse, responses=documented(401, 422, 503))
 def score(body: PortfolioScoreRequest, services: Services = Depends(get_services)) -> PortfolioScoreResponse:
     """Expected return (bps) of the given weights under the newest forecasts (during a rollout,
     champion and candidate blended by the stage), exposures, a volatility bound and the risk
@@ -49,7 +48,7 @@ def score(body: PortfolioScoreRequest, services: Services = Depends(get_services
                                   limit_breaches=result.breaches)
 
 
-@router.post("/portfolio/rebalance", response_model=RebalanceResponse, responses=errors(401, 422, 503))
+@router.post("/portfolio/rebalance", response_model=RebalanceResponse, responses=documented(401, 422, 503))
 def rebalance_route(body: RebalanceRequest, services: Services = Depends(get_services)) -> RebalanceResponse:
     """Target weights: signal direction per asset (threshold of the horizon), an equal share of
     the volatility budget each, capped per asset, by gross and by net; small trades skipped.

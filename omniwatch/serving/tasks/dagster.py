@@ -22,7 +22,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from omniwatch.serving.tasks import Task, TaskStore, ThreadLauncher, Work, execute_task
+from omniwatch.serving.tasks.schemas import TaskErrorCode
+from omniwatch.serving.tasks.service import Task, TaskStore, ThreadLauncher, Work, execute_task
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -76,12 +77,13 @@ class DagsterInProcessLauncher(ThreadLauncher):
                 tags=run_tags(task))
         except Exception as exc:  # no run at all (e.g. an unusable instance): the task must not hang
             self.store.finish(task.task_id, only_if_active=True, error={
-                "code": "task_failed", "detail": f"the Dagster instance refused the run: {type(exc).__name__}: {exc}"})
+                "code": TaskErrorCode.TASK_FAILED,
+                "detail": f"the Dagster instance refused the run: {type(exc).__name__}: {exc}"})
             raise
         # A run that failed before the op stored an outcome fails the task.
         self.store.attach_run(task.task_id, result.run_id)
         self.store.finish(task.task_id, only_if_active=True, dagster_run_id=result.run_id,
-                          error={"code": "task_failed", "detail": f"dagster run {result.run_id} failed"})
+                          error={"code": TaskErrorCode.TASK_FAILED, "detail": f"dagster run {result.run_id} failed"})
 
 
 class DagsterWebserverLauncher:
@@ -139,7 +141,7 @@ class DagsterWebserverLauncher:
     def _fail(self, task: Task, run_id: str | None, detail: str) -> Task:
         # Guarded by the run id seen: a re-execution started meanwhile is not failed by it.
         self.store.finish(task.task_id, only_if_active=True, dagster_run_id=run_id,
-                          error={"code": "task_failed", "detail": detail})
+                          error={"code": TaskErrorCode.TASK_FAILED, "detail": detail})
         return self.store.get(task.task_id) or task
 
     def close(self) -> None:

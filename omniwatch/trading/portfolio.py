@@ -1,6 +1,6 @@
-"""Decision rules of the serving API, as plain functions of data and thresholds.
+"""Portfolio rules as plain functions of data and thresholds: risk limits, scores, rebalances.
 
-Signals, portfolio scores and rebalances are decided here; the routes only fetch predictions,
+Portfolio scores and rebalances are decided here (signals in ``trading.signals``); the routes only fetch predictions,
 call these and persist or return the result, so each rule is testable on tiny typed inputs.
 Predictions are in basis points of log return; weights are fractions of capital.
 """
@@ -10,21 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from omniwatch.trading.signals import decide_signal
+
 HOURS_PER_YEAR = 24 * 365
-
-
-@dataclass(frozen=True)
-class SignalDecision:
-    direction: int      # -1, 0, +1
-    strength: float     # 0..1: how far beyond the threshold, 1 - threshold / |prediction|
-    threshold_bps: float
-
-
-def decide_signal(prediction_bps: float, threshold_bps: float) -> SignalDecision:
-    """A direction only when ``|prediction| > threshold``; a non-finite prediction is flat."""
-    if not math.isfinite(prediction_bps) or abs(prediction_bps) <= threshold_bps:
-        return SignalDecision(0, 0.0, threshold_bps)
-    return SignalDecision(1 if prediction_bps > 0 else -1, 1.0 - threshold_bps / abs(prediction_bps), threshold_bps)
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,14 @@ from sqlalchemy import Table, case, func, select
 
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import as_utc
 
 HOUR = timedelta(hours=1)
 TIME_COLUMN = {"feature_snapshots": "as_of_ts"}
 
 
 def _rows(database_url: str, query) -> list[dict[str, Any]]:
-    """Rows as dicts, timestamps as UTC (SQLite hands them back naive)."""
     with get_engine(database_url).connect() as conn:
-        return [{k: as_utc(v) if isinstance(v, datetime) else v for k, v in r.items()}
-                for r in conn.execute(query).mappings()]
+        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def sample(database_url: str, table_name: str, target: str | None, start: datetime | None,
@@ -72,15 +69,9 @@ def stats(database_url: str, asset_key: str | None) -> list[dict[str, Any]]:
         out.append({**r, "results": results, "failures": failures,
                     "blocking_failures": int(r["blocking_failures"] or 0),
                     "pass_rate": (results - failures) / results if results else 1.0,
-                    "last_checked_at": _time(r["last_checked_at"]), "last_failure_at": _time(r["last_failure_at"])})
+                    "last_checked_at": r["last_checked_at"], "last_failure_at": r["last_failure_at"]})
     return out
 
-
-def _time(value: Any) -> datetime | None:
-    """SQLite returns max() of a timestamp as text."""
-    if value is None or isinstance(value, datetime):
-        return as_utc(value)
-    return as_utc(datetime.fromisoformat(str(value)))
 
 
 def compare_hours(bar_closes: set[datetime], snapshot_times: set[datetime]) -> dict[str, int]:
@@ -97,15 +88,15 @@ def consistency(database_url: str, targets: list[str], start: datetime | None,
     if end is None:
         with get_engine(database_url).connect() as conn:
             newest = conn.execute(select(func.max(bars.c.event_time)).where(bars.c.symbol.in_(targets))).scalar()
-        end = as_utc(newest) + 2 * HOUR if newest is not None else datetime.now().astimezone()
+        end = newest + 2 * HOUR if newest is not None else datetime.now().astimezone()
     start = start or end - timedelta(days=7)
     out = []
     with get_engine(database_url).connect() as conn:
         for target in targets:
-            closes = {as_utc(r[0]) + HOUR for r in conn.execute(select(bars.c.event_time).distinct().where(
+            closes = {r[0] + HOUR for r in conn.execute(select(bars.c.event_time).distinct().where(
                 bars.c.symbol == target, bars.c.interval == "1h", bars.c.event_time >= start - HOUR,
                 bars.c.event_time < end - HOUR))}
-            times = {as_utc(r[0]) for r in conn.execute(select(snaps.c.as_of_ts).distinct().where(
+            times = {r[0] for r in conn.execute(select(snaps.c.as_of_ts).distinct().where(
                 snaps.c.track == "liquid", snaps.c.target == target, snaps.c.as_of_ts >= start,
                 snaps.c.as_of_ts < end))}
             counts = compare_hours(closes, times)
@@ -129,7 +120,7 @@ def snapshot_mismatches(newer: dict, older: dict, lineage: dict[str, dict], stri
     for name, snap in (("newer", newer), ("older", older)):
         if snap["lineage_id"] not in lineage:
             keys.append(f"lineage_id.{name}")
-        if as_utc(snap["event_time"]) > as_utc(snap["as_of_ts"]):
+        if snap["event_time"] > snap["as_of_ts"]:
             keys.append(f"event_time.{name}")
     la, lb = lineage.get(newer["lineage_id"]), lineage.get(older["lineage_id"])
     if la and lb and la["code_version"] != lb["code_version"]:

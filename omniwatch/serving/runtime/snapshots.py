@@ -23,10 +23,9 @@ from sqlalchemy import func, select
 from omniwatch.errors import ErrorCode
 from omniwatch.features.liquid import FEATURES
 from omniwatch.serving.errors import insufficient
-from omniwatch.serving.refresh import Refresher
+from omniwatch.serving.runtime.refresh import Refresher
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import as_utc
 
 T = tables.feature_snapshots
 
@@ -65,7 +64,7 @@ def build_window(track: str, target: str, as_of: datetime, rows: list, request_f
     """A Window from snapshot rows (already one per hour) and, optionally, the request's row."""
     cols = _columns(track, rows) if request_features is None else (
         list(FEATURES) if track == "liquid" else sorted(request_features))
-    records = [{"symbol": target, "as_of_ts": as_utc(r.as_of_ts), **{c: (r.features or {}).get(c) for c in cols}}
+    records = [{"symbol": target, "as_of_ts": r.as_of_ts, **{c: (r.features or {}).get(c) for c in cols}}
                for r in rows]
     if request_features is not None:
         records.append({"symbol": target, "as_of_ts": as_of, **{c: request_features.get(c) for c in cols}})
@@ -74,7 +73,7 @@ def build_window(track: str, target: str, as_of: datetime, rows: list, request_f
     frame[cols] = frame[cols].astype(float)
     last = rows[-1] if rows and request_features is None else None
     snapshot = None if last is None else {
-        "snapshot_id": int(last.id), "as_of_ts": as_utc(last.as_of_ts), "event_time": as_utc(last.event_time),
+        "snapshot_id": int(last.id), "as_of_ts": last.as_of_ts, "event_time": last.event_time,
         "data_version": last.data_version, "lineage_id": last.lineage_id}
     lineage = infer_lineage([(r.lineage_id, r.data_version) for r in rows], request_features)
     return Window(track, target, as_of, frame, snapshot, lineage, key, request_features)
@@ -108,7 +107,7 @@ class SnapshotStore:
         if newest is None:
             raise insufficient(ErrorCode.INSUFFICIENT_FEATURES, f"no feature snapshot of {track} target {target!r}",
                                target=target)
-        window = self.window(track, target, as_utc(newest), lookback)
+        window = self.window(track, target, newest, lookback)
         if on_new is not None:
             on_new(window)
         with self._lock:
@@ -134,7 +133,7 @@ class SnapshotStore:
         if newest is None:
             raise insufficient(ErrorCode.INSUFFICIENT_FEATURES,
                                f"no feature snapshot of {target!r} at or before {as_of.isoformat()}", target=target)
-        return as_utc(newest)
+        return newest
 
     def window(self, track: str, target: str, as_of: datetime, lookback: int, *,
                last_id: int | None = None, request_features: dict | None = None) -> Window:
@@ -150,7 +149,7 @@ class SnapshotStore:
         max_id = max((int(r.id) for r in raw), default=0)
         by_hour: dict = {}
         for r in raw:
-            by_hour[as_utc(r.as_of_ts)] = r  # ordered by id within an hour: the last is the newest
+            by_hour[r.as_of_ts] = r  # ordered by id within an hour: the last is the newest
         end = by_hour.pop(as_of, None)
         if last_id is not None:
             end = next((r for r in raw if r.id == last_id), None)

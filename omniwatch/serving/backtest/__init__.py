@@ -1,0 +1,1 @@
+"""Backtests: synchronous runs and their stored results."""

@@ -1,0 +1,1 @@
+"""Data-quality reads and checks."""

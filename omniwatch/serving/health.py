@@ -1,0 +1,20 @@
+"""Liveness and what the process holds: routed model versions, prediction writes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from omniwatch.serving.deps import Services, get_services
+from omniwatch.serving.schemas import HealthResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthResponse)
+def health(services: Services = Depends(get_services)) -> HealthResponse:
+    """Always 200 while the process serves; ``degraded`` while the prediction writer's batches fail
+    (from a failed batch until one succeeds). Models appear once a request has routed to them."""
+    w = services.writer
+    reasons = [f"prediction writes failing ({w.failures} rows lost so far): {w.failing}"] if w.failing else []
+    return HealthResponse(status="degraded" if reasons else "ok", reasons=reasons, models=services.router.state(),
+                          rows_written=dict(w.written), rows_pending=w.pending, write_failures=w.failures)

@@ -1,0 +1,1 @@
+"""portfolio/score and portfolio/rebalance, and the rollout blend they share with signals."""

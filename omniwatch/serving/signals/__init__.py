@@ -1,0 +1,1 @@
+"""signals/generate: directions from the blended forecasts."""

@@ -1,0 +1,1 @@
+"""Asynchronous tasks (backtests, PnL attributions)."""
