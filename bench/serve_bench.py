@@ -27,13 +27,8 @@ from fastapi import FastAPI
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omniwatch.serving.schemas import (  # noqa: E402
-    PredictionResponse,
-    PredictLiquidRequest,
-    Signal,
-    SignalsRequest,
-    SignalsResponse,
-)
+from omniwatch.serving.predict.schemas import PredictionResponse, PredictLiquidRequest  # noqa: E402
+from omniwatch.serving.signals.schemas import Signal, SignalsRequest, SignalsResponse  # noqa: E402
 
 LUA = ROOT / "bench" / "wrk" / "post_json.lua"
 API_KEY = "bench-key"
@@ -154,8 +149,7 @@ def main() -> None:
     args = ap.parse_args()
     home = args.home.resolve()
     ensure_model(home)
-    env = {**os.environ, "OMNIWATCH_HOME": str(home), "OMNIWATCH_API_KEYS": API_KEY, "OMP_WAIT_POLICY": "passive",
-           "OMNIWATCH_TASK_EXECUTOR": "local"}
+    env = {**os.environ, "OMNIWATCH_HOME": str(home), "OMNIWATCH_API_KEYS": API_KEY, "OMP_WAIT_POLICY": "passive"}
     env.pop("OMNIWATCH_DATABASE_URL", None)
     env.pop("OMNIWATCH_MLFLOW_TRACKING_URI", None)
     api_port, floor_port = free_port(), free_port()

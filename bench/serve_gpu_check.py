@@ -4,9 +4,10 @@
 
 Trains a small real LiquidEnsemble (LightGBM + TSMixer, the project's own training code, a few
 epochs) on features of a slice of the bundled sample, round-trips it through its artifacts as the
-MLflow pyfunc's ``load_context`` does, and places two deep copies with ``ModelRouter._place``: one
-router configured for ``cpu``, one for ``cuda:0`` (their tracking and database URLs point nowhere:
-``_place`` reads neither, and no engine gets built). For several windows of one symbol it checks
+MLflow pyfunc's ``load_context`` does, and places two deep copies as the model router does
+(``omniwatch.ml.versions.place`` on the router's serving device): one router configured for
+``cpu``, one for ``cuda:0`` (their tracking and database URLs point nowhere: placing reads
+neither, and no engine gets built). For several windows of one symbol it checks
 that ``score_last`` and ``explain_last`` agree across the two devices, times ``score_last`` on
 each, and prints one JSON line (also written to ``$OUT/serve_gpu_check.json``).
 Exits 1 on a mismatch or when the cuda router did not land on cuda:0; without CUDA it runs the
@@ -117,14 +118,15 @@ def build_ensemble(frame: pd.DataFrame, folder: Path):
 
 
 def place(model, device: str) -> dict[str, str]:
-    """``ModelRouter._place`` of a router configured for ``device``: its answer, the params' device."""
+    """Placed as a router configured for ``device`` places a loaded version: where it landed, the params' device."""
+    from omniwatch.ml.versions import place as place_model
     from omniwatch.serving.runtime.model_router import ModelRouter
     from omniwatch.warehouse.engine import get_engine
 
     router = ModelRouter(tracking_uri="file:///nonexistent/serve-gpu-check-mlruns",
                          database_url="postgresql://nobody:unused@db.invalid:1/none", device=device)
     engines = get_engine.cache_info().currsize
-    placed = router._place(model)
+    placed = place_model(model, router._serving_device())
     assert router.loads == 0 and not router._models and get_engine.cache_info().currsize == engines
     router.refresher._pool.shutdown(wait=False)
     return {"router_device": placed, "param_device": str(next(model.tsmixer.model.parameters()).device)}
@@ -152,7 +154,7 @@ def explain_values(explained: dict) -> np.ndarray:
 
 def timing_ms(model, frame: pd.DataFrame, calls: int = 200, warmup: int = 20) -> dict[str, float]:
     """score_last latency (ms) after ``warmup`` calls."""
-    from omniwatch.serving.inference import score_last
+    from omniwatch.ml.inference import score_last
 
     took = []
     for _ in range(warmup + calls):
@@ -166,7 +168,7 @@ def timing_ms(model, frame: pd.DataFrame, calls: int = 200, warmup: int = 20) ->
 
 def compare(cpu_model, gpu_model, cases: list[pd.DataFrame]) -> tuple[dict, bool]:
     """Largest cpu/cuda gaps of score_last and explain_last over ``cases``; within tolerance?"""
-    from omniwatch.serving.inference import explain_last, score_last
+    from omniwatch.ml.inference import explain_last, score_last
 
     score, explain, rel, explain_ok = 0.0, 0.0, 0.0, True
     for case in cases:
@@ -191,7 +193,7 @@ def main() -> int:
               "train_s": round(time.perf_counter() - began, 1), "lookback": model.meta["lookback"]}
     cpu_model, gpu_model = copy.deepcopy(model), copy.deepcopy(model)
     result["cpu"] = place(cpu_model, "cpu")
-    result["torch_threads"] = torch.get_num_threads()  # _place("cpu") sets 1, as the server does
+    result["torch_threads"] = torch.get_num_threads()  # a cpu serving device sets 1, as the server does
     cases = windows(frame, model.meta["lookback"])
     result["windows"], ok = len(cases), result["cpu"] == {"router_device": "cpu", "param_device": "cpu"}
     result["score_last_ms"] = {"cpu": timing_ms(cpu_model, cases[-1])}
@@ -204,7 +206,7 @@ def main() -> int:
         ok &= same
         result["score_last_ms"]["cuda:0"] = timing_ms(gpu_model, cases[-1])
     else:
-        from omniwatch.serving.inference import explain_last
+        from omniwatch.ml.inference import explain_last
 
         result["cuda"] = "absent"
         explain_last(cpu_model, cases[0])  # the CPU half runs end to end

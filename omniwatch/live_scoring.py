@@ -82,7 +82,7 @@ def score_hours(model_name: str, version: str, role: str, model: Any, tags: dict
                 hours: pd.Series, database_url: str | None = None) -> list[dict[str, Any]]:
     """``predictions_v2`` rows for the rows of ``frame`` whose as_of_ts is in ``hours``; hours this
     version scored already (in ``database_url``) are left as they were (role and forecast kept)."""
-    from omniwatch.serving.inference import HORIZON_OF, PRED_COLUMNS, score_positions
+    from omniwatch.ml.inference import HORIZON_OF, PRED_COLUMNS, score_positions
 
     rows: list[dict[str, Any]] = []
     frame = frame.sort_values(["as_of_ts", "symbol"]).reset_index(drop=True)

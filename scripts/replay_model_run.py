@@ -85,30 +85,29 @@ def replay_prediction(settings: Settings, prediction_id: str, tolerance: float) 
 
 
 def replay_backtest(settings: Settings, run_id: str, tolerance: float) -> tuple[list[str], str]:
-    from omniwatch.serving.backtest.replay import evaluate, replay
-    from omniwatch.serving.backtest.schemas import BacktestRequest
-    from omniwatch.serving.backtest.service import BacktestService
-    from omniwatch.serving.runtime.model_router import ModelRouter
+    from omniwatch.ml.versions import load_version, resolve
+    from omniwatch.resources.compute import resolve_device
+    from omniwatch.trading.backtest import BacktestParams, evaluate, replay
+    from omniwatch.trading.backtest_runs import BacktestRuns
 
-    router = ModelRouter(settings.mlflow_uri, settings.warehouse_url, settings.serving_device)
-    service = BacktestService(router, settings.warehouse_url, list(settings.liquid_symbols), {})
-    stored = service.load(run_id)
+    def load(name: str, version: str):
+        device, _ = resolve_device(settings.serving_device)
+        return load_version(settings.mlflow_uri, name, resolve(settings.mlflow_uri, name, version), device)
+
+    stored = BacktestRuns(settings.warehouse_url, load).get(run_id)
     if stored is None:
         raise LookupError(f"backtest run {run_id} not found")
     if stored["status"] != "succeeded":
         raise LookupError(f"backtest run {run_id} is {stored['status']} ({stored['error_code']}): nothing to compare")
-    params = stored["params"]
-    fields = {k: v for k, v in params.items() if k in BacktestRequest.model_fields}
-    request = BacktestRequest(**{**fields, "model_version": stored["model_version"]})
-    loaded = router.pinned(request.model_name, request.model_version)
-    rep = replay(settings.warehouse_url, loaded.model, request, params["targets"])
-    breakdown, metrics = evaluate(rep, request, params["band_bps"])
+    params = BacktestParams.from_stored({**stored["params"], "model_version": stored["model_version"]})
+    rep = replay(settings.warehouse_url, load(params.model_name, params.model_version).model, params)
+    breakdown, metrics = evaluate(rep, params)
     diffs = _differences({"cost_breakdown": stored["cost_breakdown"], "metrics": stored["metrics"],
                           "input_digest": stored["input_digest"], "lineage_coverage": stored["lineage_coverage"]},
                          {"cost_breakdown": breakdown, "metrics": metrics, "input_digest": rep.input_digest,
                           "lineage_coverage": rep.lineage_coverage}, tolerance)
-    summary = (f"backtest {run_id}: {request.model_name} v{request.model_version}, {params['start']} .. "
-               f"{params['end']}, {len(rep.rows)} rows replayed")
+    summary = (f"backtest {run_id}: {params.model_name} v{params.model_version}, {params.start.isoformat()} .. "
+               f"{params.end.isoformat()}, {len(rep.rows)} rows replayed")
     return diffs, summary
 
 

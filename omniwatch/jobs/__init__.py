@@ -11,9 +11,9 @@ import datetime as dt
 
 import dagster as dg
 
-from omniwatch.jobs.serving_tasks import serving_task_job
 from omniwatch.partitions import daily_partitions
 from omniwatch.settings import get_settings
+from omniwatch.tasks.job import serving_task_job
 
 MARKET_GROUP = "market"
 FEATURES_GROUP = "features"

@@ -39,9 +39,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     )
     from omniwatch.resources.mlflow import MLflowResource
     from omniwatch.resources.modelops import ModelOpsResource
-    from omniwatch.resources.serving import ServingTasksResource
     from omniwatch.resources.training import TrainingResource
     from omniwatch.resources.warehouse import WarehouseResource
+    from omniwatch.tasks.job import ServingTasksResource
 
     if settings.source == "live":
         # One rate budget per API for all run processes when Redis is configured.
@@ -86,8 +86,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "training": TrainingResource(),
         "modelops": ModelOpsResource.from_settings(settings, database_url=database_url, tracking_uri=tracking_uri),
         "serving_tasks": ServingTasksResource(database_url=database_url, tracking_uri=tracking_uri,
-                                              serving_device=settings.serving_device,
-                                              symbols=list(settings.liquid_symbols)),
+                                              serving_device=settings.serving_device),
         # Trained models and datasets pass between ML steps as files under OMNIWATCH_HOME.
         "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_dir / "storage")),
         "liquid": LiquidTrackResource(

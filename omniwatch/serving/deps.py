@@ -3,9 +3,7 @@ from the settings and reached by routes through ``Depends(get_services)``."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from functools import partial
 
 from fastapi import Request
 
@@ -18,8 +16,10 @@ from omniwatch.serving.runtime.refresh import Refresher
 from omniwatch.serving.runtime.snapshots import SnapshotStore
 from omniwatch.serving.runtime.writer import PredictionWriter
 from omniwatch.serving.settings import ServingSettings
-from omniwatch.serving.tasks.service import Launcher, TaskRunner, TaskStore, ThreadLauncher, Work, execute_task
+from omniwatch.serving.tasks.launchers import InProcessLauncher, WebserverLauncher
+from omniwatch.serving.tasks.service import Launcher, TaskRunner
 from omniwatch.settings import Settings
+from omniwatch.tasks.store import TaskStore
 from omniwatch.trading.portfolio import RiskLimits
 
 
@@ -59,28 +59,12 @@ class Services:
         self.writer.close()
 
 
-def executor_of(serving: ServingSettings) -> str:
-    if serving.task_executor == "auto":
-        return "dagster" if serving.dagster_webserver_url or os.environ.get("DAGSTER_HOME") else "local"
-    return serving.task_executor
-
-
-def _dagster_instance(settings: Settings):
-    from omniwatch.instance import dagster_instance  # dagster loads with the first task, not at start-up
-
-    return dagster_instance(settings)
-
-
-def build_launcher(settings: Settings, serving: ServingSettings, store: TaskStore, work: Work) -> Launcher:
-    """Where tasks run: the local worker, a Dagster run submitted to the webserver, or a Dagster
-    run executed in this process."""
-    if executor_of(serving) == "local":
-        return ThreadLauncher(lambda task: execute_task(store, work, task.task_id), "local")
-    from omniwatch.serving.tasks.dagster import DagsterInProcessLauncher, DagsterWebserverLauncher
-
+def build_launcher(settings: Settings, serving: ServingSettings, store: TaskStore) -> Launcher:
+    """Where tasks run: a Dagster run submitted to the webserver when its URL is set, else the
+    same job executed in this process."""
     if serving.dagster_webserver_url:
-        return DagsterWebserverLauncher(serving.dagster_webserver_url, store)
-    return DagsterInProcessLauncher(partial(_dagster_instance, settings), store, work)
+        return WebserverLauncher(serving.dagster_webserver_url, store)
+    return InProcessLauncher(settings, store)
 
 
 def build_services(settings: Settings, serving: ServingSettings) -> Services:
@@ -92,7 +76,7 @@ def build_services(settings: Settings, serving: ServingSettings) -> Services:
     writer = PredictionWriter(url, serving.prediction_flush_interval_s)
     backtests = BacktestService(router, url, list(settings.liquid_symbols), serving.thresholds_bps())
     store = TaskStore(url)
-    tasks = TaskRunner(store, build_launcher(settings, serving, store, backtests.perform))
+    tasks = TaskRunner(store, build_launcher(settings, serving, store))
     freshness = Freshness(url, settings.source, settings.max_snapshot_age, serving.data_clock_ttl_s)
     return Services(settings, serving, router, snapshots, writer,
                     Predictor(router, snapshots, writer, url, freshness), backtests, tasks)

@@ -32,7 +32,6 @@ class ApiErrorCode(StrEnum):
     STALE_FEATURES = "stale_features"          # 503: the newest snapshot is older than allowed
     REGISTRY_UNAVAILABLE = "registry_unavailable"  # 503: the model registry answered an error
     SCORING_FAILED = "scoring_failed"          # 500: a loaded model failed on stored features
-    IN_SAMPLE_WINDOW = "in_sample_window"      # 422: a backtest over the model's own training span
     PIPELINE_SOURCE = "pipeline_source"        # 403: a client wrote under a source the pipeline owns
 
 
@@ -110,5 +109,5 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": text[c]} for c in sorted({*codes, 422})}
 
 
-TASK_REFUSED = {503: {"model": ErrorResponse,
+TASK_REFUSED: dict[int | str, dict[str, Any]] = {503: {"model": ErrorResponse,
                       "description": "task_executor_unavailable: the Dagster webserver did not take the run"}}

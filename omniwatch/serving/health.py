@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
 
 from omniwatch.serving.deps import Services, get_services
-from omniwatch.serving.schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"] = Field(description="degraded: stored writes are failing (see reasons).")
+    reasons: list[str] = Field(default_factory=list, description="Why the status is degraded.")
+    models: dict[str, dict[str, Any]]
+    rows_written: dict[str, int] = Field(description="Rows the background writer stored, per table.")
+    rows_pending: int
+    write_failures: int
 
 
 @router.get("/health", response_model=HealthResponse)

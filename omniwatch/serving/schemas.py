@@ -1,12 +1,11 @@
-"""Request and response models of the prediction side of the API (predict, explain, signals,
-portfolio, health). Every body and answer is modelled, so ``/docs`` is the contract; bad input is a 422
-that names the field. Backtests, tasks, data quality and events keep theirs in their own
-package (``serving/<feature>/schemas.py``).
+"""What every feature's schemas share: UTC times, symbols, strict bodies, and the one error shape.
+Each feature keeps its own models in ``serving/<feature>/schemas.py``; every body and answer is
+modelled, so ``/docs`` is the contract, and bad input is a 422 that names the field.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,25 +15,20 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    create_model,
-    model_validator,
 )
-
-from omniwatch.features.liquid import FEATURES
-from omniwatch.ml.dataset import MASKED
 
 Horizon = Literal["1h", "4h", "24h"]
 HORIZONS: tuple[Horizon, ...] = ("1h", "4h", "24h")
 Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,16}$"), Field(examples=["BTC"])]
 EntityId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 RequestKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Targets = Annotated[list[Symbol], Field(min_length=1, max_length=64)]
 
 
 def _to_utc(value: datetime) -> datetime:
     try:
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
     except OverflowError as exc:  # year 1 with a negative offset and the like
         raise ValueError("timestamp out of range") from exc
     if not 2000 <= utc.year <= 2100:
@@ -65,262 +59,3 @@ class ErrorResponse(BaseModel):
     detail: str
     errors: list[ErrorItem] | None = None
     context: dict[str, Any] | None = None
-
-
-# ----------------------------------------------------------------------------- predict
-# Bounds of the features that have them; the feature list itself comes from the feature code,
-# so the request schema follows it (a model trained on other features is refused at load).
-_BOUNDS: dict[str, dict[str, float]] = {
-    "vol_24h": {"ge": 0}, "vol_168h": {"ge": 0}, "cs_spread_24h": {"ge": 0}, "drawdown_168h": {"le": 0},
-    "news_count_24h": {"ge": 0}, "hour_of_day": {"ge": 0, "le": 23}, "day_of_week": {"ge": 0, "le": 6},
-}
-
-
-# Every feature is a return, a ratio, a z-score or a count: far below this. Values near the
-# float limit overflow the models' float32 scaling, so they are refused here, by name.
-FEATURE_LIMIT = 1e6
-
-
-def _feature_field(name: str) -> tuple[Any, Any]:
-    bounds = {"ge": -FEATURE_LIMIT, "le": FEATURE_LIMIT, **_BOUNDS.get(name, {})}
-    kind = Annotated[float, Field(allow_inf_nan=False, **bounds)]
-    # Features whose source can be missing (a mask channel) may be null; bar features may not.
-    return (kind | None, None) if name in MASKED else (kind, ...)
-
-
-LiquidFeatures = create_model(
-    "LiquidFeatures", __base__=Strict, __doc__="The point-in-time features of one symbol-hour "
-    "(omniwatch/features/liquid.py); those with a missing-source mask may be null.",
-    **{name: _feature_field(name) for name in FEATURES})
-
-
-class PredictLiquidRequest(Strict):
-    """Predict one symbol from its newest stored snapshot, the one at ``as_of_ts``, or from
-    ``features`` given here (then ``as_of_ts`` is required and stored history is the lookback)."""
-
-    target: Symbol
-    as_of_ts: UtcTime | None = None
-    features: LiquidFeatures | None = None  # type: ignore[valid-type]
-    request_key: RequestKey | None = Field(
-        default=None, description="Stored with the prediction, to find a caller's predictions again.")
-
-    @model_validator(mode="after")
-    def _features_need_time(self) -> PredictLiquidRequest:
-        if self.as_of_ts is not None:
-            utc = self.as_of_ts
-            # Snapshots sit on the hourly grid: an off-grid time matches no lookback row.
-            if (utc.minute, utc.second, utc.microsecond) != (0, 0, 0):
-                raise ValueError("as_of_ts must be on the hour (snapshots are hourly)")
-            # Clock features (when the feature list has them) must agree with as_of_ts.
-            clock = (getattr(self.features, "hour_of_day", utc.hour),
-                     getattr(self.features, "day_of_week", utc.weekday()))
-            if self.features is not None and clock != (utc.hour, utc.weekday()):
-                raise ValueError("features.hour_of_day/day_of_week do not match as_of_ts (UTC)")
-        elif self.features is not None:
-            raise ValueError("as_of_ts is required when features are given")
-        return self
-
-
-class PredictVcRequest(Strict):
-    entity_id: EntityId
-    as_of_ts: UtcTime | None = None
-    features: dict[Name, Finite | None] | None = Field(default=None, max_length=256)
-    request_key: RequestKey | None = None
-
-
-class SnapshotRef(BaseModel):
-    snapshot_id: int
-    as_of_ts: datetime
-    event_time: datetime
-    data_version: str
-    lineage_id: str
-
-
-class CandidateForecast(BaseModel):
-    """During a rollout: the candidate's forecast on the same window (stored as its own
-    prediction); signals and rebalances give it ``rollout_stage`` percent of the book."""
-
-    prediction_id: str
-    model_version: str
-    rollout_stage: int = Field(ge=1, le=99)
-    horizon_predictions: dict[str, float]
-
-
-class PredictionResponse(BaseModel):
-    """Predictions are forward log returns in basis points, per horizon (the champion's)."""
-
-    prediction_id: str
-    track: Literal["liquid", "vc"]
-    target: str
-    model_name: str
-    model_version: str
-    model_role: Literal["champion", "candidate", "pinned"]
-    train_lineage_id: str | None
-    infer_lineage_id: str
-    input_source: Literal["snapshot", "request"]
-    snapshot: SnapshotRef | None
-    history_rows: int = Field(description="Hourly rows of the lookback window the model read.")
-    as_of_ts: datetime
-    predictions: dict[str, float]
-    components: dict[str, dict[str, float]] = Field(default_factory=dict)
-    unit: Literal["bps"] = "bps"
-    snapshot_age_seconds: float | None = Field(
-        default=None, description="Age of the snapshot predicted, against the request's as_of_ts, else the "
-                                  "data clock (replay) or the wall clock (live); null for request features.")
-    candidate: CandidateForecast | None = None
-
-
-class ComponentExplanation(BaseModel):
-    prediction_bps: float
-    contributions: dict[str, float]
-    bias: float | None = None
-    method: str
-
-
-class HorizonExplanation(BaseModel):
-    prediction_bps: float
-    weight_lightgbm: float
-    lightgbm: ComponentExplanation
-    tsmixer: ComponentExplanation
-
-
-class ExplanationResponse(BaseModel):
-    prediction_id: str
-    target: str
-    model_name: str
-    model_version: str
-    as_of_ts: datetime
-    horizons: dict[str, HorizonExplanation]
-
-
-# ----------------------------------------------------------------------------- signals
-Targets = Annotated[list[Symbol], Field(min_length=1, max_length=64)]
-StrategyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-
-
-class SignalsRequest(Strict):
-    targets: Targets | None = Field(default=None, description="Default: the liquid universe.")
-    horizons: Annotated[list[Horizon], Field(min_length=1, max_length=3)] | None = None
-    strategy_id: StrategyId | None = None
-    request_key: RequestKey | None = None
-
-
-class RolloutBlend(BaseModel):
-    """How a blended number came about: ``(1 - s) * champion + s * candidate``, ``s = stage / 100``."""
-
-    candidate_version: str
-    candidate_prediction_id: str
-    rollout_stage: int
-    champion: float
-    candidate: float
-
-
-class Signal(BaseModel):
-    signal_id: str
-    prediction_id: str
-    target: str
-    horizon: str
-    direction: Literal[-1, 0, 1]
-    strength: float
-    threshold_bps: float
-    prediction_bps: float
-    as_of_ts: datetime
-    status: str
-    model_version: str
-    snapshot_age_seconds: float | None = None
-    rollout: RolloutBlend | None = None
-
-
-class SkippedTarget(BaseModel):
-    target: str
-    code: str
-    detail: str
-    context: dict[str, Any] | None = None
-
-
-class SignalsResponse(BaseModel):
-    strategy_id: str
-    model_name: str
-    signals: list[Signal]
-    skipped: list[SkippedTarget]
-
-
-# ----------------------------------------------------------------------------- portfolio
-Weight = Annotated[float, Field(ge=-10, le=10, allow_inf_nan=False)]
-
-
-class PortfolioScoreRequest(Strict):
-    weights: Annotated[dict[Symbol, Weight], Field(min_length=1, max_length=64)]
-    horizon: Horizon = "24h"
-
-
-class AssetScore(BaseModel):
-    target: str
-    weight: float
-    prediction_bps: float
-    contribution_bps: float
-    vol_annual: float | None
-    model_version: str
-    snapshot_age_seconds: float | None = None
-    rollout: RolloutBlend | None = None
-
-
-class PortfolioScoreResponse(BaseModel):
-    horizon: str
-    expected_return_bps: float
-    gross_exposure: float
-    net_exposure: float
-    vol_annual_upper: float | None = Field(description="sum |w| vol: the bound at perfect correlation.")
-    assets: list[AssetScore]
-    limit_breaches: list[str]
-
-
-class RebalanceRequest(Strict):
-    targets: Targets | None = None
-    horizon: Horizon = "24h"
-    current_weights: Annotated[dict[Symbol, Weight], Field(max_length=64)] = Field(default_factory=dict)
-
-
-class RiskLimits(BaseModel):
-    target_annual_vol: float
-    max_weight_per_asset: float
-    max_gross_leverage: float
-    max_net_exposure: float
-    min_trade_weight: float
-
-
-class AssetRebalance(BaseModel):
-    target: str
-    prediction_bps: float
-    threshold_bps: float
-    direction: int
-    vol_annual: float | None
-    raw_weight: float
-    weight: float
-    trade: float
-    model_version: str | None = None
-    snapshot_age_seconds: float | None = None
-    rollout: RolloutBlend | None = Field(default=None, description="The weight's blend of the champion's and "
-                                         "the candidate's target weights, during a rollout.")
-
-
-class RebalanceResponse(BaseModel):
-    horizon: str
-    target_weights: dict[str, float]
-    trades: dict[str, float]
-    gross_exposure: float
-    net_exposure: float
-    vol_annual_upper: float
-    binding_limits: list[str]
-    limits: RiskLimits
-    assets: list[AssetRebalance]
-    skipped: list[SkippedTarget]
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok", "degraded"] = Field(description="degraded: stored writes are failing (see reasons).")
-    reasons: list[str] = Field(default_factory=list, description="Why the status is degraded.")
-    models: dict[str, dict[str, Any]]
-    rows_written: dict[str, int] = Field(description="Rows the background writer stored, per table.")
-    rows_pending: int
-    write_failures: int

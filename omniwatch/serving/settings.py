@@ -7,11 +7,10 @@ read, the signal thresholds, the risk limits and the cache intervals of the hot 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 class ServingSettings(BaseSettings):
@@ -43,12 +42,11 @@ class ServingSettings(BaseSettings):
     max_net_exposure: float = Field(default=1.0, gt=0)
     min_trade_weight: float = Field(default=0.01, ge=0)
 
-    # Asynchronous tasks: "local" worker thread, or a Dagster run of serving_task_job; "auto" =
-    # Dagster when a webserver URL is set or DAGSTER_HOME names an instance.
-    task_executor: Literal["auto", "local", "dagster"] = "auto"
+    # Asynchronous tasks are runs of serving_task_job: submitted to the webserver when its URL is
+    # set (executor "webserver"), else executed in the API process (executor "in_process").
     dagster_webserver_url: str | None = Field(
         default=None, description="Dagster webserver (e.g. http://127.0.0.1:3000): tasks are submitted "
-                                  "there as runs; without it a Dagster task runs in the API process.")
+                                  "there as runs; without it a task runs in the API process.")
 
     @field_validator("api_keys", mode="before")
     @classmethod

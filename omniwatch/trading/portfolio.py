@@ -102,11 +102,11 @@ def rebalance(assets: list[AssetInput], limits: RiskLimits, current: dict[str, f
 def target_book(assets: list[AssetInput], limits: RiskLimits) -> RebalanceDecision:
     """The capped target weights of :func:`rebalance`, before small trades are skipped (no trades)."""
     directions = {a.target: decide_signal(a.prediction_bps, a.threshold_bps).direction for a in assets}
-    active = [a for a in assets if directions[a.target] != 0 and a.vol_annual is not None]
+    active = {a.target: a.vol_annual for a in assets if directions[a.target] != 0 and a.vol_annual is not None}
     budget = limits.target_annual_vol / len(active) if active else 0.0
-    raw = {a.target: 0.0 for a in assets}
-    for a in active:
-        raw[a.target] = directions[a.target] * budget / a.vol_annual
+    raw = dict.fromkeys(directions, 0.0)
+    for t, vol in active.items():
+        raw[t] = directions[t] * budget / vol
     weights, binding = dict(raw), []
     for t, w in weights.items():
         if abs(w) > limits.max_weight_per_asset:

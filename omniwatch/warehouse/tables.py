@@ -326,7 +326,7 @@ serving_tasks = Table(
     "serving_tasks", metadata,
     Column("task_id", String(36), primary_key=True),
     Column("kind", String(32), nullable=False),
-    Column("executor", String(16), nullable=False),    # local | dagster
+    Column("executor", String(16), nullable=False),    # webserver | in_process (migration 0007)
     Column("in_process", Boolean, nullable=False),     # runs inside the API process that accepted it
     Column("status", String(16), nullable=False),      # queued | running | succeeded | failed
     Column("payload", JSON, nullable=False),

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import _admin, pg_url_for  # the root conftest: the local PostgreSQL
 from fastapi.testclient import TestClient
+from graph.helpers import make_settings, run_job, run_training
 from sqlalchemy import select
 
-from conftest import _admin, pg_url_for  # the root conftest: the local PostgreSQL
-from graph.helpers import make_settings, run_job, run_training
 from omniwatch.serving.app import create_app
 from omniwatch.serving.settings import ServingSettings
 from omniwatch.settings import Settings
@@ -41,12 +41,22 @@ def trained_home(tmp_path_factory) -> Path:
     return settings.home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dagster_home(tmp_path_factory) -> Iterator[Path]:
+    """The instance the API's in-process task runs land in: a fresh one for the session, never
+    the repository's (``make test`` exports DAGSTER_HOME as the repository root)."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(home))
+        yield home
+
+
 def serving(**overrides) -> ServingSettings:
     """Test knobs: no cache intervals (each request re-checks), one key, thresholds low enough
     that the tiny model's forecasts produce signals."""
     values = dict(api_keys=[KEY], alias_check_interval_s=0, snapshot_check_interval_s=0,
                   prediction_flush_interval_s=0.01, signal_threshold_bps_1h=0.01, signal_threshold_bps_4h=0.01,
-                  signal_threshold_bps_24h=0.01, task_executor="local")
+                  signal_threshold_bps_24h=0.01)
     return ServingSettings(**{**values, **overrides})
 
 

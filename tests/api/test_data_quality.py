@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -55,13 +55,13 @@ def test_compare_hours_and_snapshot_mismatches_as_functions():
     assert compare_hours({1, 2, 3}, {2, 3, 4}) == {"bars": 3, "snapshots": 3, "bars_without_snapshot": 1,
                                                   "snapshots_without_bar": 1}
     base = {"features": {"a": 1.0, "b": None}, "feature_mask": {"a": True, "b": False}, "lineage_id": "L",
-            "data_version": "v1", "event_time": datetime(2024, 1, 1, 0, tzinfo=timezone.utc),
-            "as_of_ts": datetime(2024, 1, 1, 1, tzinfo=timezone.utc)}
+            "data_version": "v1", "event_time": datetime(2024, 1, 1, 0, tzinfo=UTC),
+            "as_of_ts": datetime(2024, 1, 1, 1, tzinfo=UTC)}
     other = {**base, "features": {"a": 2.0, "c": 1.0}, "data_version": "v2", "lineage_id": "M"}
     lineage = {"L": {"code_version": "x"}, "M": {"code_version": "y"}}
     assert snapshot_mismatches(base, other, lineage, strict=False) == ["features.b", "features.c", "code_version"]
     assert snapshot_mismatches(base, base, lineage, strict=True) == ["null.b"]
-    late = {**base, "event_time": datetime(2024, 1, 1, 2, tzinfo=timezone.utc)}
+    late = {**base, "event_time": datetime(2024, 1, 1, 2, tzinfo=UTC)}
     assert snapshot_mismatches(late, base, lineage, strict=False) == ["event_time.newer"]
 
 

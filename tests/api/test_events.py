@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -28,13 +28,13 @@ def test_ingest_is_idempotent_by_source_id_and_links_entities(client, backend):
                                                      normalized_name="acme", aliases=["Acme"]))
     ids = [f"{entity}-{i}" for i in range(2)]
     body = {"events": [_event(ids[0], entity_ids=[entity]), _event(ids[1], title="Acme files Form D")]}
-    received = datetime.now(timezone.utc)
+    received = datetime.now(UTC)
     r = client.post(f"{P}/ingest/events", json=body, headers=AUTH)
     assert r.status_code == 200, r.text
     first = r.json()
     # Point in time: a 2024 event sent now counts from now, not from the client's 10:05.
     stamped = datetime.fromisoformat(first["events"][0]["available_time"])
-    assert received <= stamped <= datetime.now(timezone.utc)
+    assert received <= stamped <= datetime.now(UTC)
     assert (first["received"], first["inserted"], first["updated"], first["links_written"]) == (2, 2, 0, 1)
     again = client.post(f"{P}/ingest/events", json=body, headers=AUTH).json()
     assert (again["inserted"], again["updated"]) == (0, 2)
@@ -52,7 +52,7 @@ def test_ingest_is_idempotent_by_source_id_and_links_entities(client, backend):
 
 
 def test_a_later_client_available_time_is_kept(client):
-    soon = (datetime.now(timezone.utc) + timedelta(minutes=2)).replace(microsecond=0)
+    soon = (datetime.now(UTC) + timedelta(minutes=2)).replace(microsecond=0)
     iso = soon.isoformat().replace("+00:00", "Z")
     r = client.post(f"{P}/ingest/events", json={"events": [_event(f"later-{uuid.uuid4().hex[:8]}", event_time=iso,
                                                                    available_time=iso)]}, headers=AUTH)
@@ -86,7 +86,7 @@ def test_tone_is_on_the_pipeline_scale(client):
 def test_a_failed_data_quality_check_refuses_the_whole_batch(client, backend):
     """The pipeline's event checks run before any write: one bad event stores nothing."""
     ids = [f"dq-{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    future = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    future = (datetime.now(UTC) + timedelta(days=2)).isoformat().replace("+00:00", "Z")
     cases = [([_event(ids[0]), _event(ids[1], title="  ")], "news_events_have_text", "body.events.1.title"),
              ([_event(ids[0]), _event(ids[1], event_time=future, available_time=future)],
               "news_events_have_no_future_timestamps", "body.events.1.")]

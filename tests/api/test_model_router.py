@@ -151,7 +151,7 @@ def test_a_transient_registry_error_is_not_no_champion(own_home, monkeypatch):
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
-    from omniwatch.serving.runtime.model_router import ModelRouter
+    from omniwatch.ml import versions
 
     class Down:
         def __getattr__(self, name):
@@ -159,7 +159,7 @@ def test_a_transient_registry_error_is_not_no_champion(own_home, monkeypatch):
                 raise MlflowException("registry is restarting", error_code=TEMPORARILY_UNAVAILABLE)
             return fail
 
-    monkeypatch.setattr(ModelRouter, "_client", lambda self: Down())
+    monkeypatch.setattr(versions, "client", lambda tracking_uri: Down())
     with client_for(own_home) as c:
         r = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=AUTH)
     assert r.status_code == 503, r.text

@@ -65,7 +65,7 @@ def test_predict_at_a_stored_time_and_from_request_features(client, backend):
     at = client.post(f"{P}/predict/liquid",
                      json={"target": "SOL", "as_of_ts": "2024-08-20T06:00:00Z"}, headers=AUTH).json()
     assert at["as_of_ts"] == "2024-08-20T06:00:00Z" and at["snapshot"]["as_of_ts"] == "2024-08-20T06:00:00Z"
-    features = {f: 0.0 for f in FEATURES}
+    features = dict.fromkeys(FEATURES, 0.0)
     features.update({"vol_24h": 0.01, "vol_168h": 0.01, "drawdown_168h": -0.05, "hour_of_day": 6, "day_of_week": 1})
     features = {k: v for k, v in features.items() if k in FEATURES}
     r = client.post(f"{P}/predict/liquid", json={"target": "SOL", "as_of_ts": "2024-08-20T06:00:00Z",
@@ -200,9 +200,9 @@ class _SumModel:  # a pyfunc whose signature names two inputs
 def test_vc_features_the_model_does_not_know_or_cannot_score_are_bad_input(own_home, tmp_path):
     """predict/vc with a registered model: an unknown feature name, or values whose forecast is
     not finite, are 422 naming the field, never model_artifact_missing."""
-    import mlflow
     from mlflow.models import infer_signature
 
+    import mlflow
     from omniwatch.resources.mlflow import MLflowResource
 
     registry = MLflowResource(tracking_uri=own_home.mlflow_uri, artifact_root=str(tmp_path / "artifacts"),

@@ -1,11 +1,11 @@
-"""Asynchronous tasks: the local worker thread and the Dagster executor."""
+"""Asynchronous tasks on the embedded default: runs of serving_task_job executed in the API process."""
 
 from __future__ import annotations
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from omniwatch.serving.tasks.service import TaskStore
+from omniwatch.tasks.store import TaskStore
 
 from .conftest import AUTH, client_for
 
@@ -24,7 +24,7 @@ def _finish(c, task_id: str) -> dict:
 def test_a_backtest_task_runs_in_the_background_and_is_also_a_backtest_run(client):
     r = client.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH)
     assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "succeeded")
-    assert r.json()["executor"] == "local"
+    assert r.json()["executor"] == "in_process"
     task = _finish(client, r.json()["task_id"])
     assert task["status"] == "succeeded" and task["error"] is None
     assert task["result"]["run_id"] == task["task_id"] and task["result"]["status"] == "succeeded"
@@ -61,9 +61,9 @@ def test_a_failing_task_keeps_its_error_code_and_unknown_tasks_are_404(client):
 def test_with_a_dagster_instance_each_task_is_a_dagster_run(own_home, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
-    with client_for(own_home, task_executor="auto") as c:
+    with client_for(own_home) as c:
         r = c.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH)
-        assert r.json()["executor"] == "dagster"
+        assert r.json()["executor"] == "in_process"
         task = _finish(c, r.json()["task_id"])
         failed = _finish(c, c.post(f"{P}/tasks/pnl-attribution", headers=AUTH,
                                    json={"start": "2023-01-01T00:00:00Z", "end": "2023-01-02T00:00:00Z"}
@@ -84,7 +84,7 @@ def test_task_state_outlives_the_api_process_that_accepted_it(own_warehouse):
     with client_for(own_warehouse) as c:
         done = _finish(c, c.post(f"{P}/tasks/pnl-attribution", json=WINDOW, headers=AUTH).json()["task_id"])
     assert done["status"] == "succeeded"
-    stranded = TaskStore(own_warehouse.warehouse_url).create("backtest", WINDOW, "local", in_process=True)
+    stranded = TaskStore(own_warehouse.warehouse_url).create("backtest", WINDOW, "in_process")
     TaskStore(own_warehouse.warehouse_url).start(stranded.task_id)
     with client_for(own_warehouse) as c:  # the restart
         again = c.get(f"{P}/tasks/{done['task_id']}").json()
@@ -99,7 +99,7 @@ def test_an_unusable_dagster_instance_fails_the_task_instead_of_leaving_it_queue
     home.mkdir()
     (home / "dagster.yaml").write_text("storage:\n  no_such_storage: {}\n")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with client_for(own_home, task_executor="dagster") as c:
+    with client_for(own_home) as c:
         task = _finish(c, c.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH).json()["task_id"])
     assert task["status"] == "failed" and task["error"]["code"] == "task_failed"
     assert "Dagster instance refused the run" in task["error"]["detail"]

@@ -10,18 +10,18 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
+from servers import free_port, stop_group
 from sqlalchemy import func, select
 
 from omniwatch.settings import Settings
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from servers import free_port, stop_group
 
 from .conftest import AUTH, client_for
 
@@ -99,9 +99,9 @@ def _wait_run(instance: DagsterInstance, run_id: str, timeout: float = 240):
 def test_tasks_are_launched_runs_of_the_code_location_job_and_can_be_re_executed(own_home, webserver):
     url, dagster_home = webserver
     instance = DagsterInstance.from_config(str(dagster_home))
-    with client_for(own_home, task_executor="auto", dagster_webserver_url=url) as c:
+    with client_for(own_home, dagster_webserver_url=url) as c:
         r = c.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH)
-        assert r.status_code == 202 and r.json()["executor"] == "dagster", r.text
+        assert r.status_code == 202 and r.json()["executor"] == "webserver", r.text
         first_run = r.json()["dagster_run_id"]
         assert first_run  # submitted: the run exists before the API answers
         task = _wait(c, r.json()["task_id"])
@@ -151,7 +151,7 @@ def test_a_run_that_ends_without_storing_an_outcome_fails_its_task(own_home, web
     the next read asks the webserver, sees the failed run and fails the task."""
     url, dagster_home = webserver
     instance = DagsterInstance.from_config(str(dagster_home))
-    with client_for(own_home, task_executor="dagster", dagster_webserver_url=url) as c:
+    with client_for(own_home, dagster_webserver_url=url) as c:
         runner = c.app.state.services.tasks
         orphan = "00000000-0000-4000-8000-00000000abcd"
         run_id = runner.launcher.client.submit_job_execution(
@@ -159,15 +159,15 @@ def test_a_run_that_ends_without_storing_an_outcome_fails_its_task(own_home, web
         assert _wait_run(instance, run_id).status == DagsterRunStatus.FAILURE
         with get_engine(own_home.warehouse_url).begin() as conn:
             conn.execute(tables.serving_tasks.insert().values(
-                task_id=orphan, kind="backtest", executor="dagster", in_process=False, status="queued",
-                payload=WINDOW, dagster_run_id=run_id, created_at=datetime.now(timezone.utc)))
+                task_id=orphan, kind="backtest", executor="webserver", in_process=False, status="queued",
+                payload=WINDOW, dagster_run_id=run_id, created_at=datetime.now(UTC)))
         task = c.get(f"{P}/tasks/{orphan}").json()
     assert task["status"] == "failed" and task["error"]["code"] == "task_failed"
     assert run_id in task["error"]["detail"] and "FAILURE" in task["error"]["detail"]
 
 
 def test_an_unreachable_webserver_is_503_and_the_task_is_stored_as_failed(own_home):
-    with client_for(own_home, task_executor="dagster", dagster_webserver_url=f"http://127.0.0.1:{free_port()}") as c:
+    with client_for(own_home, dagster_webserver_url=f"http://127.0.0.1:{free_port()}") as c:
         r = c.post(f"{P}/tasks/backtest", json=WINDOW, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "task_executor_unavailable"
         task_id = r.json()["context"]["task_id"]

@@ -9,7 +9,7 @@ checks the pipeline runs on events (``omniwatch.checks.registry``) before anythi
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -74,7 +74,7 @@ def ingest(database_url: str, events: list[EventIn]) -> dict[str, Any]:
     """Upsert events on (source, source_id) and link them to known entities (method ``api``), in
     one transaction, after the pipeline's checks; an unknown entity id refuses the whole batch."""
     _refuse_pipeline_sources(events)
-    received = datetime.now(timezone.utc)
+    received = datetime.now(UTC)
     rows = [_row(e, received) for e in events]
     check_quality(rows, received)
     keys = [(e.source, e.source_id) for e in events]

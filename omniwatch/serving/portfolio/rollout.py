@@ -8,7 +8,8 @@ both books stay inside the risk limits, and so does any convex mix of them.
 from __future__ import annotations
 
 from omniwatch.modelops.blend import blend, blend_positions
-from omniwatch.serving.schemas import PredictionResponse, RolloutBlend
+from omniwatch.serving.predict.schemas import PredictionResponse
+from omniwatch.serving.signals.schemas import RolloutBlend
 
 
 def blended(pred: PredictionResponse, horizon: str) -> tuple[float, RolloutBlend | None]:

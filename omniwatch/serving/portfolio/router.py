@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter, Depends
 
 from omniwatch.serving.deps import Services, get_services
 from omniwatch.serving.errors import ApiError, ApiErrorCode, documented
 from omniwatch.serving.portfolio.rollout import blended, blended_weight
-from omniwatch.serving.predict.service import window_vol
-from omniwatch.serving.schemas import (
+from omniwatch.serving.portfolio.schemas import (
     PortfolioScoreRequest,
     PortfolioScoreResponse,
     RebalanceRequest,
     RebalanceResponse,
-    RiskLimits,
 )
+from omniwatch.serving.predict.service import window_vol
 from omniwatch.trading.portfolio import AssetInput, annual_vol, score_portfolio, settle, target_book, vol_upper
 from omniwatch.trading.signals import decide_signal
 
@@ -68,7 +65,8 @@ def rebalance_route(body: RebalanceRequest, services: Services = Depends(get_ser
     mixed, raw, forecasts, binding = {}, {}, {}, list(champion.binding)
     for t, (p, _) in done.items():
         if candidate is None or t not in rolling:
-            mixed[t], raw[t], forecasts[t] = (champion.weights[t], None), champion.raw_weights[t], p.predictions[body.horizon]
+            mixed[t], raw[t] = (champion.weights[t], None), champion.raw_weights[t]
+            forecasts[t] = p.predictions[body.horizon]
             continue
         mixed[t] = blended_weight(champion.weights[t], candidate.weights[t], p)
         raw[t] = blended_weight(champion.raw_weights[t], candidate.raw_weights[t], p)[0]
@@ -85,4 +83,4 @@ def rebalance_route(body: RebalanceRequest, services: Services = Depends(get_ser
         horizon=body.horizon, target_weights=weights, trades=trades,
         gross_exposure=sum(abs(w) for w in weights.values()), net_exposure=sum(weights.values()),
         vol_annual_upper=vol_upper(weights, vols),
-        binding_limits=binding, limits=RiskLimits(**asdict(limits)), assets=assets, skipped=skipped)
+        binding_limits=binding, limits=limits, assets=assets, skipped=skipped)

@@ -14,7 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.deps import Services, get_services
 from omniwatch.serving.errors import documented
-from omniwatch.serving.schemas import ExplanationResponse, PredictionResponse, PredictLiquidRequest, PredictVcRequest
+from omniwatch.serving.predict.schemas import (
+    ExplanationResponse,
+    PredictionResponse,
+    PredictLiquidRequest,
+    PredictVcRequest,
+)
 
 router = APIRouter(tags=["predict"], dependencies=[Security(require_api_key)])
 PredictionId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="prediction_id (a UUID)")]

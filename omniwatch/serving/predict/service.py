@@ -24,13 +24,14 @@ from cachetools import LRUCache
 from sqlalchemy import delete
 
 from omniwatch.errors import ErrorCode
+from omniwatch.ml.inference import explain_last, score_last, split_record
+from omniwatch.ml.versions import LoadedModel
 from omniwatch.serving.errors import ApiError, ApiErrorCode, not_found
-from omniwatch.serving.inference import explain_last, score_last, split_record
+from omniwatch.serving.predict.schemas import CandidateForecast, PredictionResponse, SkippedTarget, SnapshotRef
 from omniwatch.serving.runtime.freshness import Freshness
-from omniwatch.serving.runtime.model_router import Arms, LoadedModel, ModelRouter
+from omniwatch.serving.runtime.model_router import Arms, ModelRouter
 from omniwatch.serving.runtime.snapshots import SnapshotStore, Window
 from omniwatch.serving.runtime.writer import PredictionWriter, load_prediction
-from omniwatch.serving.schemas import CandidateForecast, PredictionResponse, SkippedTarget, SnapshotRef
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.upsert import upsert_rows

@@ -19,7 +19,7 @@ code ``stale_features``, context ``snapshot_as_of``, ``age_seconds``, ``max_age_
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cachetools import TTLCache
 from sqlalchemy import func, select
@@ -80,4 +80,4 @@ class Freshness:
 
 
 def _wall() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -24,19 +24,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from cachetools import LRUCache, cached
 from sqlalchemy import select
 
+from omniwatch.ml.versions import LoadedModel, ModelUnavailable, aliases, load_version
 from omniwatch.serving.errors import ApiError, model_missing
 from omniwatch.serving.runtime.refresh import Refresher
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
 log = logging.getLogger(__name__)
-_MLFLOW_LOCK = threading.Lock()  # mlflow's tracking/registry URIs are process-global
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,6 @@ class Arms:
     champion: LoadedModel
     candidate: LoadedModel | None
     stage: int
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    name: str
-    version: str
-    role: str            # champion | candidate | pinned
-    model: Any           # the python model (LiquidEnsemble) or an MLflow pyfunc
-    train_lineage_id: str | None
-    device: str
-    train_span: tuple[datetime, datetime] | None = None  # as_of_ts the version was trained on
 
 
 class ModelRouter:
@@ -168,23 +156,9 @@ class ModelRouter:
                 for name, r in list(self._routes.items())}
 
     # ------------------------------------------------------------------ registry reads
-    def _client(self):
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
     def _aliases(self, name: str) -> dict[str, str]:
-        """Alias -> version; ``{}`` only when the model is not registered. Any other registry
-        error propagates: it must never read as 'no champion'."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            model = self._client().get_registered_model(name)
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return {}
-            raise
-        return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+        """Alias -> version; ``{}`` only when the model is not registered."""
+        return aliases(self.tracking_uri, name)
 
     def _alias(self, name: str, alias: str) -> str | None:
         try:
@@ -222,75 +196,22 @@ class ModelRouter:
 
     def _load(self, name: str, version: str) -> LoadedModel:
         try:
-            import mlflow
-
-            with _MLFLOW_LOCK:
-                mlflow.set_tracking_uri(self.tracking_uri)
-                mlflow.set_registry_uri(self.tracking_uri)
-                found = self._client().get_model_version(name, version)
-                tags = found.tags
-                pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-                span = _train_span(self._client(), found.run_id) if found.run_id else None
-            model = pyfunc.unwrap_python_model() if name == "omniwatch-liquid" else pyfunc
-            _check_features(model)
-            device = self._place(model)
-        except Exception as exc:  # any load failure is the same answer to a client: no artifact
-            log.exception("loading %s version %s failed", name, version)
-            raise model_missing(f"{name!r} version {version} could not be loaded: {exc}",
-                                model_name=name, model_version=version) from exc
+            loaded = load_version(self.tracking_uri, name, version, self._serving_device())
+        except ModelUnavailable as exc:
+            raise model_missing(exc.detail, **exc.context) from exc
         with self._lock:
             self.loads += 1
-        log.info("loaded %s version %s on %s", name, version, device)
-        return LoadedModel(name, version, "pinned", model, tags.get("train_lineage_id"), device, span)
+        return loaded
 
-    def _place(self, model: Any) -> str:
-        """Move the sequence model to the serving device (cuda:0 when present, else CPU)."""
-        tsmixer = getattr(model, "tsmixer", None)
-        if tsmixer is None:
-            return "cpu"
-        import torch
-
-        from omniwatch.resources.compute import resolve_device
-
+    def _serving_device(self) -> str:
+        """cuda:0 when present, else CPU; resolved once per router."""
         if self._device is None:
+            import torch
+
+            from omniwatch.resources.compute import resolve_device
+
             self._device, reason = resolve_device(self.preferred_device)
             log.info("serving device: %s (%s)", self._device, reason)
             if self._device == "cpu":
                 torch.set_num_threads(1)  # tiny batches: more threads only contend with the server
-        dev = torch.device(self._device)
-        tsmixer.device = dev
-        tsmixer.model = tsmixer.model.to(dev).eval()
-        tsmixer.norm = dataclasses.replace(tsmixer.norm, **{f.name: getattr(tsmixer.norm, f.name).to(dev)
-                                                            for f in dataclasses.fields(tsmixer.norm)})
         return self._device
-
-
-SPAN_ARTIFACT = "data_quality/summary.json"  # logged by training: {"window": [first - warm-up, last as_of_ts]}
-
-
-def _train_span(client: Any, run_id: str) -> tuple[datetime, datetime] | None:
-    """The as_of_ts window the version's training run read, from the data-quality summary it
-    logged; None when the run logged none (a version registered outside the training assets)."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    if SPAN_ARTIFACT not in {a.path for a in client.list_artifacts(run_id, "data_quality")}:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        window = json.loads(Path(client.download_artifacts(run_id, SPAN_ARTIFACT, tmp)).read_text()).get("window")
-    if not window:
-        return None
-    first, last = (datetime.fromisoformat(w) for w in window)
-    return first, last
-
-
-def _check_features(model: Any) -> None:
-    """A model trained on another feature list than the snapshots carry cannot score them."""
-    meta = getattr(model, "meta", None)
-    if meta is None:
-        return
-    from omniwatch.features.liquid import FEATURES
-
-    if list(meta.get("features", FEATURES)) != list(FEATURES):
-        raise ValueError(f"trained on features {meta.get('features')}, the feature code now gives {list(FEATURES)}")

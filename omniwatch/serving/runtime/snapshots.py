@@ -9,8 +9,6 @@ a new data version, both raise it, so either invalidates the cache.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from sqlalchemy import func, select
 
 from omniwatch.errors import ErrorCode
 from omniwatch.features.liquid import FEATURES
+from omniwatch.ml.inference import infer_lineage
 from omniwatch.serving.errors import insufficient
 from omniwatch.serving.runtime.refresh import Refresher
 from omniwatch.warehouse import tables
@@ -42,15 +41,6 @@ class Window:
     infer_lineage_id: str
     key: tuple = field(default=())    # cache key of a prediction on this window
     request_features: dict | None = None
-
-
-def infer_lineage(pairs: list[tuple[str, str]], request_features: dict | None = None) -> str:
-    """``infer_lineage_id``: one hash over the (lineage_id, data_version) of every row read, plus
-    the request's own features when they were given (same shape as ``train_lineage_id``)."""
-    text = "|".join(f"{lin}:{ver}" for lin, ver in sorted(set(pairs)))
-    if request_features is not None:
-        text += "|request:" + json.dumps(request_features, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _columns(track: str, rows: list) -> list[str]:

@@ -11,7 +11,8 @@ from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.deps import Services, get_services
 from omniwatch.serving.errors import documented
 from omniwatch.serving.portfolio.rollout import blended
-from omniwatch.serving.schemas import HORIZONS, SignalsRequest, SignalsResponse
+from omniwatch.serving.schemas import HORIZONS
+from omniwatch.serving.signals.schemas import SignalsRequest, SignalsResponse
 from omniwatch.trading.signals import decide_signal
 
 router = APIRouter(tags=["signals"])

@@ -25,8 +25,8 @@ def _status(task) -> TaskStatus:
              responses={**documented(401, 422), **TASK_REFUSED}, dependencies=[Security(require_api_key)])
 def backtest(body: BacktestRequest, services: Services = Depends(get_services)) -> TaskStatus:
     """Queue a backtest: a Dagster run of serving_task_job (submitted to the webserver when
-    configured, else in this process) or the local worker; its task id is also its backtest run
-    id. The request is stored with its defaults resolved, so a re-execution replays the same."""
+    configured, else executed in this process); its task id is also its backtest run id. The
+    request is stored with its defaults resolved, so a re-execution replays the same."""
     return _status(services.tasks.submit("backtest", services.backtests.params(body)))
 
 

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from omniwatch.serving.backtest.schemas import BacktestResult, PnlAttributionResult
+from omniwatch.tasks.store import Executor, TaskErrorCode
 
 TaskStatusValue = Literal["queued", "running", "succeeded", "failed"]
-
-
-class TaskErrorCode(StrEnum):
-    """Why a task failed: the typed refusals of its work, or what happened to its execution."""
-
-    INSUFFICIENT_FEATURES = "insufficient_features"
-    INSUFFICIENT_PRICES = "insufficient_prices"
-    MODEL_ARTIFACT_MISSING = "model_artifact_missing"
-    IN_SAMPLE_WINDOW = "in_sample_window"
-    REGISTRY_UNAVAILABLE = "registry_unavailable"
-    SCORING_FAILED = "scoring_failed"
-    TASK_FAILED = "task_failed"                              # the work or its Dagster run crashed
-    TASK_INTERRUPTED = "task_interrupted"                    # the API process running it stopped
-    TASK_EXECUTOR_UNAVAILABLE = "task_executor_unavailable"  # the Dagster webserver did not take it
 
 
 class TaskError(BaseModel):
@@ -36,7 +22,8 @@ class TaskStatus(BaseModel):
     task_id: str
     kind: Literal["backtest", "pnl_attribution"]
     status: TaskStatusValue
-    executor: Literal["local", "dagster"]
+    executor: Executor = Field(description="webserver: a run submitted to the Dagster webserver; "
+                               "in_process: the same job run in the API process.")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

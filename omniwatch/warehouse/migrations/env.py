@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
 
 from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.tables import metadata

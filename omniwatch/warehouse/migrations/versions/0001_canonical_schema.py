@@ -1,13 +1,12 @@
 """canonical schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 23:41:42.065472
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

@@ -9,6 +9,8 @@ mask channel folded into its feature.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,15 @@ from omniwatch.features.liquid import FEATURES
 
 PRED_COLUMNS = ("pred_1h", "pred_4h", "pred_24h")
 HORIZON_OF = {"pred_1h": "1h", "pred_4h": "4h", "pred_24h": "24h"}
+
+
+def infer_lineage(pairs: list[tuple[str, str]], request_features: dict | None = None) -> str:
+    """``infer_lineage_id``: one hash over the (lineage_id, data_version) of every row read, plus
+    the request's own features when they were given (same shape as ``train_lineage_id``)."""
+    text = "|".join(f"{lin}:{ver}" for lin, ver in sorted(set(pairs)))
+    if request_features is not None:
+        text += "|request:" + json.dumps(request_features, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def score_positions(model: Any, frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

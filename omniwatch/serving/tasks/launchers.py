@@ -1,13 +1,13 @@
-"""Serving tasks as Dagster runs of the code location's ``serving_task_job``.
+"""The two ways a task becomes a run of ``serving_task_job`` (``omniwatch.tasks.job``).
 
-- :class:`DagsterWebserverLauncher` submits the run over the webserver's GraphQL API
-  (``OMNIWATCH_DAGSTER_WEBSERVER_URL``): the deployment's run coordinator launches it (the daemon,
-  with the queued coordinator of ``deploy/dagster.yaml``), it shows in the UI and can be
-  re-executed there. A run that ends without the task having stored an outcome (its process was
-  killed, the run was cancelled) turns the task ``failed`` when the task is next read.
-- :class:`DagsterInProcessLauncher` executes the same job in the API process against the
-  configured instance (``DAGSTER_HOME``), with the API's own model router as the resource: run id,
-  status and logs in the instance, no webserver needed.
+- :class:`WebserverLauncher` (``OMNIWATCH_DAGSTER_WEBSERVER_URL`` set) submits the run over the
+  webserver's GraphQL API: the deployment's run coordinator launches it (the daemon, with the
+  queued coordinator of ``deploy/dagster.yaml``), it shows in the UI and can be re-executed there.
+  A run that ends without the task having stored an outcome (its process was killed, the run was
+  cancelled) turns the task ``failed`` when the task is next read.
+- :class:`InProcessLauncher` (the embedded default) executes the same job in the API process,
+  one task at a time (on a small machine a second replay would only slow the first), against the
+  configured Dagster instance (``DAGSTER_HOME``): run id, status and logs in the instance.
 
 Dagster itself loads with the first task, not at API start-up.
 """
@@ -16,79 +16,74 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import datetime, timezone
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-from omniwatch.serving.tasks.schemas import TaskErrorCode
-from omniwatch.serving.tasks.service import Task, TaskStore, ThreadLauncher, Work, execute_task
+from omniwatch.settings import Settings
+from omniwatch.tasks.store import Task, TaskErrorCode, TaskStore
 
 if TYPE_CHECKING:
     import dagster as dg
     from dagster_graphql import DagsterGraphQLClient
 
+
 log = logging.getLogger(__name__)
-JOB = "serving_task_job"
 
 
-def run_config(task_id: str) -> dict:
-    return {"ops": {"serving_task": {"config": {"task_id": task_id}}}}
+class InProcessLauncher:
+    executor: Literal["in_process"] = "in_process"
 
-
-def run_tags(task: Task) -> dict[str, str]:
-    return {"omniwatch/task_id": task.task_id, "omniwatch/task_kind": task.kind}
-
-
-class _ApiTasks:
-    """The ``serving_tasks`` resource of an in-process run: the API's store and work."""
-
-    def __init__(self, store: TaskStore, work: Work):
-        self.store, self.work = store, work
-
-    def execute(self, task_id: str, dagster_run_id: str) -> Task:
-        return execute_task(self.store, self.work, task_id, dagster_run_id)
-
-
-class DagsterInProcessLauncher(ThreadLauncher):
-    def __init__(self, instance_factory: Callable[[], dg.DagsterInstance], store: TaskStore, work: Work):
-        super().__init__(self._execute, "dagster")
-        self.instance_factory, self.store, self.work = instance_factory, store, work
+    def __init__(self, settings: Settings, store: TaskStore):
+        self.settings, self.store = settings, store
         self._instance: dg.DagsterInstance | None = None  # one per API process, made on first use
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniwatch-task")
 
-    def instance(self) -> dg.DagsterInstance:
-        if self._instance is None:  # only the one worker thread gets here
-            self._instance = self.instance_factory()
-        return self._instance
+    def launch(self, task: Task) -> None:
+        self._pool.submit(self._run, task)
 
-    def close(self) -> None:
-        super().close()
-        if self._instance is not None:
-            self._instance.dispose()
+    def _run(self, task: Task) -> None:
+        from omniwatch.instance import dagster_instance
+        from omniwatch.tasks.job import ServingTasksResource, run_config, run_tags, serving_task_job
 
-    def _execute(self, task: Task) -> None:
-        from omniwatch.jobs.serving_tasks import serving_task_job
-
+        s = self.settings
+        resource = ServingTasksResource(database_url=s.warehouse_url, tracking_uri=s.mlflow_uri,
+                                        serving_device=s.serving_device, in_process=True)
         try:
+            if self._instance is None:  # only the one worker thread gets here
+                self._instance = dagster_instance(s)
             result = serving_task_job.execute_in_process(
-                run_config=run_config(task.task_id), instance=self.instance(),
-                resources={"serving_tasks": _ApiTasks(self.store, self.work)}, raise_on_error=False,
-                tags=run_tags(task))
+                run_config=run_config(task.task_id), instance=self._instance,
+                resources={"serving_tasks": resource}, raise_on_error=False, tags=run_tags(task))
         except Exception as exc:  # no run at all (e.g. an unusable instance): the task must not hang
+            log.exception("running task %s failed", task.task_id)
             self.store.finish(task.task_id, only_if_active=True, error={
                 "code": TaskErrorCode.TASK_FAILED,
                 "detail": f"the Dagster instance refused the run: {type(exc).__name__}: {exc}"})
-            raise
+            return
         # A run that failed before the op stored an outcome fails the task.
         self.store.attach_run(task.task_id, result.run_id)
         self.store.finish(task.task_id, only_if_active=True, dagster_run_id=result.run_id,
                           error={"code": TaskErrorCode.TASK_FAILED, "detail": f"dagster run {result.run_id} failed"})
 
+    def reconcile(self, task: Task) -> Task:
+        return task
 
-class DagsterWebserverLauncher:
-    executor = "dagster"
-    in_process = False
+    def drain(self, timeout: float) -> None:
+        done = threading.Event()
+        self._pool.submit(done.set)  # one worker: this runs after every earlier task
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._instance is not None:
+            self._instance.dispose()
+
+
+class WebserverLauncher:
+    executor: Literal["webserver"] = "webserver"
     never_submitted_after_s = 300.0  # a queued task with no run by then was never submitted
 
     def __init__(self, url: str, store: TaskStore, timeout_s: int = 30):
@@ -108,6 +103,8 @@ class DagsterWebserverLauncher:
                                     path_prefix=self.url.path.rstrip("/"))
 
     def launch(self, task: Task) -> None:
+        from omniwatch.tasks.job import JOB, run_config, run_tags
+
         with self._lock:
             run_id = self.client.submit_job_execution(JOB, run_config=run_config(task.task_id), tags=run_tags(task))
         self.store.attach_run(task.task_id, run_id)
@@ -117,7 +114,7 @@ class DagsterWebserverLauncher:
         """Fail an active task whose run ended (or vanished) without the task storing an outcome."""
         run_id = task.dagster_run_id
         if run_id is None:
-            age = (datetime.now(timezone.utc) - task.created_at).total_seconds() if task.created_at else 0.0
+            age = (datetime.now(UTC) - task.created_at).total_seconds() if task.created_at else 0.0
             if task.status == "queued" and age > self.never_submitted_after_s:
                 return self._fail(task, None, "the task was never submitted to Dagster (the API stopped?)")
             return task
@@ -143,6 +140,9 @@ class DagsterWebserverLauncher:
         self.store.finish(task.task_id, only_if_active=True, dagster_run_id=run_id,
                           error={"code": TaskErrorCode.TASK_FAILED, "detail": detail})
         return self.store.get(task.task_id) or task
+
+    def drain(self, timeout: float) -> None:
+        pass  # runs are polled through reconcile
 
     def close(self) -> None:
         pass

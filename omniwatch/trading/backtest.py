@@ -1,34 +1,72 @@
-"""Backtests: stored feature snapshots replayed through one model version.
+"""Backtests: stored feature snapshots replayed through one model version, without HTTP.
 
-Hourly positions come from the chosen horizon's forecast with a no-trade band (by default the
-signal threshold), PnL after fees, slippage and funding, and the forecast/strategy metrics, all
-from ``omniwatch.ml.metrics`` (the same arithmetic as the walk-forward tables of training).
-Everything is in log-return units. ``lineage_coverage`` is the share of replayed rows whose
-snapshot lineage is recorded in ``feature_lineage``; ``input_digest`` names the rows replayed.
+Hourly positions come from the chosen horizon's forecast with a no-trade band, PnL after fees,
+slippage and funding, and the forecast/strategy metrics, all from ``omniwatch.ml.metrics`` (the
+same arithmetic as the walk-forward tables of training). Everything is in log-return units.
+``lineage_coverage`` is the share of replayed rows whose snapshot lineage is recorded in
+``feature_lineage``; ``input_digest`` names the rows replayed. A window the data cannot answer,
+or one inside the model's training span, is refused with :class:`BacktestRefused`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from omniwatch.errors import ErrorCode
-from omniwatch.serving.backtest.schemas import BacktestRequest
-from omniwatch.serving.errors import ApiError, ApiErrorCode, insufficient
-from omniwatch.serving.inference import HORIZON_OF, PRED_COLUMNS, score_positions
-from omniwatch.serving.runtime.snapshots import infer_lineage
+from omniwatch.ml.inference import HORIZON_OF, PRED_COLUMNS, infer_lineage, score_positions
+from omniwatch.ml.metrics import POOLED, hourly_pnl, positions_from_predictions, strategy_pnl, summarize
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
 PRED_OF = {h: p for p, h in HORIZON_OF.items()}
 MIN_PRICED_HOURS = 2
 LABEL_REACH = timedelta(hours=24)  # the last training row's 24 h label saw returns this far past it
+
+
+class BacktestErrorCode(StrEnum):
+    INSUFFICIENT_FEATURES = "insufficient_features"
+    INSUFFICIENT_PRICES = "insufficient_prices"
+    IN_SAMPLE_WINDOW = "in_sample_window"
+
+
+class BacktestRefused(Exception):
+    """The window cannot be replayed as asked; ``context`` names what is missing or overlapping."""
+
+    def __init__(self, code: BacktestErrorCode, detail: str, **context: Any):
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail, self.context = code, detail, context
+
+
+@dataclass(frozen=True)
+class BacktestParams:
+    """What decides a run, with every default resolved (as stored in ``backtest_runs.params``)."""
+
+    model_name: str
+    model_version: str
+    start: datetime
+    end: datetime
+    targets: list[str]
+    horizon: str
+    band_bps: float
+    fee_bps: float
+    slippage_bps: float
+    include_funding: bool
+    allow_in_sample: bool
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> BacktestParams:
+        values = {f.name: stored[f.name] for f in fields(cls)}
+        for key in ("start", "end"):
+            if isinstance(values[key], str):
+                values[key] = datetime.fromisoformat(values[key])
+        return cls(**values)
 
 
 def in_sample(start: datetime, end: datetime, span: tuple[datetime, datetime] | None) -> bool:
@@ -40,16 +78,16 @@ def in_sample(start: datetime, end: datetime, span: tuple[datetime, datetime] | 
     return start <= last + LABEL_REACH and end > first
 
 
-def refuse_in_sample(request: BacktestRequest, span: tuple[datetime, datetime] | None, model: str) -> bool:
+def check_in_sample(params: BacktestParams, span: tuple[datetime, datetime] | None, model: str) -> bool:
     """The window's in-sample flag; an in-sample window without ``allow_in_sample`` is refused."""
-    inside = in_sample(request.start, request.end, span)
-    if inside and not request.allow_in_sample:
+    inside = in_sample(params.start, params.end, span)
+    if inside and not params.allow_in_sample:
         seen = f"[{span[0].isoformat()}, {span[1].isoformat()}]" if span else "unrecorded"
-        raise ApiError(422, ApiErrorCode.IN_SAMPLE_WINDOW,
-                       f"the window overlaps the training span of {model} ({seen}, labels reach "
-                       f"{LABEL_REACH} further); pass allow_in_sample=true to replay it anyway",
-                       {"train_start": span[0].isoformat() if span else None,
-                        "train_end": span[1].isoformat() if span else None})
+        raise BacktestRefused(BacktestErrorCode.IN_SAMPLE_WINDOW,
+                              f"the window overlaps the training span of {model} ({seen}, labels reach "
+                              f"{LABEL_REACH} further); pass allow_in_sample=true to replay it anyway",
+                              train_start=span[0].isoformat() if span else None,
+                              train_end=span[1].isoformat() if span else None)
     return inside
 
 
@@ -62,21 +100,22 @@ class Replay:
     input_digest: str
 
 
-def replay(database_url: str, model: Any, request: BacktestRequest, targets: list[str]) -> Replay:
+def replay(database_url: str, model: Any, params: BacktestParams) -> Replay:
     """Load ``[start, end)`` plus the lookback before it and score every row of the window."""
     from omniwatch.ml.dataset import load_snapshots
 
+    targets = params.targets
     lookback = int(model.meta["lookback"])
-    frame = load_snapshots(database_url, pd.Timestamp(request.start - timedelta(hours=lookback)),
-                           pd.Timestamp(request.end))
+    frame = load_snapshots(database_url, pd.Timestamp(params.start - timedelta(hours=lookback)),
+                           pd.Timestamp(params.end))
     if frame.empty:
-        raise insufficient(ErrorCode.INSUFFICIENT_FEATURES, "no feature snapshots in the window")
+        raise BacktestRefused(BacktestErrorCode.INSUFFICIENT_FEATURES, "no feature snapshots in the window")
     frame = frame[frame["symbol"].isin(targets)].reset_index(drop=True)
-    inside = (frame["as_of_ts"] >= pd.Timestamp(request.start)).to_numpy()
+    inside = (frame["as_of_ts"] >= pd.Timestamp(params.start)).to_numpy()
     missing = sorted(set(targets) - set(frame.loc[inside, "symbol"]))
     if missing:
-        raise insufficient(ErrorCode.INSUFFICIENT_FEATURES,
-                           f"no feature snapshots of {missing} in [{request.start}, {request.end})", targets=missing)
+        raise BacktestRefused(BacktestErrorCode.INSUFFICIENT_FEATURES,
+                              f"no feature snapshots of {missing} in [{params.start}, {params.end})", targets=missing)
     positions = np.flatnonzero(inside)
     scored = score_positions(model, frame, positions)
     rows = frame.iloc[positions].reset_index(drop=True)
@@ -84,8 +123,8 @@ def replay(database_url: str, model: Any, request: BacktestRequest, targets: lis
         rows[p] = scored[p].to_numpy()
     priced = int(rows["next_hour_return"].notna().sum())
     if priced < MIN_PRICED_HOURS:
-        raise insufficient(ErrorCode.INSUFFICIENT_PRICES,
-                           f"{priced} replayed hour(s) have a next-hour price; at least {MIN_PRICED_HOURS} needed")
+        raise BacktestRefused(BacktestErrorCode.INSUFFICIENT_PRICES,
+                              f"{priced} replayed hour(s) have a next-hour price; at least {MIN_PRICED_HOURS} needed")
     pairs = list(zip(rows["lineage_id"], rows["data_version"], strict=True))
     return Replay(rows, _coverage(database_url, rows["lineage_id"]), infer_lineage(pairs))
 
@@ -127,32 +166,28 @@ def clean(value: Any) -> Any:
     return value
 
 
-def evaluate(rep: Replay, request: BacktestRequest, band_bps: float) -> tuple[dict, list[dict]]:
+def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict, list[dict]]:
     """(cost breakdown of the traded horizon, metric rows of every horizon)."""
-    from omniwatch.ml.metrics import POOLED, strategy_pnl, summarize
-
-    long = long_frame(rep.rows, request.include_funding)
-    cost = {"fee_bps": request.fee_bps, "slippage_bps": request.slippage_bps}
-    table = summarize(long, band=band_bps / 1e4, null_shifts=0, **cost)
-    traded = long[long["horizon"] == int(request.horizon[:-1])]
-    pnl = strategy_pnl(traded, band=band_bps / 1e4, **cost)
+    long = long_frame(rep.rows, params.include_funding)
+    band, fee, slip = params.band_bps / 1e4, params.fee_bps, params.slippage_bps
+    table = summarize(long, band=band, fee_bps=fee, slippage_bps=slip, null_shifts=0)
+    traded = long[long["horizon"] == int(params.horizon[:-1])]
+    pnl = strategy_pnl(traded, band=band, fee_bps=fee, slippage_bps=slip)
     breakdown = {**_parts(pnl[POOLED]), "by_target": {s: _parts(f) for s, f in pnl.items() if s != POOLED}}
     metrics = [{k: clean(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
     return breakdown, metrics
 
 
-def attribution(rep: Replay, request: BacktestRequest, band_bps: float) -> dict:
+def attribution(rep: Replay, params: BacktestParams) -> dict:
     """PnL of the equal-weight pool split by target, by side and by month. Each symbol-hour counts
     1/N of its hour (N = symbols traded that hour), so every split sums to the pooled total."""
-    from omniwatch.ml.metrics import hourly_pnl, positions_from_predictions
-
     parts = []
     rows = rep.rows.dropna(subset=["next_hour_return"]).sort_values("as_of_ts")
     for sym, g in rows.groupby("symbol", sort=True):
-        pos = positions_from_predictions(g[PRED_OF[request.horizon]] / 1e4, band_bps / 1e4)
-        fund = g["next_hour_funding"] if request.include_funding else None
-        pnl = hourly_pnl(pos, g["next_hour_return"], fund, fee_bps=request.fee_bps,
-                         slippage_bps=request.slippage_bps)
+        pos = positions_from_predictions(g[PRED_OF[params.horizon]] / 1e4, params.band_bps / 1e4)
+        fund = g["next_hour_funding"] if params.include_funding else None
+        pnl = hourly_pnl(pos, g["next_hour_return"], fund, fee_bps=params.fee_bps,
+                         slippage_bps=params.slippage_bps)
         pnl.index = g.index
         parts.append(pnl.assign(symbol=sym, as_of_ts=g["as_of_ts"].to_numpy(), position=pos))
     hourly = pd.concat(parts)
