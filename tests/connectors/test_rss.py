@@ -16,6 +16,7 @@ from omniwatch.features import liquid
 from omniwatch.frames import EVENT_COLUMNS, EVENT_KEY
 from omniwatch.resources.event_sources import LiveNewsResource
 from omniwatch.resources.warehouse import WarehouseResource
+from tests.features.news_inputs import EMPTY, btc_bars, count_at
 
 from .fake_events import COINDESK_FILE, COINTELEGRAPH_FILE
 
@@ -159,21 +160,6 @@ def test_replay_reads_the_recorded_feeds():
     assert any("techcrunch_venture" in n for n in result.notes)  # no recording of it
     late = EventsReplaySource().rss(ts("2026-09-30 17:00"), ts("2026-10-01"))
     assert len(late.frame) == 2  # 17:16:31 (CoinDesk) and 17:17:54 (Cointelegraph)
-
-
-EMPTY = pd.DataFrame(columns=["symbol", "event_time", "available_time", "funding_rate", "metric", "value"])
-
-
-def btc_bars(start: str = "2026-09-25", end: str = "2026-10-01 12:00") -> pd.DataFrame:
-    times = pd.date_range(ts(start), ts(end), freq="h")
-    close = 60_000 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.002, len(times))))
-    return pd.DataFrame({"symbol": "BTC", "event_time": times, "available_time": times + pd.Timedelta(hours=1),
-                         "open": close, "high": close * 1.001, "low": close * 0.999, "close": close,
-                         "volume": 10.0})
-
-
-def count_at(features: pd.DataFrame, as_of: pd.Timestamp) -> float:
-    return float(features.loc[features["as_of_ts"] == as_of, "news_count_24h"].iloc[0])
 
 
 # ------------------------------------------- first sight through the live write path, end to end

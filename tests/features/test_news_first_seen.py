@@ -9,7 +9,6 @@ tests/connectors/test_rss.py.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -19,22 +18,10 @@ from omniwatch.features.probes import lookahead_probe
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.migrate import upgrade
+from tests.features.news_inputs import EMPTY, btc_bars, count_at, ts
 
-EMPTY = pd.DataFrame(columns=["symbol", "event_time", "available_time", "funding_rate", "metric", "value"])
 PUBLISHED = pd.Timestamp("2026-09-30 10:00", tz="UTC")   # P
 FIRST_SEEN = pd.Timestamp("2026-09-30 14:00", tz="UTC")  # T
-
-
-def ts(value: str) -> pd.Timestamp:
-    return pd.Timestamp(value, tz="UTC")
-
-
-def btc_bars(start: str = "2026-09-25", end: str = "2026-10-01 12:00") -> pd.DataFrame:
-    times = pd.date_range(ts(start), ts(end), freq="h")
-    close = 60_000 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.002, len(times))))
-    return pd.DataFrame({"symbol": "BTC", "event_time": times, "available_time": times + pd.Timedelta(hours=1),
-                         "open": close, "high": close * 1.001, "low": close * 0.999, "close": close,
-                         "volume": 10.0})
 
 
 def news_item(source_id: str, title: str, published: pd.Timestamp, first_seen: pd.Timestamp | None) -> dict:
@@ -49,10 +36,6 @@ def news_frame() -> pd.DataFrame:
         news_item("old", "Markets open quietly", PUBLISHED - pd.Timedelta(hours=5), PUBLISHED - pd.Timedelta(hours=5)),
         news_item("late", "Bitcoin rallies after ETF approval", PUBLISHED, FIRST_SEEN),
     ])
-
-
-def count_at(features: pd.DataFrame, as_of: pd.Timestamp) -> float:
-    return float(features.loc[features["as_of_ts"] == as_of, "news_count_24h"].iloc[0])
 
 
 def test_usable_time_is_the_later_of_publication_and_first_sight():
