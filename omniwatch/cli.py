@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import statistics
-
 import sys
-from datetime import date
+from datetime import UTC
 
 import click
 
@@ -68,7 +67,8 @@ def demo(start, end, train: bool, live: bool) -> None:
     warnings.filterwarnings("ignore")  # Dagster beta/preview notices are noise on a terminal
     settings = get_settings()
     click.echo(f"OMNIWATCH_HOME={settings.home.resolve()}  source={settings.source}  "
-               f"replay_dir={settings.replay_dir}  symbols={','.join(settings.liquid_symbols)}")
+               f"replay_dir={settings.replay_dir}  symbols={','.join(settings.liquid_symbols)}  "
+               f"training={settings.training_profile}")
     summary = run_demo(settings, start.date(), end.date(), train=train, live=live)
     click.echo(summary.render())
     sys.exit(0 if summary.success else 1)
@@ -85,14 +85,14 @@ def live(replay_from, until, speed) -> None:
     """Replay the sample's later hours as if they were arriving: hour by hour ingest, features,
     scoring and the gate/rollout/rollback sensors, on the same Dagster instance the UI shows."""
     import warnings
-    from datetime import timedelta, timezone
+    from datetime import timedelta
 
     from omniwatch.live import run_live
 
     warnings.filterwarnings("ignore")
     settings = get_settings()
-    start = replay_from.replace(tzinfo=timezone.utc)
-    end = until.replace(tzinfo=timezone.utc) if until else start + timedelta(hours=24)
+    start = replay_from.replace(tzinfo=UTC)
+    end = until.replace(tzinfo=UTC) if until else start + timedelta(hours=24)
 
     def report(_replay, tick) -> bool:
         lag = f"{tick.snapshot_lag_s:.1f} s" if tick.snapshot_lag_s is not None else "none"

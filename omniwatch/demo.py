@@ -7,12 +7,12 @@ checks stop bad data inside it), then training, which asks the audit trail befor
 from __future__ import annotations
 
 import statistics
-
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 
-from omniwatch.settings import Settings
+from omniwatch.settings import TRAINING_PROFILES, Settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -65,6 +65,16 @@ DEMO_LIVE_THRESHOLDS = dict(
 )
 
 
+def training_overrides(settings: Settings) -> dict:
+    """The training resource of ``settings.training_profile`` (none for ``full``: the default)."""
+    fields = TRAINING_PROFILES[settings.training_profile]
+    if not fields:
+        return {}
+    from omniwatch.resources.training import TrainingResource
+
+    return {"training": TrainingResource(**fields)}
+
+
 def run_demo(settings: Settings, start: date, end: date, train: bool = True, live: bool = True,
              log_level: str = "WARNING") -> DemoSummary:
     """Materialize market plane + checks + features over ``start..end`` (inclusive) in one run,
@@ -81,7 +91,7 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True, liv
 
     upgrade(settings.warehouse_url)
     instance = dagster_instance(settings)
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, training_overrides(settings))
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     seconds, run_ids = {}, {}
 
@@ -168,12 +178,11 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     copy (``omniwatch.drills``) is registered, gated, and rolled back after failed windows."""
     from omniwatch.drills import register_degraded_copy
     from omniwatch.live import LiveReplay, replay_hours
+    from omniwatch.operations import data_clock
     from omniwatch.promotions import audit_rows, registry_rows
     from omniwatch.resources.mlflow import MLflowResource
 
-    from omniwatch.operations import data_clock
-
-    first = datetime.combine(day, dtime(1), tzinfo=timezone.utc)
+    first = datetime.combine(day, dtime(1), tzinfo=UTC)
     stored = data_clock(settings.warehouse_url)
     if stored is not None and stored >= first + timedelta(hours=23):
         return (f"live segment: {day} was replayed already (bars stored through {stored.isoformat()}); "
@@ -197,8 +206,10 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)
     lines = [f"live segment: {day} replayed hour by hour ({len(replay.ticks)} ticks); demo thresholds "
              f"{DEMO_LIVE_THRESHOLDS}",
-             f"bar close -> stored snapshot: median {statistics.median(lags):.1f} s, max {lags[-1]:.1f} s" if lags else "",
-             f"{'id':>4}  {'action':<9}{'outcome':<14}{'version':>7}{'stage':>6}  {'who':<7}{'source':<10}window / reason"]
+             f"bar close -> stored snapshot: median {statistics.median(lags):.1f} s, max {lags[-1]:.1f} s"
+             if lags else "",
+             f"{'id':>4}  {'action':<9}{'outcome':<14}{'version':>7}{'stage':>6}  {'who':<7}{'source':<10}"
+             "window / reason"]
     for r in rows:
         window = (r["window"] or {}).get("label") or (r["window"] or {}).get("end") or ""
         lines.append(f"{r['id']:>4}  {r['action']:<9}{r['outcome']:<14}{r['model_version'] or '':>7}"

@@ -9,7 +9,8 @@ instance, and the runs they request (``model_standing_job``) are executed and ta
 sensor's name and run key, as the daemon would. Once a replayed day (at 00:00) ``model_drift`` is
 materialized and ``drift_sensor`` evaluated; a retraining it requests is reported, not run inline.
 Every six replayed hours the assets' automation conditions are evaluated as
-``labels_automation_sensor`` does, and the days whose labels matured are re-materialized. Runs show in the Dagster UI of that instance;
+``labels_automation_sensor`` does, and the days whose labels matured are re-materialized. Runs show
+in the Dagster UI of that instance;
 decisions in ``model_promotions`` and the MLflow registry.
 
 The lag from bar close to stored snapshot is measured per tick: the bar "arrives" when the tick
@@ -58,6 +59,7 @@ class LiveReplay:
 
     def _defs(self, clock: datetime):
         from omniwatch.definitions import build_definitions
+        from omniwatch.demo import training_overrides
         from omniwatch.resources import build_resources
         from omniwatch.resources.modelops import ModelOpsResource
 
@@ -66,7 +68,8 @@ class LiveReplay:
         overrides = {k: type(resources[k])(replay_dir=resources[k].replay_dir, clock=iso)
                      for k in ("market_data", "funding", "onchain") if hasattr(resources[k], "clock")}
         overrides["modelops"] = ModelOpsResource.from_settings(self.settings, clock=iso)
-        return build_definitions(self.settings, overrides), overrides["modelops"]
+        defs = build_definitions(self.settings, {**training_overrides(self.settings), **overrides})
+        return defs, overrides["modelops"]
 
     def tick(self, clock: datetime) -> TickResult:
         """Play hour ``clock`` (a bar close); returns what the tick did."""
@@ -108,7 +111,8 @@ class LiveReplay:
             for day in sorted(result.true_subset.expensively_compute_partition_keys()):
                 run = job.execute_in_process(
                     instance=self.instance, partition_key=day, raise_on_error=False, run_config=run_config,
-                    tags={"dagster/sensor_name": "labels_automation_sensor", "omniwatch/replay_clock": clock.isoformat(),
+                    tags={"dagster/sensor_name": "labels_automation_sensor",
+                          "omniwatch/replay_clock": clock.isoformat(),
                           "omniwatch/mode": "replay-as-live"})
                 ok = ok and run.success
         return ok
@@ -147,7 +151,8 @@ def replay_hours(start: datetime, until: datetime) -> list[datetime]:
 
 
 def run_live(settings: Settings, start: datetime, until: datetime, *, speed: float | None = None,
-             instance: dg.DagsterInstance | None = None, on_tick: Callable[[LiveReplay, TickResult], bool] | None = None,
+             instance: dg.DagsterInstance | None = None,
+             on_tick: Callable[[LiveReplay, TickResult], bool] | None = None,
              log_level: str = "WARNING") -> LiveReplay:
     """Play ``start..until`` hour by hour. ``speed``: replayed hours per wall-clock second (None =
     as fast as the work allows). ``on_tick`` may return False to stop early."""

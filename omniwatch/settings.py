@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from omniwatch.modelops.thresholds import (
     DriftThresholds,
@@ -27,6 +26,13 @@ BUNDLED_SAMPLE_DIR = Path(__file__).parent / "sample"
 # The bundled sample's span (the window where bars, funding and on-chain data all overlap).
 SAMPLE_START = date(2024, 4, 16)
 SAMPLE_END = date(2025, 9, 26)
+# Training protocol sizes (``omniwatch.resources.training.TrainingResource`` fields) by profile.
+# ``tiny`` runs the same code paths in seconds: the end-to-end test and a quick local demo.
+TRAINING_PROFILES: dict[str, dict[str, int]] = {
+    "full": {},
+    "tiny": {"kfold_splits": 2, "wf_test_windows": 2, "min_train_days": 45, "window_stride_hours": 12,
+             "tsmixer_max_epochs": 1, "tsmixer_d_ff": 8, "lightgbm_max_rounds": 30},
+}
 
 
 class Settings(BaseSettings):
@@ -54,6 +60,9 @@ class Settings(BaseSettings):
         default=None, description="MLflow tracking URI; default sqlite:///$OMNIWATCH_HOME/mlflow.db."
     )
 
+    training_profile: Literal["full", "tiny"] = Field(
+        default="full", description="Training protocol size: full, or tiny (seconds; the end-to-end test)."
+    )
     training_device: str = Field(default="cuda:1", description="Training device; CPU when absent.")
     serving_device: str = Field(default="cuda:0", description="Inference device; CPU when absent.")
 

@@ -1,4 +1,5 @@
-"""Background servers started by tests: a free loopback port, and stopping a process group."""
+"""Background servers started by tests: a free loopback port, starting a server and waiting until
+it is ready, and stopping its process group."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import os
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -23,3 +28,28 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 30) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+
+
+@contextmanager
+def running(cmd: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, ready: Callable[[], bool],
+            what: str = "the server", timeout_s: float = 120) -> Iterator[subprocess.Popen]:
+    """``cmd`` in its own process group, its output in ``log_path``; yields once ``ready()`` is
+    true (exceptions from ``ready`` count as not yet), fails with the log's tail if the process
+    exits or ``timeout_s`` passes first; stops the group on exit. Scope the fixture that uses it
+    to the module when its tests can share one server (one start-up instead of one per test)."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + timeout_s
+        while True:
+            assert proc.poll() is None, f"{what} exited: " + log_path.read_text()[-3000:]
+            assert time.time() < deadline, f"{what} was not ready in {timeout_s:.0f} s: " + log_path.read_text()[-3000:]
+            try:
+                if ready():
+                    break
+            except Exception:  # noqa: BLE001 - not listening yet, or answering errors while loading
+                pass
+            time.sleep(0.3)
+        yield proc
+    finally:
+        stop_group(proc)

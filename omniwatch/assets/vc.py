@@ -148,7 +148,7 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
     config = VCConfig()
     lineage = vc_dataset.attrs.get("train_lineage_id", "")
     # Skip a retraining that would reproduce a registered version: same code, config and rows.
-    fingerprint = hashlib.sha256("|".join([CODE_VERSION, config.config_hash(), lineage,
+    fingerprint = hashlib.sha256("|".join([DATASET_CODE_VERSION, config.config_hash(), lineage,
                                            str(len(vc_dataset))]).encode()).hexdigest()[:32]
     existing = version_with_fingerprint(mlflow, VC_MODEL_NAME, fingerprint)
     if existing is not None:

@@ -22,7 +22,10 @@ def normalize_url(url: str) -> str:
 
 @lru_cache(maxsize=16)
 def get_engine(url: str) -> Engine:
-    url = normalize_url(url)
+    """The process's engine for ``url``: one per database, however its URL is spelled
+    (``postgresql://`` and ``postgresql+psycopg://`` share one pool)."""
+    if normalize_url(url) != url:
+        return get_engine(normalize_url(url))
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _admin, pg_url_for  # the root conftest: the local PostgreSQL
+from conftest import _admin, copy_home, pg_url_for  # the root conftest: PostgreSQL, the shared trained home
 from fastapi.testclient import TestClient
-from graph.helpers import make_settings, run_job, run_training
 from sqlalchemy import select
 
 from omniwatch.serving.app import create_app
@@ -22,7 +21,6 @@ from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.migrate import upgrade
 from omniwatch.warehouse.upsert import upsert_rows
 
-START, END = "2024-05-01", "2024-08-31"
 KEY = "test-key-1"
 AUTH = {"X-API-Key": KEY}
 # What the API needs from the warehouse, in foreign-key order.
@@ -31,14 +29,11 @@ COPIED = ("feature_lineage", "feature_snapshots", "market_bars", "data_quality_a
 
 
 @pytest.fixture(scope="session")
-def trained_home(tmp_path_factory) -> Path:
-    """Four months of the sample through liquid_data_job, then one tiny training run: warehouse,
-    MLflow store and artifacts under one home, with omniwatch-liquid v1 as champion."""
-    settings = make_settings(tmp_path_factory.mktemp("api"))
-    assert run_job(settings, "liquid_data_job", START, END).success
-    result = run_training(settings)
-    assert result.success, [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    return settings.home
+def trained_home(trained_home, tmp_path_factory) -> Path:
+    """This worker's writable copy of the session's shared trained home (the root conftest:
+    2024-05-01..2024-08-31 through liquid_data_job, one tiny training, omniwatch-liquid v1 as
+    champion), built once for all workers; the API writes predictions and tasks into its copy."""
+    return copy_home(trained_home, tmp_path_factory.mktemp("api") / "home")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,11 +60,11 @@ def client_for(settings: Settings, **overrides) -> TestClient:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
+def pg_database(pg_template) -> Iterator[str]:
     """A PostgreSQL warehouse with the trained home's rows (session-long, dropped at the end)."""
     name = f"omniwatch_api_{uuid.uuid4().hex[:10]}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    with _admin() as conn:  # already migrated: a copy of the session's template
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     try:
         yield name
     finally:
@@ -125,13 +120,29 @@ def own_home(trained_home, tmp_path) -> Settings:
     return Settings(home=home)
 
 
+@pytest.fixture(scope="session")
+def trained_pg_template(trained_home, pg_template) -> Iterator[str]:
+    """The trained home's rows in a PostgreSQL database nothing stays connected to: the TEMPLATE
+    of each test's private PostgreSQL warehouse (a file copy instead of a row copy per test)."""
+    name = f"omniwatch_trained_{uuid.uuid4().hex[:10]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    try:
+        copy_warehouse(Settings(home=trained_home).warehouse_url, pg_url_for(name))
+        get_engine(pg_url_for(name)).dispose()
+        yield name
+    finally:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def own_warehouse(request, own_home) -> Settings:
     """``own_home`` with its warehouse on each backend (the registry stays the home's SQLite)."""
     if request.param == "sqlite":
         return own_home
-    url = pg_url_for(request.getfixturevalue("make_pg_database")())
-    copy_warehouse(own_home.warehouse_url, url)
+    template = request.getfixturevalue("trained_pg_template")
+    url = pg_url_for(request.getfixturevalue("make_pg_database")(template=template))
     return Settings(home=own_home.home, database_url=url)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -11,7 +11,7 @@ from omniwatch.checks.common import compress_ranges, expected_grid, to_timedelta
 
 def test_time_arguments_become_utc_timestamps():
     assert utc("2024-01-01T02:00+02:00") == pd.Timestamp("2024-01-01T00:00Z")
-    assert utc(datetime(2024, 1, 1, tzinfo=timezone.utc)).tzinfo is not None
+    assert utc(datetime(2024, 1, 1, tzinfo=UTC)).tzinfo is not None
     assert str(utc("2024-01-01").tz) == "UTC"
 
 

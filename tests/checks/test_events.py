@@ -12,7 +12,8 @@ NOW = pd.Timestamp("2025-01-01", tz="UTC")
 
 def _events(**overrides) -> pd.DataFrame:
     frame = pd.DataFrame({
-        "source": ["rss", "rss", "edgar"], "source_id": ["a", "b", "0001-24-000001"], "track": ["liquid", "liquid", "vc"],
+        "source": ["rss", "rss", "edgar"], "source_id": ["a", "b", "0001-24-000001"],
+        "track": ["liquid", "liquid", "vc"],
         "event_type": ["news", "news", "D"], "title": ["Bitcoin rallies", "Ether slips", "Form D: Femasys Inc"],
         "body": ["", "", ""], "url": ["u1", "u2", "u3"],
         "event_time": pd.to_datetime(["2024-12-30T10:00Z", "2024-12-30T11:00Z", "2024-12-30T00:00Z"], utc=True),

@@ -88,7 +88,7 @@ def _schedule_requests(tick: dt.datetime):
 def test_the_hourly_live_schedule_requests_the_current_day_and_at_midnight_the_day_that_ended():
     from omniwatch.jobs import live_partition_keys
 
-    utc = dt.timezone.utc
+    utc = dt.UTC
     assert live_partition_keys(dt.datetime(2025, 9, 20, 14, 5, tzinfo=utc)) == ["2025-09-20"]
     assert live_partition_keys(dt.datetime(2025, 9, 21, 0, 5, tzinfo=utc)) == ["2025-09-20", "2025-09-21"]
     # Replay partitions (the default settings) hold only ended days up to 2025-09-26: inside

@@ -117,7 +117,8 @@ def test_a_range_run_writes_the_good_days_and_fails_only_the_bad_one(tmp_path):
     bars_key = dg.AssetKey("market_bars")
     materialized = instance.get_materialized_partitions(bars_key)
     assert materialized == {"2025-02-09", "2025-02-11"}
-    assert instance.get_materialized_partitions(dg.AssetKey("funding_rates")) == {"2025-02-09", "2025-02-10", "2025-02-11"}
+    assert instance.get_materialized_partitions(dg.AssetKey("funding_rates")) == {
+        "2025-02-09", "2025-02-10", "2025-02-11"}
     records = instance.fetch_materializations(bars_key, limit=10).records
     versions = {r.partition_key: r.asset_materialization.tags["dagster/data_version"] for r in records}
     assert set(versions) == {"2025-02-09", "2025-02-11"} and len(set(versions.values())) == 2

@@ -83,8 +83,8 @@ def test_a_failed_blocking_check_blocks_features_in_a_separate_run(tmp_path):
     from omniwatch.definitions import build_definitions
 
     defs = build_definitions(settings)
-    job = defs.get_implicit_global_asset_job_def().get_subset(asset_selection={
-        k for k in AssetSelection.assets("feature_snapshots").resolve(defs.resolve_asset_graph())})
+    job = defs.get_implicit_global_asset_job_def().get_subset(asset_selection=set(
+        AssetSelection.assets("feature_snapshots").resolve(defs.resolve_asset_graph())))
     from dagster import DagsterInstance
 
     result = job.execute_in_process(

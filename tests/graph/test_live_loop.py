@@ -5,11 +5,12 @@ roll a challenger out 10 -> 30 -> 100 and roll a degraded candidate back; the au
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 import pytest
+from conftest import copy_home, home_instance
 from sqlalchemy import select
 
 from omniwatch.drills import register_copy, register_degraded_copy
@@ -20,10 +21,10 @@ from omniwatch.resources.modelops import ModelOpsResource
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
-from .helpers import make_settings, run_job, run_training
+from .helpers import settings_for
 
 MODEL = "omniwatch-liquid"
-LIVE_FROM = datetime(2024, 9, 1, 1, tzinfo=timezone.utc)
+LIVE_FROM = datetime(2024, 9, 1, 1, tzinfo=UTC)
 # Small windows so a rollout fits in a few replayed hours; wide tolerances: on this sample the
 # models have no skill (MODEL-NOTES), so only the error rate can fail a window here.
 THRESHOLDS = dict(
@@ -37,14 +38,16 @@ THRESHOLDS = dict(
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("live")
-    settings = make_settings(tmp, **THRESHOLDS)
-    instance = dg.DagsterInstance.ephemeral()
-    assert run_job(settings, "liquid_data_job", "2024-05-01", "2024-08-31", instance).success
-    assert run_training(settings, instance).success
+def live(trained_home, tmp_path_factory):
+    """A copy of the session's trained home (2024-05-01..2024-08-31 ingested, version 1 trained)
+    with the instance that ran it, so the replay continues that instance's history."""
+    home = copy_home(trained_home, tmp_path_factory.mktemp("live") / "home")
+    settings = settings_for(home, **THRESHOLDS)
+    instance = home_instance(home)
+    assert [r.job_name for r in instance.get_runs()] == ["liquid_training_job", "liquid_data_job"]
     mlflow = MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir))
-    return settings, instance, mlflow
+    yield settings, instance, mlflow
+    instance.dispose()
 
 
 def _ops(settings, clock=None):
@@ -79,7 +82,8 @@ def test_replay_as_live_rolls_out_a_challenger_and_rolls_back_a_degraded_candida
             fails_from = clock + pd.Timedelta(hours=4)
             degraded = register_degraded_copy(mlflow, settings.warehouse_url, challenger, actor="test",
                                               fails_from=fails_from)
-        if degraded and registry_status(settings, degraded) == "rejected" and clock >= LIVE_FROM + pd.Timedelta(hours=23):
+        day_ended = clock >= LIVE_FROM + pd.Timedelta(hours=23)
+        if degraded and registry_status(settings, degraded) == "rejected" and day_ended:
             break  # rolled back, and the replayed day ended (its drift evaluation ran at 00:00)
     aliases = mlflow.aliases(MODEL)
     assert aliases["champion"] == challenger and aliases["previous"] == "1" and "candidate" not in aliases

@@ -57,7 +57,8 @@ def test_the_sol_funding_gap_is_reported_missing_not_filled_and_does_not_block(t
     result = run_market_plane(settings, "2024-12-10", "2024-12-11")
     assert result.success
     wh = WarehouseResource(database_url=settings.warehouse_url)
-    funding = wh.read_window("funding_rates", pd.Timestamp("2024-12-10", tz="UTC"), pd.Timestamp("2024-12-12", tz="UTC"))
+    funding = wh.read_window("funding_rates", pd.Timestamp("2024-12-10", tz="UTC"),
+                             pd.Timestamp("2024-12-12", tz="UTC"))
     assert set(funding["symbol"]) == {"BTC", "ETH"}  # nothing invented for SOL
     coverage = {e.check_name: e for e in result.get_asset_check_evaluations()}["funding_rates_cover_settlements"]
     assert not coverage.passed and coverage.severity.value == "WARN"
@@ -89,10 +90,10 @@ def test_liquid_symbols_setting_narrows_the_universe(tmp_path):
 def test_a_replay_folder_with_later_months_extends_the_plane(tmp_path):
     """OMNIWATCH_REPLAY_DIR may hold months after the bundled window: the same file names and
     format are read, and the replay partitions end on its last day (the bundled sample's end otherwise)."""
-    from omniwatch.partitions import build_daily_partitions
     import gzip
     import shutil
 
+    from omniwatch.partitions import build_daily_partitions
     from omniwatch.settings import BUNDLED_SAMPLE_DIR
 
     replay = tmp_path / "replay"

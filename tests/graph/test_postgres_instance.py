@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 import psycopg
+import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from omniwatch.resources.warehouse import WarehouseResource

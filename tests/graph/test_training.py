@@ -8,15 +8,16 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import TRAINED_END as END
+from conftest import TRAINED_START as START
+from conftest import copy_home, home_instance
 
 from omniwatch.registry import alias_history
 from omniwatch.resources.warehouse import WarehouseResource
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
-from .helpers import make_settings, run_job, run_training, tiny_training
-
-START, END = "2024-05-01", "2024-08-31"  # four months of the sample: enough for 2 walk-forward months
+from .helpers import StoredRun, run_training, settings_for, tiny_training
 
 
 def _other_config():
@@ -34,16 +35,19 @@ def _tiny_fields() -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Ingest + features over four months, then two training runs with different configs (two
-    registered versions); a third run with the second's config and inputs is skipped."""
-    settings = make_settings(tmp_path_factory.mktemp("train"))
-    assert run_job(settings, "liquid_data_job", START, END).success
-    first = run_training(settings)
-    assert first.success, [e.message for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
-    second = run_training(settings, training=_other_config())
+def trained(trained_home, tmp_path_factory):
+    """A copy of the session's trained home (four months ingested, one tiny training: version 1),
+    then a second training run with a different config (version 2) on the same instance; a third
+    run with the second's config and inputs is skipped."""
+    home = copy_home(trained_home, tmp_path_factory.mktemp("train") / "home")
+    settings = settings_for(home)
+    instance = home_instance(home)
+    first = StoredRun.latest(instance, "liquid_training_job")
+    assert first.success
+    second = run_training(settings, instance, training=_other_config())
     assert second.success
-    return settings, first, second
+    yield settings, first, second
+    instance.dispose()
 
 
 def test_a_retraining_with_unchanged_code_config_and_inputs_is_skipped_and_registers_nothing(trained):
@@ -71,7 +75,8 @@ def test_the_ensemble_reports_whether_it_beats_the_constant_sign_rule(trained):
     evaluation = next(e for e in first.get_asset_check_evaluations() if e.check_name == "beats_constant_sign_rule")
     assert evaluation.severity.value == "WARN"
     meta = evaluation.metadata
-    model, long, short = (meta[k].value for k in ("model_net_return", "always_long_net_return", "always_short_net_return"))
+    model, long, short = (meta[k].value
+                          for k in ("model_net_return", "always_long_net_return", "always_short_net_return"))
     assert evaluation.passed == (model > max(long, short))
 
 
@@ -132,7 +137,8 @@ client = mlflow.MlflowClient()
 mv = client.get_model_version_by_alias("omniwatch-liquid", "champion")
 run_id = mv.run_id
 inp = pd.DataFrame(**__import__("json").loads(mlflow.artifacts.load_text(f"runs:/{{run_id}}/validation/input.json")))
-exp = pd.DataFrame(**__import__("json").loads(mlflow.artifacts.load_text(f"runs:/{{run_id}}/validation/predictions.json")))
+exp = pd.DataFrame(**__import__("json").loads(
+    mlflow.artifacts.load_text(f"runs:/{{run_id}}/validation/predictions.json")))
 got = mlflow.pyfunc.load_model("models:/omniwatch-liquid@champion").predict(inp)
 for c in ("pred_1h", "pred_4h", "pred_24h"):
     # float32 TSMixer arithmetic: a fresh process may use another thread count and so another
@@ -145,11 +151,13 @@ print("reproduced", len(got))
     assert "reproduced" in out.stdout
 
 
-def test_training_is_blocked_by_a_failed_check_in_a_separate_run_and_registers_nothing(tmp_path):
+def test_training_is_blocked_by_a_failed_check_in_a_separate_run_and_registers_nothing(ingested_home, tmp_path):
     from omniwatch.checks.outcome import make_outcome
 
-    settings = make_settings(tmp_path)
-    assert run_job(settings, "liquid_data_job", START, END).success
+    # Four months ingested (START..END) and nothing trained yet.
+    settings = settings_for(copy_home(ingested_home, tmp_path / "home"))
+    assert settings.home != ingested_home and WarehouseResource(database_url=settings.warehouse_url).count(
+        "feature_snapshots") == 3 * 24 * ((pd.Timestamp(END) - pd.Timestamp(START)).days + 1)
     wh = WarehouseResource(database_url=settings.warehouse_url)
     bad = make_outcome("funding_rates_within_bounds", "rate out of bounds",
                        [{"symbol": "ETH", "event_time": "2024-07-01T08:00:00+00:00", "reason": "|rate| > 0.05"}])

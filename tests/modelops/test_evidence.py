@@ -75,7 +75,7 @@ def test_paired_keeps_common_hours_and_candidate_errors():
     candidate = four_rows().assign(forecast=[1.0, np.nan, 2.0, 3.0])
     reference = four_rows().iloc[[0, 1, 2]]  # no B@T1
     cand, ref = paired(candidate, reference)
-    assert list(zip(cand.target, cand.as_of_ts)) == [("A", T0), ("A", T1), ("B", T0)]
+    assert list(zip(cand.target, cand.as_of_ts, strict=True)) == [("A", T0), ("A", T1), ("B", T0)]
     assert len(ref) == 3
     assert score_window(cand, "1h", label="w").n_errors == 1
 

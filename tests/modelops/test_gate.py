@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,8 +15,8 @@ T = GateThresholds()  # K=3, tol_ic 0.02, tol_hit_rate 0.01, tol_turnover 0.25, 
 def wf(i: int, **values) -> WindowMetrics:
     base = {"ic": 0.05, "rank_ic": 0.05, "hit_rate": 0.52, "net_pnl": 0.01, "max_drawdown": -0.05,
             "turnover": 0.4}
-    return WindowMetrics(label=f"fold{i}", start=datetime(2025, i, 1, tzinfo=timezone.utc),
-                         end=datetime(2025, i + 1, 1, tzinfo=timezone.utc), n=500, **{**base, **values})
+    return WindowMetrics(label=f"fold{i}", start=datetime(2025, i, 1, tzinfo=UTC),
+                         end=datetime(2025, i + 1, 1, tzinfo=UTC), n=500, **{**base, **values})
 
 
 def shadow(**values) -> WindowMetrics:
@@ -42,8 +42,8 @@ def test_equal_challenger_starts_rollout():
     assert d.metrics["ic"] == {"challenger": pytest.approx(0.05), "champion": pytest.approx(0.05),
                                "tolerance": 0.02, "passed": True, "status": "passed"}
     # last 3 of 4 folds: February .. May
-    assert d.window.start == datetime(2025, 2, 1, tzinfo=timezone.utc)
-    assert d.window.end == datetime(2025, 5, 1, tzinfo=timezone.utc)
+    assert d.window.start == datetime(2025, 2, 1, tzinfo=UTC)
+    assert d.window.end == datetime(2025, 5, 1, tzinfo=UTC)
 
 
 def test_skip_without_champion_or_same_version():

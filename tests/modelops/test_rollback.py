@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from omniwatch.modelops.rollback import consecutive_failures, evaluate_rollback
 from omniwatch.modelops.thresholds import RollbackThresholds
 
 T = RollbackThresholds()  # N = 3
-DAY0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+DAY0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 def windows(*results: bool | None) -> list[tuple[Window, bool | None]]:
