@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic_core import to_jsonable_python
 from sqlalchemy import select, update
 
+from omniwatch.jsonsafe import json_safe
 from omniwatch.ml.versions import ModelUnavailable
 from omniwatch.trading.backtest import BacktestRefused
 from omniwatch.warehouse import tables
@@ -158,7 +158,7 @@ def execute_task(store: TaskStore, work: Work, task_id: str, dagster_run_id: str
     kind, payload = store.request(task_id)
     attempt = store.start(task_id, dagster_run_id, in_process)
     try:
-        outcome: dict[str, Any] = {"result": to_jsonable_python(work(kind, task_id, payload))}
+        outcome: dict[str, Any] = {"result": json_safe(work(kind, task_id, payload))}
     except (BacktestRefused, ModelUnavailable) as exc:  # the work's typed refusals
         outcome = {"error": {"code": TaskErrorCode(exc.code), "detail": exc.detail}}
     except Exception as exc:  # the task fails, the worker lives on

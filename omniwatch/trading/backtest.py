@@ -10,7 +10,6 @@ or one inside the model's training span, is refused with :class:`BacktestRefused
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from omniwatch.jsonsafe import json_safe
 from omniwatch.ml.inference import HORIZON_OF, PRED_COLUMNS, infer_lineage, score_positions
 from omniwatch.ml.metrics import POOLED, hourly_pnl, positions_from_predictions, strategy_pnl, summarize
 from omniwatch.warehouse import tables
@@ -155,17 +155,6 @@ def _parts(pnl: pd.DataFrame) -> dict[str, float]:
             "hours": int(len(pnl))}
 
 
-def clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf/NA -> None, numpy scalars -> Python."""
-    if value is pd.NA:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict, list[dict]]:
     """(cost breakdown of the traded horizon, metric rows of every horizon)."""
     long = long_frame(rep.rows, params.include_funding)
@@ -174,7 +163,7 @@ def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict, list[dict]]:
     traded = long[long["horizon"] == int(params.horizon[:-1])]
     pnl = strategy_pnl(traded, band=band, fee_bps=fee, slippage_bps=slip)
     breakdown = {**_parts(pnl[POOLED]), "by_target": {s: _parts(f) for s, f in pnl.items() if s != POOLED}}
-    metrics = [{k: clean(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+    metrics = [json_safe(row) for row in table.to_dict(orient="records")]
     return breakdown, metrics
 
 

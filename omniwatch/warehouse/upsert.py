@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -102,10 +101,3 @@ def upsert_frame(
     """``upsert_rows`` for a canonical frame (its columns must exist in ``table``)."""
     columns = [c for c in frame.columns if c in table.c]
     return upsert_rows(conn, table, frame_records(frame, columns), key, update)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else pd.Timestamp(value).tz_localize("UTC").to_pydatetime()

@@ -48,8 +48,10 @@ def test_judge_without_anything_comparable_is_inconclusive_but_errors_still_fail
     assert judge_window(window(n=40, n_errors=10), None, T)[0] is False
 
 
-def roll(stage: int, candidate=None, version: str | None = "5"):
-    candidate = window() if candidate is None else candidate
+PASSING = window()
+
+
+def roll(stage: int, candidate=PASSING, version: str | None = "5"):
     return evaluate_rollout(version, "4", stage, candidate, CHAMPION, T, model_name="tsmixer")
 
 
