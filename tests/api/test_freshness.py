@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from omniwatch.settings import Settings
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import as_utc
 
 from .conftest import AUTH, client_for
 
@@ -21,13 +20,13 @@ P = "/api/v2"
 
 def _frontier(url: str):
     with get_engine(url).connect() as conn:
-        return as_utc(conn.execute(select(func.max(tables.market_bars.c.available_time))).scalar())
+        return conn.execute(select(func.max(tables.market_bars.c.available_time))).scalar()  # aware UTC
 
 
 def _newest_snapshot(url: str, target: str = "BTC"):
     t = tables.feature_snapshots
     with get_engine(url).connect() as conn:
-        return as_utc(conn.execute(select(func.max(t.c.as_of_ts)).where(t.c.target == target)).scalar())
+        return conn.execute(select(func.max(t.c.as_of_ts)).where(t.c.target == target)).scalar()
 
 
 def _iso(ts) -> str:
