@@ -13,7 +13,10 @@ export OMP_WAIT_POLICY ?= passive
 # first) do not leave one worker idle while the other still holds a queue. Not loadfile/loadgroup:
 # schemathesis' generated tests share one node id and then silently never run (35 of them,
 # checked 2026-12-07).
-PYTEST_ARGS ?= -n 2 --dist worksteal
+PYTEST_ARGS ?= -n 2 --dist worksteal --durations=25
+# Ports of the local UIs: `make ui DAGSTER_PORT=3001`, `make mlflow-ui MLFLOW_PORT=5001`.
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
 
 .PHONY: demo test lint ui serve mlflow-ui bench db-upgrade clean check-defs
 
@@ -45,7 +48,7 @@ db-upgrade: $(BIN)/.installed
 
 ui: $(BIN)/.installed
 	mkdir -p $(OMNIWATCH_DAGSTER_DIR)
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
 
 # The serving API (uvicorn, one worker) on 127.0.0.1:$${OMNIWATCH_API_PORT:-8000}; OpenAPI at /docs.
 serve: $(BIN)/.installed
@@ -54,7 +57,7 @@ serve: $(BIN)/.installed
 mlflow-ui: $(BIN)/.installed
 	mkdir -p $(OMNIWATCH_HOME)/mlartifacts
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 \
-		--host 127.0.0.1 --port 5000 \
+		--host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri sqlite:///$(abspath $(OMNIWATCH_HOME))/mlflow.db \
 		--default-artifact-root $(abspath $(OMNIWATCH_HOME))/mlartifacts
 

@@ -2,6 +2,7 @@
 
     python scripts/replay_model_run.py prediction <prediction_id> [--tolerance 1e-3]
     python scripts/replay_model_run.py backtest <run_id> [--tolerance 1e-6]
+    python scripts/replay_model_run.py [backtest] [--tolerance T]    # the latest finished backtest
 
 The warehouse and the MLflow registry come from the environment (OMNIWATCH_HOME,
 OMNIWATCH_DATABASE_URL, OMNIWATCH_MLFLOW_TRACKING_URI) or --database-url / --tracking-uri.
@@ -84,6 +85,22 @@ def replay_prediction(settings: Settings, prediction_id: str, tolerance: float) 
     return diffs, summary
 
 
+def latest_backtest(settings: Settings) -> str:
+    """The run id of the newest succeeded backtest (by finish time)."""
+    from sqlalchemy import select
+
+    from omniwatch.warehouse import tables
+    from omniwatch.warehouse.engine import get_engine
+
+    b = tables.backtest_runs
+    with get_engine(settings.warehouse_url).connect() as conn:
+        run_id = conn.execute(select(b.c.run_id).where(b.c.status == "succeeded")
+                              .order_by(b.c.finished_at.desc(), b.c.started_at.desc()).limit(1)).scalar()
+    if run_id is None:
+        raise LookupError("no succeeded backtest is stored")
+    return str(run_id)
+
+
 def replay_backtest(settings: Settings, run_id: str, tolerance: float) -> tuple[list[str], str]:
     from omniwatch.ml.versions import load_version, resolve
     from omniwatch.resources.compute import resolve_device
@@ -113,8 +130,8 @@ def replay_backtest(settings: Settings, run_id: str, tolerance: float) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["prediction", "backtest"])
-    ap.add_argument("ident")
+    ap.add_argument("kind", nargs="?", default="backtest", choices=["prediction", "backtest"])
+    ap.add_argument("ident", nargs="?", default=None, help="omitted for a backtest: the latest succeeded one")
     ap.add_argument("--tolerance", type=float, default=None,
                     help="default 1e-3 (bps) for predictions, 1e-6 for backtests (absolute, relative above 1)")
     ap.add_argument("--database-url")
@@ -124,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
                                    "mlflow_tracking_uri": args.tracking_uri}.items() if v}
     settings = Settings(**overrides)
     try:
+        if args.kind == "prediction" and args.ident is None:
+            ap.error("a prediction replay needs its prediction_id")
         if args.kind == "prediction":
             # float32 TSMixer: another process may sum in another order; 1e-3 bps is far below a decision.
             diffs, summary = replay_prediction(settings, args.ident, args.tolerance or 1e-3)
         else:
-            diffs, summary = replay_backtest(settings, args.ident, args.tolerance or 1e-6)
+            run_id = args.ident or latest_backtest(settings)
+            diffs, summary = replay_backtest(settings, run_id, args.tolerance or 1e-6)
     except LookupError as exc:
         print(f"not replayable: {exc}")
         return 2

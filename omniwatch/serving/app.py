@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Security
+from fastapi_offline import FastAPIOffline
 
 from omniwatch.serving import health, legacy
 from omniwatch.serving.auth import require_api_key
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
         yield
         services.close()  # write what is queued before the process ends
 
-    app = FastAPI(title="Omniwatch API", version="2.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc from the Swagger UI and ReDoc assets bundled in fastapi-offline: they work
+    # without internet (FastAPI's defaults load them from a CDN and show a blank page offline).
+    app: FastAPI = FastAPIOffline(title="Omniwatch API", version="2.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_handlers(app)
     reads = [] if serving.api_open_reads else [Security(require_api_key)]

@@ -83,3 +83,17 @@ def test_health_is_degraded_while_stored_writes_fail(own_home):
         flush(c)
         h = c.get("/api/v2/health").json()
         assert (h["status"], h["reasons"], h["write_failures"]) == ("ok", [], 1), h
+
+
+def test_docs_and_redoc_load_their_assets_from_this_server_not_a_cdn(client):
+    import re
+
+    for page, assets in (("/docs", ("swagger-ui-bundle.js", "swagger-ui.css")), ("/redoc", ("redoc.standalone.js",))):
+        html = client.get(page)
+        assert html.status_code == 200
+        urls = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert urls and not [u for u in urls if u.startswith("http")], (page, urls)  # nothing from a CDN
+        for name in assets:
+            url = next(u for u in urls if u.endswith(name))
+            asset = client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 10_000, (page, url)

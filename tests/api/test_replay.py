@@ -55,6 +55,8 @@ def test_replay_confirms_a_prediction_and_a_backtest_and_flags_a_changed_one(own
     assert _replay_here(own_home, capsys, "prediction", req["prediction_id"])[0] == 0
     code, out = _replay_here(own_home, capsys, "backtest", bt["run_id"])
     assert code == 0, out
+    code, out = _replay_here(own_home, capsys, "--tolerance", "1e-6")  # no id: the latest backtest
+    assert code == 0 and bt["run_id"] in out, out
 
     t = tables.predictions_v2
     with get_engine(own_home.warehouse_url).begin() as conn:
@@ -71,6 +73,7 @@ def test_replay_confirms_a_prediction_and_a_backtest_and_flags_a_changed_one(own
         conn.execute(update(b).where(b.c.run_id == bt["run_id"]).values(cost_breakdown={**stored, "fees": 1.0}))
     code, out = _replay_here(own_home, capsys, "backtest", bt["run_id"])
     assert code == 1 and "cost_breakdown.fees" in out
+    assert _replay_here(own_home, capsys)[0] == 1  # the latest is that same, now changed, run
 
 
 def _clock() -> dict:
