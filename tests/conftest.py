@@ -115,7 +115,9 @@ def warehouse_url(request, tmp_path) -> str:
 
 # --- The shared trained warehouse -------------------------------------------------------------
 # Built once per session, shared by the xdist workers through a lock in the session's base temp
-# folder. Tests read these homes or copy them (copy_home); they never write to them.
+# folder. Tests read these homes or copy them (copy_home) and never write their warehouse, MLflow
+# store or Dagster instance; the one thing shared is the artifact folder: MLflow artifact URIs are
+# absolute, so runs logged from a copy write their artifacts (under new run ids) into it.
 
 
 @pytest.fixture(scope="session")

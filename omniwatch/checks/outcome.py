@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from omniwatch.jsonsafe import json_safe
@@ -65,6 +66,14 @@ def iso(value: Any) -> str | None:
     return str(value)
 
 
+def _evidence(value: Any) -> Any:
+    """A failing cell as JSON: an infinite number stays visible as "inf"/"-inf" (``json_safe``
+    would make it null, which reads as a missing value, the opposite finding)."""
+    if isinstance(value, (float, np.floating)) and np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return json_safe(value)
+
+
 def failure(
     *,
     symbol: Any = None,
@@ -80,7 +89,7 @@ def failure(
         "symbol": json_safe(symbol),
         "event_time": iso(event_time),
         "column": column,
-        "value": json_safe(value),
+        "value": _evidence(value),
         "reason": reason,
     }
     entry.update({k: json_safe(v) for k, v in extra.items()})

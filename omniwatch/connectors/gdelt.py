@@ -232,6 +232,10 @@ class GdeltClient(HttpClient):
         path = f"/{slot_stamp(slot)}.export.CSV.zip"
         response = self.get(path)
         text = unzip_export(response.content, where=path)
+        # First sight is when this fetch happened, also for an export of the past: a live backfill
+        # of last month makes its news usable from today (serving did not have it then). History
+        # meant to look as a running poller would have seen it comes from the replay source
+        # (recorded exports, first sight = DATEADDED).
         return parse_events_export(text, self.source, track=self.track, where=path, fetched_at=self.now())
 
     def fetch_window(self, start: Any, end: Any) -> tuple[pd.DataFrame, list[Reject]]:

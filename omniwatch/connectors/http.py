@@ -84,8 +84,14 @@ class MalformedPayloadError(ConnectorError):
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the values of secret-looking query parameters replaced by ``***``."""
+    """``url`` with its password (``user:pw@host``) and the values of secret-looking query
+    parameters replaced by ``***``."""
     parts = urlsplit(url)
+    if parts.password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+        url = urlunsplit(parts)
     if not parts.query:
         return url
     query = [(k, "***" if k.lower() in _SECRET_PARAMS else v)

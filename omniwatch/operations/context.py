@@ -4,9 +4,10 @@ warehouse, thresholds, actor, clock), the per-model lock, and persisting a decis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -17,6 +18,12 @@ from omniwatch.promotions import Applied, apply_decision, registry_rows
 from omniwatch.resources.mlflow import MLflowResource
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
+
+if TYPE_CHECKING:
+    from omniwatch.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 LIQUID_MODEL = "omniwatch-liquid"
 HOUR = timedelta(hours=1)
@@ -45,7 +52,7 @@ class OpsContext:
     live: bool = False
 
     @classmethod
-    def from_settings(cls, settings, *, actor: str, source: str, now: datetime | None = None) -> OpsContext:
+    def from_settings(cls, settings: Settings, *, actor: str, source: str, now: datetime | None = None) -> OpsContext:
         return cls(
             mlflow=MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir)),
             database_url=settings.warehouse_url,
@@ -55,7 +62,7 @@ class OpsContext:
 
     def clock(self) -> datetime:
         if self.now is not None:
-            return pd.Timestamp(self.now).tz_convert("UTC").to_pydatetime()
+            return cast(datetime, pd.Timestamp(self.now).tz_convert("UTC").to_pydatetime())
         if self.live:
             return datetime.now(UTC)
         return data_clock(self.database_url) or datetime.now(UTC)
@@ -73,10 +80,10 @@ def data_clock(database_url: str) -> datetime | None:
     t = tables.market_bars
     with get_engine(database_url).connect() as conn:
         value = conn.execute(select(func.max(t.c.available_time))).scalar()
-    return value  # aware UTC (tables.UTC)
+    return cast("datetime | None", value)  # aware UTC (tables.UTC)
 
 
-def _locked(fn):
+def _locked(fn: Callable[P, R]) -> Callable[P, R]:
     """Serialise decisions about one model (sensors, API processes): evidence, decision and its
     effects happen under one lock, so two deciders cannot both act on the same state."""
     import functools
@@ -84,11 +91,12 @@ def _locked(fn):
     from omniwatch.promotions import model_lock
 
     @functools.wraps(fn)
-    def wrapper(ctx: OpsContext, model_name: str = LIQUID_MODEL, *args, **kwargs):
+    def wrapper(ctx: OpsContext, model_name: str = LIQUID_MODEL, *args: Any, **kwargs: Any) -> R:
+        call: Callable[..., R] = fn
         with model_lock(ctx.database_url, model_name):
-            return fn(ctx, model_name, *args, **kwargs)
+            return call(ctx, model_name, *args, **kwargs)
 
-    return wrapper
+    return cast(Callable[P, R], wrapper)
 
 
 def _persist(ctx: OpsContext, decision: Decision, role: str | None = None) -> Recorded:

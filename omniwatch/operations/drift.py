@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -10,6 +11,9 @@ from omniwatch.modelops.records import Action, Decision, Outcome, Window
 from omniwatch.operations.context import LIQUID_MODEL, OpsContext, Recorded, _locked, _persist
 from omniwatch.operations.evidence import filled_orders, live_predictions
 from omniwatch.resources.mlflow import MLflowResource
+
+if TYPE_CHECKING:
+    from omniwatch.modelops.drift import DriftReference
 
 
 @_locked
@@ -26,7 +30,7 @@ def evaluate_drift(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> Recorded:
     start = end - timedelta(hours=th.window_hours)
     window = Window(start=start, end=end, label=f"last {th.window_hours} h")
     reference = load_reference(ctx.mlflow, model_name, champion) if champion else None
-    if reference is None:
+    if reference is None or not champion:  # a reference implies a champion
         decision = Decision(action=Action.drift, outcome=Outcome.inconclusive, model_name=model_name,
                             version=champion, window=window, thresholds=th.model_dump(),
                             reason="no champion" if not champion else
@@ -46,7 +50,7 @@ def evaluate_drift(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> Recorded:
 REFERENCE_ARTIFACT = "drift/reference.json"
 
 
-def load_reference(mlflow: MLflowResource, model_name: str, version: str):
+def load_reference(mlflow: MLflowResource, model_name: str, version: str) -> DriftReference | None:
     """The drift reference logged with ``version``'s training run; None if it has none."""
     import json
 

@@ -4,7 +4,7 @@ their windows, walk-forward records, gate history, filled orders."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -14,6 +14,9 @@ from omniwatch.operations.context import HOUR
 from omniwatch.promotions import audit_rows, registry_rows
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
+
+if TYPE_CHECKING:
+    from omniwatch.modelops.evidence import WindowMetrics
 
 
 def live_predictions(database_url: str, model_name: str, version: str, horizon: str,
@@ -50,12 +53,12 @@ def _judgeable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def window_evidence(database_url: str, model_name: str, version: str, reference: str | None, horizon: str,
-                    start: datetime, end: datetime, label: str):
+                    start: datetime, end: datetime, label: str) -> tuple[WindowMetrics, WindowMetrics | None]:
     """(version's WindowMetrics, reference's WindowMetrics or None) on the same hours."""
     from omniwatch.modelops.evidence import paired, score_window
 
     mine = _judgeable(live_predictions(database_url, model_name, version, horizon, start, end))
-    theirs = None
+    theirs: WindowMetrics | None = None
     if reference is not None:
         ref = _judgeable(live_predictions(database_url, model_name, reference, horizon, start, end))
         if len(ref):
@@ -65,7 +68,7 @@ def window_evidence(database_url: str, model_name: str, version: str, reference:
     return score_window(mine, horizon, label=label, start=start, end=end), theirs
 
 
-def walk_forward_evidence(row: dict[str, Any] | None, horizon: str) -> list:
+def walk_forward_evidence(row: dict[str, Any] | None, horizon: str) -> list[WindowMetrics]:
     from omniwatch.modelops.evidence import WindowMetrics
 
     windows = ((row or {}).get("metrics") or {}).get("walk_forward_windows", {}).get(horizon, [])

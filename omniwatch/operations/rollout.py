@@ -109,8 +109,9 @@ def advance_rollout(ctx: OpsContext, model_name: str, reason: str) -> Recorded:
 
 
 # ----------------------------------------------------------------------------- rollback
-def _window_results(ctx: OpsContext, model_name: str, version: str, actions: tuple[str, ...]) -> list:
-    out = []
+def _window_results(ctx: OpsContext, model_name: str, version: str,
+                    actions: tuple[str, ...]) -> list[tuple[Window, bool | None]]:
+    out: list[tuple[Window, bool | None]] = []
     for r in audit_rows(ctx.database_url, model_name, version=version):
         if r["action"] not in actions:
             continue

@@ -8,12 +8,13 @@ field path and the reason of each problem, so a client knows what to fix.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omniwatch.errors import ErrorCode
@@ -91,10 +92,16 @@ async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
 
 
+# Starlette calls a handler only with instances of the class it is registered for; its signature
+# types the exception as ``Exception``, so each handler is held as taking "its" exception (Any).
+_Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
 def install_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    handlers: list[tuple[type[Exception], _Handler]] = [
+        (ApiError, _api_error), (RequestValidationError, _validation), (StarletteHTTPException, _http)]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)
 
 
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -3,6 +3,8 @@ when there is one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
 
@@ -30,14 +32,21 @@ def _response(old: str, use: str | None) -> JSONResponse:
     return JSONResponse(gone_body(old, use), status_code=410, headers=headers)
 
 
-def _gone(old: str, successors: dict[str, str], sub_path: bool = False):
-    if sub_path:
-        def handler(request: Request, rest: str) -> JSONResponse:  # the documented path parameter of /{rest:path}
-            return _response(old, successors.get(request.method))
-    else:
-        def handler(request: Request) -> JSONResponse:
-            return _response(old, successors.get(request.method))
+def _sub_path_handler(old: str, successors: dict[str, str]) -> Callable[[Request, str], JSONResponse]:
+    def handler(request: Request, rest: str) -> JSONResponse:  # the documented path parameter of /{rest:path}
+        return _response(old, successors.get(request.method))
+    return handler
 
+
+def _path_handler(old: str, successors: dict[str, str]) -> Callable[[Request], JSONResponse]:
+    def handler(request: Request) -> JSONResponse:
+        return _response(old, successors.get(request.method))
+    return handler
+
+
+def _gone(old: str, successors: dict[str, str], sub_path: bool = False) -> Callable[..., JSONResponse]:
+    handler: Callable[..., JSONResponse] = (_sub_path_handler(old, successors) if sub_path
+                                            else _path_handler(old, successors))
     handler.__doc__ = "Gone: " + ("; ".join(f"{m} {u}" for m, u in successors.items()) or "no successor") + "."
     return handler
 

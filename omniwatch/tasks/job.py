@@ -7,6 +7,8 @@ Re-executing the run from the UI recomputes the same task (a backtest replaces i
 ``model_artifact_missing``...) fails the run with that code in the failure's metadata.
 """
 
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
@@ -15,7 +17,9 @@ from omniwatch.tasks.store import Task, TaskStore, execute_task
 JOB = "serving_task_job"
 
 
-class ServingTasksResource(dg.ConfigurableResource):
+# dagster documents (and resolves) resources as unparametrised subclasses; subscripting this pydantic
+# generic would create a new parametrised class at runtime.
+class ServingTasksResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Replays a stored task's request through the registry model it names and stores the result
     in ``serving_tasks`` (and a backtest in ``backtest_runs``). The API stores each request with
     its defaults resolved (targets, band), so the run replays exactly what the API would have."""
@@ -45,7 +49,7 @@ class ServingTaskConfig(dg.Config):
     task_id: str = Field(description="The serving_tasks row to run (its request and kind are stored there).")
 
 
-def run_config(task_id: str) -> dict:
+def run_config(task_id: str) -> dict[str, Any]:
     return {"ops": {"serving_task": {"config": {"task_id": task_id}}}}
 
 
@@ -55,7 +59,8 @@ def run_tags(task: Task) -> dict[str, str]:
 
 @dg.op
 def serving_task(context: dg.OpExecutionContext, config: ServingTaskConfig,
-                 serving_tasks: ServingTasksResource) -> dg.Output[dict]:
+                 serving_tasks: ServingTasksResource) -> dg.Output[dict]:  # type: ignore[type-arg]
+    # (dagster derives the output's type from this runtime annotation: ``dict`` is its PythonDict)
     """Run one stored serving task; fail with its error code when it is refused."""
     task = serving_tasks.execute(config.task_id, context.run_id)
     summary = {"task_id": task.task_id, "kind": task.kind, "status": task.status, "attempts": task.attempts}
@@ -65,7 +70,7 @@ def serving_task(context: dg.OpExecutionContext, config: ServingTaskConfig,
                          metadata={"task_id": task.task_id, "error_code": str(error.get("code")),
                                    "detail": str(error.get("detail"))})
     result = task.result or {}
-    metadata: dict = dict(summary)
+    metadata: dict[str, Any] = dict(summary)
     if task.kind == "backtest":
         metadata.update(model_version=str(result.get("model_version")),
                         net_pnl=float((result.get("cost_breakdown") or {}).get("net", 0.0)))

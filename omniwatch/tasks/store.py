@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 
 from omniwatch.jsonsafe import json_safe
 from omniwatch.ml.versions import ModelUnavailable
@@ -37,7 +37,7 @@ from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
 log = logging.getLogger(__name__)
-Work = Callable[[str, str, dict], dict]   # (kind, task_id, payload) -> result
+Work = Callable[[str, str, dict[str, Any]], dict[str, Any]]   # (kind, task_id, payload) -> result
 Executor = Literal["webserver", "in_process"]
 T = tables.serving_tasks
 ACTIVE = ("queued", "running")
@@ -65,8 +65,8 @@ class Task:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     dagster_run_id: str | None = None
-    result: dict | None = None
-    error: dict | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
     attempts: int = 0
 
 
@@ -80,10 +80,10 @@ class TaskStore:
     def __init__(self, database_url: str):
         self.database_url = database_url
 
-    def _engine(self):
+    def _engine(self) -> Engine:
         return get_engine(self.database_url)
 
-    def create(self, kind: str, payload: dict, executor: Executor) -> Task:
+    def create(self, kind: str, payload: dict[str, Any], executor: Executor) -> Task:
         task = Task(str(uuid.uuid4()), kind, executor, created_at=_now())
         with self._engine().begin() as conn:
             conn.execute(T.insert().values(task_id=task.task_id, kind=kind, executor=executor,
@@ -100,7 +100,7 @@ class TaskStore:
                     row["started_at"], row["finished_at"], row["dagster_run_id"],
                     row["result"], row["error"], row["attempts"])
 
-    def request(self, task_id: str) -> tuple[str, dict]:
+    def request(self, task_id: str) -> tuple[str, dict[str, Any]]:
         """(kind, payload) of a stored task; KeyError when there is none."""
         with self._engine().connect() as conn:
             row = conn.execute(select(T.c.kind, T.c.payload).where(T.c.task_id == task_id)).first()
@@ -126,7 +126,7 @@ class TaskStore:
             conn.execute(update(T).where(T.c.task_id == task_id, T.c.dagster_run_id.is_(None))
                          .values(dagster_run_id=dagster_run_id))
 
-    def finish(self, task_id: str, result: dict | None = None, error: dict | None = None, *,
+    def finish(self, task_id: str, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None, *,
                attempt: int | None = None, only_if_active: bool = False,
                dagster_run_id: str | None = None) -> bool:
         """Store the outcome; with a guard, only while the row is still that attempt / active /

@@ -62,7 +62,9 @@ class BacktestParams:
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> BacktestParams:
-        values = {f.name: stored[f.name] for f in fields(cls)}
+        # Requests stored before allow_in_sample existed did not refuse in-sample windows.
+        values = {f.name: stored.get(f.name, False) if f.name == "allow_in_sample" else stored[f.name]
+                  for f in fields(cls)}
         for key in ("start", "end"):
             if isinstance(values[key], str):
                 values[key] = datetime.fromisoformat(values[key])
@@ -155,7 +157,7 @@ def _parts(pnl: pd.DataFrame) -> dict[str, float]:
             "hours": int(len(pnl))}
 
 
-def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict, list[dict]]:
+def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(cost breakdown of the traded horizon, metric rows of every horizon)."""
     long = long_frame(rep.rows, params.include_funding)
     band, fee, slip = params.band_bps / 1e4, params.fee_bps, params.slippage_bps
@@ -167,7 +169,7 @@ def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict, list[dict]]:
     return breakdown, metrics
 
 
-def attribution(rep: Replay, params: BacktestParams) -> dict:
+def attribution(rep: Replay, params: BacktestParams) -> dict[str, Any]:
     """PnL of the equal-weight pool split by target, by side and by month. Each symbol-hour counts
     1/N of its hour (N = symbols traded that hour), so every split sums to the pooled total."""
     parts = []
@@ -186,7 +188,7 @@ def attribution(rep: Replay, params: BacktestParams) -> dict:
     side = np.where(hourly["position"] > 0, "long", np.where(hourly["position"] < 0, "short", "flat"))
     month = hourly["as_of_ts"].dt.strftime("%Y-%m")
 
-    def split(key) -> dict[str, dict]:
+    def split(key: str | np.ndarray[Any, np.dtype[np.str_]] | pd.Series) -> dict[str, dict[str, float]]:
         return {str(k): _parts(g) for k, g in hourly.groupby(key, sort=True)}
 
     total = _parts(hourly)

@@ -205,6 +205,7 @@ events = Table(
     _ingested_at(),
     UniqueConstraint("source", "source_id"),
     Index(None, "available_time"),
+    Index(None, "first_seen_at"),
     Index(None, "event_type", "event_time"),
 )
 

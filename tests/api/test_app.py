@@ -50,6 +50,7 @@ def test_openapi_models_every_body_and_answer(trained_home, tmp_path):
     assert secured == {"/api/v2/signals/generate", "/api/v2/backtest/run", "/api/v2/tasks/backtest",
                        "/api/v2/tasks/pnl-attribution", "/api/v2/ingest/events", "/api/v2/predict/liquid",
                        "/api/v2/predict/vc", "/api/v2/predictions/{prediction_id}/explanation",
+                       "/api/v2/portfolio/score", "/api/v2/portfolio/rebalance",
                        *(f"/api/v2/models/{m}" for m in ("drift/evaluate", "gate/evaluate", "gate/auto-evaluate",
                                                           "rollout/advance", "rollback/check", "audit/log"))}
     assert all(o.get("deprecated") for p, m, o in ops if not p.startswith("/api/v2"))
@@ -77,6 +78,7 @@ def test_health_is_degraded_while_stored_writes_fail(own_home):
         h = c.get("/api/v2/health").json()
         assert h["status"] == "degraded" and h["write_failures"] == 1, h
         assert "prediction writes failing" in h["reasons"][0] and "predictions_v2" in h["reasons"][0]
+        assert "INSERT" not in h["reasons"][0] and "request_key" not in h["reasons"][0]  # open route: no SQL
         with get_engine(own_home.warehouse_url).begin() as conn:
             conn.exec_driver_sql("ALTER TABLE predictions_v2_away RENAME TO predictions_v2")
         assert c.post("/api/v2/predict/liquid", json={"target": "ETH"}, headers=AUTH).status_code == 200

@@ -41,9 +41,9 @@ def test_a_fresh_snapshot_answers_with_its_age_against_the_data_clock(client, ba
     assert body["snapshot_age_seconds"] <= backend.max_snapshot_age.total_seconds()
     signals = client.post(f"{P}/signals/generate", json={"targets": ["BTC"], "horizons": ["1h"]}, headers=AUTH).json()
     assert abs(signals["signals"][0]["snapshot_age_seconds"] - expected) < 1e-6
-    rebal = client.post(f"{P}/portfolio/rebalance", json={"targets": ["BTC"]}).json()
+    rebal = client.post(f"{P}/portfolio/rebalance", json={"targets": ["BTC"]}, headers=AUTH).json()
     assert abs(rebal["assets"][0]["snapshot_age_seconds"] - expected) < 1e-6
-    score = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 0.1}}).json()
+    score = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 0.1}}, headers=AUTH).json()
     assert abs(score["assets"][0]["snapshot_age_seconds"] - expected) < 1e-6
 
 
@@ -67,10 +67,10 @@ def test_a_snapshot_behind_the_bars_by_more_than_the_limit_is_stale(own_home):
                                   "max_age_seconds": 7200.0, "target": "BTC"}
         r = c.post(f"{P}/signals/generate", json={"targets": ["BTC", "ETH"]}, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "stale_features"
-        r = c.post(f"{P}/portfolio/score", json={"weights": {"BTC": 0.1}})
+        r = c.post(f"{P}/portfolio/score", json={"weights": {"BTC": 0.1}}, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "stale_features"
         assert r.json()["context"]["target"] == "BTC"
-        r = c.post(f"{P}/portfolio/rebalance", json={})
+        r = c.post(f"{P}/portfolio/rebalance", json={}, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "stale_features"
 
 

@@ -114,7 +114,7 @@ def test_the_stage_is_the_candidates_share_of_every_symbol(own_home, monkeypatch
     with client_for(own_home) as c:
         _shift_candidate(monkeypatch, c)
         out = c.post(f"{P}/signals/generate", json={"horizons": ["24h"]}, headers=AUTH).json()
-        rebal = c.post(f"{P}/portfolio/rebalance", json={"horizon": "24h"}).json()
+        rebal = c.post(f"{P}/portfolio/rebalance", json={"horizon": "24h"}, headers=AUTH).json()
     assert {s["target"] for s in out["signals"]} == {"BTC", "ETH", "SOL"}
     for s in out["signals"]:
         r = s["rollout"]

@@ -46,23 +46,24 @@ def test_targets_without_snapshots_are_skipped_and_none_at_all_is_insufficient(c
 
 
 def test_portfolio_score_uses_the_newest_forecasts(client):
-    r = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 0.3, "ETH": -0.2}, "horizon": "4h"})
+    r = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 0.3, "ETH": -0.2}, "horizon": "4h"}, headers=AUTH)
     assert r.status_code == 200, r.text
     out = r.json()
     assets = {a["target"]: a for a in out["assets"]}
     assert abs(out["expected_return_bps"] - sum(a["weight"] * a["prediction_bps"] for a in assets.values())) < 1e-9
     assert abs(out["gross_exposure"] - 0.5) < 1e-12 and abs(out["net_exposure"] - 0.1) < 1e-12
     assert all(a["vol_annual"] > 0 for a in assets.values())
-    r = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 2.0}})
+    r = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 2.0}}, headers=AUTH)
     assert "max_weight_per_asset:BTC" in r.json()["limit_breaches"]
-    r = client.post(f"{P}/portfolio/score", json={"weights": {"XRP": 0.1}})
+    r = client.post(f"{P}/portfolio/score", json={"weights": {"XRP": 0.1}}, headers=AUTH)
     assert r.status_code == 422 and r.json()["code"] == "insufficient_features"
-    r = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 11}})
+    r = client.post(f"{P}/portfolio/score", json={"weights": {"BTC": 11}}, headers=AUTH)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.weights.BTC"
 
 
 def test_rebalance_gives_weights_inside_the_limits(client):
-    r = client.post(f"{P}/portfolio/rebalance", json={"horizon": "24h", "current_weights": {"BTC": 0.05}})
+    r = client.post(f"{P}/portfolio/rebalance", json={"horizon": "24h", "current_weights": {"BTC": 0.05}},
+                    headers=AUTH)
     assert r.status_code == 200, r.text
     out = r.json()
     limits = out["limits"]
@@ -74,3 +75,9 @@ def test_rebalance_gives_weights_inside_the_limits(client):
     for a in out["assets"]:
         assert a["direction"] == (1 if a["prediction_bps"] > 0 else -1)
         assert abs(a["trade"] - (a["weight"] - (0.05 if a["target"] == "BTC" else 0.0))) < 1e-12
+
+
+def test_portfolio_routes_store_predictions_so_they_need_a_key(client):
+    for path, body in (("/portfolio/score", {"weights": {"BTC": 0.1}}), ("/portfolio/rebalance", {})):
+        assert client.post(P + path, json=body).status_code == 401
+        assert client.post(P + path, json=body, headers={"X-API-Key": "wrong"}).status_code == 401

@@ -79,3 +79,11 @@ def test_markdown_escapes_pipes_and_says_when_empty():
     assert failures_markdown([]) == "No failures."
     table = failures_markdown([failure(reason="a|b")])
     assert "a\\|b" in table
+
+
+def test_an_infinite_failing_value_stays_visible_not_null():
+    from omniwatch.checks.outcome import failure
+
+    assert failure(value=float("inf"), reason="r")["value"] == "inf"
+    assert failure(value=np.float64("-inf"), reason="r")["value"] == "-inf"
+    assert failure(value=float("nan"), reason="r")["value"] is None

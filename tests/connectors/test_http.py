@@ -130,6 +130,9 @@ def test_secret_query_values_never_reach_messages():
     err = ConnectorError("boom", url="https://x.test/v4/a?api_key=s3cr3t&assets=btc")
     assert "s3cr3t" not in str(err) and "api_key=***" in str(err) and "assets=btc" in str(err)
     assert redact_url("https://x.test/p?signature=abc") == "https://x.test/p?signature=***"
+    assert redact_url("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert redact_url("https://bob:pw@x.test/p?api_key=k") == "https://bob:***@x.test/p?api_key=***"
+    assert redact_url("redis://redis:6379/0") == "redis://redis:6379/0"
 
 
 # -- rate budget shared across processes through Redis ------------------------------------------

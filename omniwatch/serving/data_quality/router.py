@@ -9,12 +9,16 @@ from fastapi import APIRouter, Depends, Query
 from omniwatch.serving.data_quality import service as dq
 from omniwatch.serving.data_quality.schemas import (
     AuditResponse,
+    AuditRow,
+    CheckStats,
     ConsistencyResponse,
     LineageCheckRequest,
     LineageCheckResponse,
+    LineageTarget,
     SampleResponse,
     SampleTable,
     StatsResponse,
+    TargetConsistency,
 )
 from omniwatch.serving.deps import Services, get_services
 from omniwatch.serving.errors import ApiError, documented, not_found
@@ -40,7 +44,7 @@ def audit(asset_key: Key | None = None, check_name: Key | None = None, passed: b
           services: Services = Depends(get_services)) -> AuditResponse:
     """Check results from data_quality_audit, newest first."""
     rows = dq.audit(services.database_url, asset_key, check_name, passed, blocking, limit)
-    return AuditResponse(count=len(rows), rows=rows)
+    return AuditResponse(count=len(rows), rows=[AuditRow.model_validate(r) for r in rows])
 
 
 @router.get("/stats", response_model=StatsResponse, responses=documented(401, 422))
@@ -48,7 +52,7 @@ def stats(asset_key: Key | None = None, services: Services = Depends(get_service
     """Per asset and check: results, failures, pass rate, last check and last failure."""
     checks = dq.stats(services.database_url, asset_key)
     return StatsResponse(results=sum(c["results"] for c in checks), failures=sum(c["failures"] for c in checks),
-                         checks=checks)
+                         checks=[CheckStats.model_validate(c) for c in checks])
 
 
 @router.get("/consistency", response_model=ConsistencyResponse, responses=documented(401, 422))
@@ -61,7 +65,8 @@ def consistency(targets: Annotated[list[Symbol] | None, Query(max_length=64)] = 
         raise ApiError(422, "validation_error", "end must be after start")
     start, end, rows = dq.consistency(services.database_url, targets or list(services.settings.liquid_symbols),
                                       start, end)
-    return ConsistencyResponse(start=start, end=end, consistent=all(r["consistent"] for r in rows), targets=rows)
+    return ConsistencyResponse(start=start, end=end, consistent=all(r["consistent"] for r in rows),
+                               targets=[TargetConsistency.model_validate(r) for r in rows])
 
 
 @router.post("/lineage/check", response_model=LineageCheckResponse, responses=documented(401, 404, 422))
@@ -86,4 +91,4 @@ def lineage_check(body: LineageCheckRequest, services: Services = Depends(get_se
                         "data_versions": [s["data_version"] for s in pair],
                         "mismatch_keys": found, "ok": not found})
     return LineageCheckResponse(ok=not keys, strict=body.strict, data_version=body.data_version,
-                                mismatch_keys=keys, targets=targets)
+                                mismatch_keys=keys, targets=[LineageTarget.model_validate(t) for t in targets])

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Security
 
+from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.deps import Services, get_services
 from omniwatch.serving.errors import ApiError, ApiErrorCode, documented
 from omniwatch.serving.portfolio.rollout import blended, blended_weight
 from omniwatch.serving.portfolio.schemas import (
+    AssetRebalance,
+    AssetScore,
     PortfolioScoreRequest,
     PortfolioScoreResponse,
     RebalanceRequest,
     RebalanceResponse,
 )
 from omniwatch.serving.predict.service import window_vol
+from omniwatch.serving.signals.schemas import RolloutBlend
 from omniwatch.trading.portfolio import AssetInput, annual_vol, score_portfolio, settle, target_book, vol_upper
 from omniwatch.trading.signals import decide_signal
 
-router = APIRouter(tags=["portfolio"])
+# Both routes score through the predictor, which stores a prediction row per target: keyed, like
+# predict/* (rows in the warehouse name who filled them).
+router = APIRouter(tags=["portfolio"], dependencies=[Security(require_api_key)])
 
 
 @router.post("/portfolio/score", response_model=PortfolioScoreResponse, responses=documented(401, 422, 503))
@@ -41,7 +47,8 @@ def score(body: PortfolioScoreRequest, services: Services = Depends(get_services
               for t, w in body.weights.items()]
     return PortfolioScoreResponse(horizon=body.horizon, expected_return_bps=result.expected_return_bps,
                                   gross_exposure=result.gross_exposure, net_exposure=result.net_exposure,
-                                  vol_annual_upper=result.vol_annual_upper, assets=assets,
+                                  vol_annual_upper=result.vol_annual_upper,
+                                  assets=[AssetScore.model_validate(a) for a in assets],
                                   limit_breaches=result.breaches)
 
 
@@ -61,7 +68,10 @@ def rebalance_route(body: RebalanceRequest, services: Services = Depends(get_ser
                             for t, (p, _) in done.items()], limits)
     rolling = {t: p for t, (p, _) in done.items() if p.candidate is not None}
     candidate = target_book([AssetInput(t, p.candidate.horizon_predictions[body.horizon], threshold, vols[t])
-                             for t, p in rolling.items()], limits) if rolling else None
+                             for t, p in rolling.items() if p.candidate is not None], limits) if rolling else None
+    mixed: dict[str, tuple[float, RolloutBlend | None]]
+    raw: dict[str, float]
+    forecasts: dict[str, float]
     mixed, raw, forecasts, binding = {}, {}, {}, list(champion.binding)
     for t, (p, _) in done.items():
         if candidate is None or t not in rolling:
@@ -83,4 +93,5 @@ def rebalance_route(body: RebalanceRequest, services: Services = Depends(get_ser
         horizon=body.horizon, target_weights=weights, trades=trades,
         gross_exposure=sum(abs(w) for w in weights.values()), net_exposure=sum(weights.values()),
         vol_annual_upper=vol_upper(weights, vols),
-        binding_limits=binding, limits=limits, assets=assets, skipped=skipped)
+        binding_limits=binding, limits=limits, assets=[AssetRebalance.model_validate(a) for a in assets],
+        skipped=skipped)

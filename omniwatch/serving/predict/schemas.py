@@ -34,10 +34,11 @@ def _feature_field(name: str) -> tuple[Any, Any]:
     return (kind | None, None) if name in MASKED else (kind, ...)
 
 
+_FEATURE_FIELDS: dict[str, Any] = {name: _feature_field(name) for name in FEATURES}
 LiquidFeatures = create_model(
     "LiquidFeatures", __base__=Strict, __doc__="The point-in-time features of one symbol-hour "
     "(omniwatch/features/liquid.py); those with a missing-source mask may be null.",
-    **{name: _feature_field(name) for name in FEATURES})
+    **_FEATURE_FIELDS)
 
 
 class PredictLiquidRequest(Strict):

@@ -18,7 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from cachetools import LRUCache
 from sqlalchemy import delete
@@ -39,6 +39,8 @@ from omniwatch.warehouse.upsert import upsert_rows
 LIQUID_MODEL = "omniwatch-liquid"
 VC_MODEL = "omniwatch-vc"
 log = logging.getLogger(__name__)
+Track = Literal["liquid", "vc"]                           # PredictionResponse.track: the snapshot tracks
+ModelRole = Literal["champion", "candidate", "pinned"]    # PredictionResponse.model_role: LoadedModel.role
 
 
 def new_id() -> str:
@@ -96,7 +98,9 @@ class Predictor:
         lookback = int(arms.champion.model.meta["lookback"])
         now: datetime | None = None
         if features is not None:
-            window = self.snapshots.window("liquid", target, as_of, lookback, request_features=features)
+            # PredictLiquidRequest requires as_of_ts when features are given.
+            window = self.snapshots.window("liquid", target, cast(datetime, as_of), lookback,
+                                           request_features=features)
         elif as_of is not None:
             # Point in time: the newest snapshot we had at as_of, refused when too old by then.
             now = as_of
@@ -268,8 +272,9 @@ class Predictor:
                "snapshot_id": snap["snapshot_id"] if snap else None, "train_lineage_id": loaded.train_lineage_id,
                "infer_lineage_id": window.infer_lineage_id, "horizon_predictions": stored}
         response = PredictionResponse(
-            prediction_id="", track=window.track, target=window.target, model_name=loaded.name,
-            model_version=loaded.version, model_role=loaded.role, train_lineage_id=loaded.train_lineage_id,
+            prediction_id="", track=cast(Track, window.track), target=window.target, model_name=loaded.name,
+            model_version=loaded.version, model_role=cast(ModelRole, loaded.role),
+            train_lineage_id=loaded.train_lineage_id,
             infer_lineage_id=window.infer_lineage_id, input_source="request" if snap is None else "snapshot",
             snapshot=SnapshotRef(**snap) if snap else None, history_rows=len(window.frame),
             as_of_ts=window.as_of_ts, predictions=preds, components=comps)

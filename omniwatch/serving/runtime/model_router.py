@@ -143,9 +143,10 @@ class ModelRouter:
         """A named version (or alias), for explanations, backtests and replays."""
         version = version_or_alias
         if not version_or_alias.isdigit():
-            version = self._alias(name, version_or_alias)
-            if version is None:
+            aliased = self._alias(name, version_or_alias)
+            if aliased is None:
                 raise model_missing(f"{name!r} has no alias {version_or_alias!r}", model_name=name)
+            version = aliased
         return self._get(name, version, "pinned")
 
     def state(self) -> dict[str, dict[str, Any]]:

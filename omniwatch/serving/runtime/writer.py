@@ -128,7 +128,10 @@ class PredictionWriter:
         except Exception as exc:  # the request already answered; count it so health shows the loss
             log.exception("writing %d prediction-side rows failed", n)
             self.failures += n
-            self.failing = f"{type(exc).__name__}: {exc}"[:500]
+            # /health is open: it names the failure's kind and tables; the log holds the statement
+            # and its values (other clients' request keys and features).
+            tables_hit = ", ".join(name for name in ORDER if grouped.get(name))
+            self.failing = f"{type(exc).__name__} writing {tables_hit} (see the API log)"
         finally:
             with self._room:
                 self.pending -= n

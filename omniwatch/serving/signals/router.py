@@ -12,7 +12,7 @@ from omniwatch.serving.deps import Services, get_services
 from omniwatch.serving.errors import documented
 from omniwatch.serving.portfolio.rollout import blended
 from omniwatch.serving.schemas import HORIZONS
-from omniwatch.serving.signals.schemas import SignalsRequest, SignalsResponse
+from omniwatch.serving.signals.schemas import Signal, SignalsRequest, SignalsResponse
 from omniwatch.trading.signals import decide_signal
 
 router = APIRouter(tags=["signals"])
@@ -51,4 +51,5 @@ def _generate(services: Services, body: SignalsRequest, targets: list[str], wait
                             "model_version": pred.model_version, "snapshot_age_seconds": pred.snapshot_age_seconds,
                             "rollout": rollout})
     services.writer.submit("signal_candidates", rows, wait=wait)
-    return SignalsResponse(strategy_id=strategy, model_name="omniwatch-liquid", signals=signals, skipped=skipped)
+    return SignalsResponse(strategy_id=strategy, model_name="omniwatch-liquid",
+                           signals=[Signal.model_validate(s) for s in signals], skipped=skipped)

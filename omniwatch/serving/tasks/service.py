@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class Launcher(Protocol):
-    executor: Executor
+    @property
+    def executor(self) -> Executor: ...
 
     def launch(self, task: Task) -> None: ...
 

@@ -65,8 +65,11 @@ def upgrade() -> None:
         if params:
             conn.execute(update, params)
         last_id = rows[-1].id
+    # Feature runs read each window by first sight too (assets/features.py _liquid_news).
+    op.create_index('ix_events_first_seen_at', 'events', ['first_seen_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_events_first_seen_at', table_name='events')
     with op.batch_alter_table('events') as batch:
         batch.drop_column('first_seen_at')
