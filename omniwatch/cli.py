@@ -69,7 +69,7 @@ def demo(start, end, train: bool, live: bool) -> None:
     click.echo(f"OMNIWATCH_HOME={settings.home.resolve()}  source={settings.source}  "
                f"replay_dir={settings.replay_dir}  symbols={','.join(settings.liquid_symbols)}  "
                f"training={settings.training_profile}")
-    summary = run_demo(settings, start.date(), end.date(), train=train, live=live)
+    summary = run_demo(settings, start.date(), end.date(), train=train, live=live, echo=click.echo)
     click.echo(summary.render())
     sys.exit(0 if summary.success else 1)
 

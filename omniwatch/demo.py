@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -75,8 +77,21 @@ def training_overrides(settings: Settings) -> dict:
     return {"training": TrainingResource(**fields)}
 
 
+@contextmanager
+def _stage(name: str, seconds: dict[str, float], echo: Callable[[str], None]) -> Iterator[None]:
+    """Say that stage ``name`` starts and how long it took (into ``seconds`` too): a newcomer sees
+    where the minutes go instead of a silent terminal."""
+    echo(f"[{datetime.now().astimezone():%H:%M:%S}] {name} started")
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] = time.perf_counter() - began
+        echo(f"[{datetime.now().astimezone():%H:%M:%S}] {name} finished in {seconds[name]:.0f} s")
+
+
 def run_demo(settings: Settings, start: date, end: date, train: bool = True, live: bool = True,
-             log_level: str = "WARNING") -> DemoSummary:
+             log_level: str = "WARNING", echo: Callable[[str], None] = lambda _line: None) -> DemoSummary:
     """Materialize market plane + checks + features over ``start..end`` (inclusive) in one run,
     then (``train``) the training group in a second run. With ``live`` (and ``train``), the last
     day is held back: version 1 is trained a week before it, version 2 (the challenger) on all
@@ -95,12 +110,12 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True, liv
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     seconds, run_ids = {}, {}
 
-    began = time.perf_counter()
-    data = defs.resolve_job_def("liquid_data_job").execute_in_process(
-        instance=instance, run_config=quiet, raise_on_error=False,
-        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: data_end.isoformat()},
-    )
-    seconds["liquid_data_job"], run_ids["liquid_data_job"] = time.perf_counter() - began, data.run_id
+    with _stage("liquid_data_job", seconds, echo):
+        data = defs.resolve_job_def("liquid_data_job").execute_in_process(
+            instance=instance, run_config=quiet, raise_on_error=False,
+            tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: data_end.isoformat()},
+        )
+    run_ids["liquid_data_job"] = data.run_id
     warehouse = WarehouseResource(database_url=settings.warehouse_url)
     rows = {name: warehouse.count(name) for name in (*RAW_MARKET_TABLES, "feature_snapshots")}
     rows["events"] = warehouse.count("events")
@@ -119,10 +134,10 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True, liv
     for i, window_end in enumerate(windows):
         name = "liquid_training_job" if i == 0 else "liquid_training_job (challenger)"
         config = {**quiet, "ops": {"training_dataset": {"config": {"end": window_end}}}} if window_end else quiet
-        began = time.perf_counter()
-        training = defs.resolve_job_def("liquid_training_job").execute_in_process(
-            instance=instance, run_config=config, raise_on_error=False)
-        seconds[name], run_ids[name] = time.perf_counter() - began, training.run_id
+        with _stage(name, seconds, echo):
+            training = defs.resolve_job_def("liquid_training_job").execute_in_process(
+                instance=instance, run_config=config, raise_on_error=False)
+        run_ids[name] = training.run_id
         summary.success = training.success
         if not training.success:
             return summary
@@ -138,20 +153,20 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True, liv
     summary.registered = "\n".join(registered)
 
     # The VC track: daily filings over the same range, then the archive, entities, links, model.
-    began = time.perf_counter()
-    filings = defs.resolve_job_def("sec_filings_job").execute_in_process(
-        instance=instance, run_config=quiet, raise_on_error=False,
-        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
-    )
-    seconds["sec_filings_job"], run_ids["sec_filings_job"] = time.perf_counter() - began, filings.run_id
-    began = time.perf_counter()
-    vc = defs.resolve_job_def("vc_job").execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
-    seconds["vc_job"], run_ids["vc_job"] = time.perf_counter() - began, vc.run_id
+    with _stage("sec_filings_job", seconds, echo):
+        filings = defs.resolve_job_def("sec_filings_job").execute_in_process(
+            instance=instance, run_config=quiet, raise_on_error=False,
+            tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+        )
+    run_ids["sec_filings_job"] = filings.run_id
+    with _stage("vc_job", seconds, echo):
+        vc = defs.resolve_job_def("vc_job").execute_in_process(instance=instance, run_config=quiet,
+                                                               raise_on_error=False)
+    run_ids["vc_job"] = vc.run_id
     summary.success = filings.success and vc.success
     if live and summary.success:
-        began = time.perf_counter()
-        summary.live, live_ok = run_live_segment(settings, instance, end, log_level)
-        seconds["live segment"] = time.perf_counter() - began
+        with _stage("live segment", seconds, echo):
+            summary.live, live_ok = run_live_segment(settings, instance, end, log_level)
         summary.success = summary.success and live_ok
     for name in (*RAW_MARKET_TABLES, "events", "entities", "event_links", "feature_snapshots"):
         summary.rows[name] = warehouse.count(name)  # after the live day and the VC snapshots

@@ -49,6 +49,12 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     (tmp_path / "demo.out").write_text(first)  # kept for a reader of a failed run
     rows = _rows(first)
     assert "training=tiny" in first.splitlines()[0]
+    # Each stage says when it starts and how long it took, in order, before the summary.
+    stages = ["liquid_data_job", "liquid_training_job", "liquid_training_job (challenger)", "sec_filings_job",
+              "vc_job", "live segment"]
+    said = [m.group(1) for m in re.finditer(r"^\[\d\d:\d\d:\d\d\] (.+)$", first, re.M)]
+    assert [x for x in said if x.endswith(" started")] == [f"{s} started" for s in stages], said
+    assert all(any(x.startswith(f"{s} finished in ") for x in said) for s in stages), said
     # Every hour of the window for three symbols (the live day included), three funding
     # settlements a day each (the SOL gap of 2024-12 is outside it: test_market_plane covers it).
     assert rows["market_bars"] == 3 * 24 * DAYS
