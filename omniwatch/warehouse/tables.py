@@ -8,15 +8,11 @@ Schema changes go through Alembic (``omniwatch/warehouse/migrations``), never ``
 
 from __future__ import annotations
 
-from datetime import UTC as _UTC
-from datetime import datetime
-
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -28,7 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.types import TypeDecorator
+
+from omniwatch.warehouse.types import UtcDateTime
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
 metadata = MetaData(
@@ -42,28 +39,6 @@ metadata = MetaData(
 
 # BIGINT identity on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UtcDateTime(TypeDecorator):
-    """Timestamps stored and read back as timezone-aware UTC on every backend.
-
-    PostgreSQL keeps ``timestamptz``; SQLite has no time zone and hands back naive values, which
-    this type marks as UTC on the way out. A naive value written is taken to be UTC (everything
-    Omniwatch stores is); an aware one is converted. Readers never need an ``as_utc`` call.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-        return value
-
-    def process_result_value(self, value, dialect):
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-        return value
 
 
 UTC = UtcDateTime()
