@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 OMNIWATCH_HOME ?= .omniwatch
 export OMNIWATCH_HOME
-# Embedded Dagster instance: dagster.yaml at the repo root, its storage under $OMNIWATCH_HOME.
-export DAGSTER_HOME := $(CURDIR)
-export OMNIWATCH_DAGSTER_DIR := $(abspath $(OMNIWATCH_HOME))/dagster
+# The embedded Dagster instance lives in $OMNIWATCH_HOME/dagster (its DAGSTER_HOME, holding a copy
+# of omniwatch/dagster.yaml): `make ui` writes nothing into the checkout.
+OMNIWATCH_DAGSTER_DIR := $(abspath $(OMNIWATCH_HOME))/dagster
+export OMNIWATCH_DAGSTER_DIR
 # LightGBM/OpenMP spin-waits under CPU contention (see shared ENVIRONMENT.md).
 export OMP_WAIT_POLICY ?= passive
 # Two workers (this machine and CI have two cores). worksteal: the long tests (the e2e demo goes
@@ -46,9 +47,11 @@ lint: $(BIN)/.dev-installed
 db-upgrade: $(BIN)/.installed
 	$(BIN)/omniwatch db upgrade
 
+# Ctrl-C stops the webserver, the daemon and the code server (dagster dev's process group).
 ui: $(BIN)/.installed
 	mkdir -p $(OMNIWATCH_DAGSTER_DIR)
-	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
+	cp omniwatch/dagster.yaml $(OMNIWATCH_DAGSTER_DIR)/dagster.yaml
+	DAGSTER_HOME=$(OMNIWATCH_DAGSTER_DIR) $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
 
 # The serving API (uvicorn, one worker) on 127.0.0.1:$${OMNIWATCH_API_PORT:-8000}; OpenAPI at /docs.
 serve: $(BIN)/.installed

@@ -58,7 +58,9 @@ def db_current() -> None:
               help="Also train, evaluate and register the liquid and VC models.")
 @click.option("--live/--no-live", default=True, show_default=True,
               help="Hold back the last day and replay it hour by hour as live: rollout and a rollback drill.")
-def demo(start, end, train: bool, live: bool) -> None:
+@click.option("--refresh", is_flag=True, default=False,
+              help="Run every job even when its assets are materialized at their current code versions.")
+def demo(start, end, train: bool, live: bool, refresh: bool) -> None:
     """Run the liquid pipeline on the embedded default over the sample span and print a summary."""
     import warnings
 
@@ -69,7 +71,8 @@ def demo(start, end, train: bool, live: bool) -> None:
     click.echo(f"OMNIWATCH_HOME={settings.home.resolve()}  source={settings.source}  "
                f"replay_dir={settings.replay_dir}  symbols={','.join(settings.liquid_symbols)}  "
                f"training={settings.training_profile}")
-    summary = run_demo(settings, start.date(), end.date(), train=train, live=live, echo=click.echo)
+    summary = run_demo(settings, start.date(), end.date(), train=train, live=live, echo=click.echo,
+                       refresh=refresh)
     click.echo(summary.render())
     sys.exit(0 if summary.success else 1)
 

@@ -6,13 +6,17 @@ checks stop bad data inside it), then training, which asks the audit trail befor
 
 from __future__ import annotations
 
+import logging
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+
+import click
 
 from omniwatch.settings import TRAINING_PROFILES, Settings
 
@@ -31,6 +35,7 @@ class DemoSummary:
     registered: str = ""
     vc: str = ""
     live: str = ""
+    live_day: date | None = None  # the held-back day the live segment replays
 
     def render(self) -> str:
         lines = [f"{job}: run {self.run_ids[job]} in {secs:.1f} s" if job in self.run_ids else f"{job}: {secs:.1f} s"
@@ -90,58 +95,179 @@ def _stage(name: str, seconds: dict[str, float], echo: Callable[[str], None]) ->
         echo(f"[{datetime.now().astimezone():%H:%M:%S}] {name} finished in {seconds[name]:.0f} s")
 
 
+class ProgressEcho(logging.Handler):
+    """Draws the ``omniwatch.progress`` reports of the runs the demo executes (partitions,
+    epochs, walk-forward folds) as a bar: redrawn in place on a terminal, one line per quarter
+    otherwise (a log file or a test's captured output)."""
+
+    WIDTH = 24
+
+    def __init__(self, echo: Callable[[str], None], tty: bool) -> None:
+        super().__init__(logging.INFO)
+        self.echo, self.tty = echo, tty
+        self._last: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from omniwatch.progress import parse
+
+        found = parse(record.getMessage())
+        if found is None or found.total <= 0:
+            return
+        filled = round(self.WIDTH * found.done / found.total)
+        line = f"  {found.what:<28}[{'#' * filled}{'.' * (self.WIDTH - filled)}] {found.done}/{found.total}"
+        if self.tty:
+            click.echo("\r" + line, nl=found.done >= found.total)
+            return
+        quarter = 4 * found.done // found.total
+        if quarter > self._last.get(found.what, -1) or found.done == found.total:
+            self._last[found.what] = quarter if found.done < found.total else -1
+            self.echo(line)
+
+
+@contextmanager
+def _progress(echo: Callable[[str], None]) -> Iterator[None]:
+    from omniwatch.progress import LOGGER_NAME
+
+    logger = logging.getLogger(LOGGER_NAME)
+    handler = ProgressEcho(echo, tty=sys.stdout.isatty())
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def run_demo(settings: Settings, start: date, end: date, train: bool = True, live: bool = True,
-             log_level: str = "WARNING", echo: Callable[[str], None] = lambda _line: None) -> DemoSummary:
+             log_level: str = "WARNING", echo: Callable[[str], None] = lambda _line: None,
+             refresh: bool = False) -> DemoSummary:
     """Materialize market plane + checks + features over ``start..end`` (inclusive) in one run,
     then (``train``) the training group in a second run. With ``live`` (and ``train``), the last
     day is held back: version 1 is trained a week before it, version 2 (the challenger) on all
-    data before it, and the last day is then replayed hour by hour as live (``run_live_segment``)."""
-    live = live and train and end > start
-    data_end = end - timedelta(days=1) if live else end
-    from omniwatch.definitions import build_definitions
+    data before it, and the last day is then replayed hour by hour as live (``run_live_segment``).
+
+    Every run is launched through the code location on the instance the UI shows
+    (``omniwatch.launch``): each is listed on its job's page and can be re-executed from the UI."""
     from omniwatch.instance import dagster_instance
-    from omniwatch.resources.warehouse import WarehouseResource
+    from omniwatch.launch import CodeLocationLauncher, settings_environment
     from omniwatch.warehouse.migrate import upgrade
-    from omniwatch.warehouse.tables import RAW_MARKET_TABLES
 
     upgrade(settings.warehouse_url)
     instance = dagster_instance(settings)
-    defs = build_definitions(settings, training_overrides(settings))
+    with settings_environment(settings), CodeLocationLauncher(instance) as launcher, _progress(echo):
+        summary = _main_runs(settings, launcher, start, end, train, live, refresh, log_level, echo)
+    if summary.live_day is not None:
+        with _stage("live segment", summary.seconds, echo), _progress(echo):
+            summary.live, live_ok = run_live_segment(settings, instance, summary.live_day, log_level)
+        summary.success = summary.success and live_ok
+    from omniwatch.resources.warehouse import WarehouseResource
+    from omniwatch.warehouse.tables import RAW_MARKET_TABLES
+
+    warehouse = WarehouseResource(database_url=settings.warehouse_url)
+    for name in (*RAW_MARKET_TABLES, "events", "entities", "event_links", "feature_snapshots"):
+        summary.rows[name] = warehouse.count(name)  # after the live day and the VC snapshots
+    return summary
+
+
+def unchanged_reason(instance, job_name: str, days: list[str] | None) -> str | None:
+    """Why ``job_name`` need not run again over ``days`` (None: it must run).
+
+    A rerun of the demo replays the bundled sample, which does not change: a job whose assets
+    are all materialized (every day of ``days`` for the partitioned ones) at their current
+    ``code_version`` (the ``dagster/code_version`` tag Dagster stamps on each materialization),
+    with no upstream asset materialized since, would rewrite the same rows. Dagster's own
+    staleness inputs, read through the instance's public API."""
+    import dagster as dg
+
+    from omniwatch.definitions import load_definitions
+
+    defs = load_definitions()
+    job = defs.resolve_job_def(job_name)
+    keys = set(job.asset_layer.selected_asset_keys)
+    graph = defs.resolve_asset_graph()
+    last_written: dict[dg.AssetKey, float] = {}
+    for key in sorted(keys, key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        event = instance.get_latest_materialization_event(key)
+        if event is None or event.asset_materialization is None:
+            return None
+        if event.asset_materialization.tags.get("dagster/code_version") != node.code_version:
+            return None
+        if node.partitions_def is not None and days:
+            done = instance.get_materialized_partitions(key)
+            if any(day not in done for day in days):
+                return None
+        last_written[key] = event.timestamp
+    upstream = {parent for key in keys for parent in graph.get(key).parent_keys} - keys
+    for parent in upstream:
+        event = instance.get_latest_materialization_event(parent)
+        if event is not None and any(event.timestamp > t for t in last_written.values()):
+            return None
+    span = f" over {days[0]}..{days[-1]}" if days else ""
+    return (f"{len(keys)} assets materialized{span} at their current code versions, nothing upstream changed "
+            "since (the bundled sample does not change); `--refresh` runs it anyway")
+
+
+def _launch_or_skip(launcher, settings: Settings, job_name: str, refresh: bool, days: list[str] | None,
+                    echo: Callable[[str], None], **kwargs):
+    """Launch ``job_name`` unless replaying and ``unchanged_reason`` says nothing would change."""
+    if not refresh and settings.source == "replay":
+        reason = unchanged_reason(launcher.instance, job_name, days)
+        if reason is not None:
+            echo(f"  {job_name}: skipped, {reason}")
+            return None
+    return launcher.launch(job_name, **kwargs)
+
+
+def _days(first: date, last: date) -> list[str]:
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def _main_runs(settings: Settings, launcher, start: date, end: date, train: bool, live: bool, refresh: bool,
+               log_level: str, echo: Callable[[str], None]) -> DemoSummary:
+    from omniwatch.launch import check_evaluations, materializations
+    from omniwatch.resources.warehouse import WarehouseResource
+    from omniwatch.warehouse.tables import RAW_MARKET_TABLES
+
+    live = live and train and end > start
+    data_end = end - timedelta(days=1) if live else end
+    instance = launcher.instance
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    seconds, run_ids = {}, {}
+    seconds: dict[str, float] = {}
+    run_ids: dict[str, str] = {}
 
     with _stage("liquid_data_job", seconds, echo):
-        data = defs.resolve_job_def("liquid_data_job").execute_in_process(
-            instance=instance, run_config=quiet, raise_on_error=False,
-            tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: data_end.isoformat()},
-        )
-    run_ids["liquid_data_job"] = data.run_id
+        data = _launch_or_skip(launcher, settings, "liquid_data_job", refresh, _days(start, data_end), echo,
+                               run_config=quiet,
+                               tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: data_end.isoformat()})
     warehouse = WarehouseResource(database_url=settings.warehouse_url)
     rows = {name: warehouse.count(name) for name in (*RAW_MARKET_TABLES, "feature_snapshots")}
     rows["events"] = warehouse.count("events")
-    checks = sorted(
-        (e.asset_key.to_user_string(), e.check_name, e.passed, e.severity.value)
-        for e in data.get_asset_check_evaluations()
-    )
-    summary = DemoSummary(data.success, seconds, rows, checks, run_ids)
-    if not (train and data.success):
+    summary = DemoSummary(data is None or data.is_success, seconds, rows, [], run_ids)
+    if data is not None:
+        run_ids["liquid_data_job"] = data.run_id
+        summary.checks = sorted(check_evaluations(instance, data.run_id))
+    if not (train and summary.success):
         return summary
 
     # Live: version 1 (the champion) on data up to a week before the held-back day, then the
-    # challenger on everything before it (what the weekly retraining does); else one training.
-    windows = [(data_end - timedelta(days=7)).isoformat(), None] if live else [None]
+    # challenger (what the weekly retraining does) on every day whose 24 h labels had matured
+    # before it: as_of < data_end, so the live day's bars, which complete data_end's labels, do
+    # not change its inputs and a rerun finds it trained already. Else one training on everything.
+    windows = [(data_end - timedelta(days=7)).isoformat(), data_end.isoformat()] if live else [None]
     registered = []
     for i, window_end in enumerate(windows):
         name = "liquid_training_job" if i == 0 else "liquid_training_job (challenger)"
         config = {**quiet, "ops": {"training_dataset": {"config": {"end": window_end}}}} if window_end else quiet
         with _stage(name, seconds, echo):
-            training = defs.resolve_job_def("liquid_training_job").execute_in_process(
-                instance=instance, run_config=config, raise_on_error=False)
+            training = launcher.launch("liquid_training_job", run_config=config)
         run_ids[name] = training.run_id
-        summary.success = training.success
-        if not training.success:
+        summary.success = training.is_success
+        if not training.is_success:
             return summary
-        materialized = training.asset_materializations_for_node("liquid_ensemble")
+        materialized = materializations(instance, training.run_id, "liquid_ensemble")
         if not materialized:  # skipped: nothing changed since the registered version
             registered.append(f"{name}: skipped, inputs and code unchanged since the registered version")
             continue
@@ -154,25 +280,22 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True, liv
 
     # The VC track: daily filings over the same range, then the archive, entities, links, model.
     with _stage("sec_filings_job", seconds, echo):
-        filings = defs.resolve_job_def("sec_filings_job").execute_in_process(
-            instance=instance, run_config=quiet, raise_on_error=False,
-            tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
-        )
-    run_ids["sec_filings_job"] = filings.run_id
+        filings = _launch_or_skip(launcher, settings, "sec_filings_job", refresh, _days(start, end), echo,
+                                  run_config=quiet,
+                                  tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()})
     with _stage("vc_job", seconds, echo):
-        vc = defs.resolve_job_def("vc_job").execute_in_process(instance=instance, run_config=quiet,
-                                                               raise_on_error=False)
-    run_ids["vc_job"] = vc.run_id
-    summary.success = filings.success and vc.success
+        vc = _launch_or_skip(launcher, settings, "vc_job", refresh, None, echo, run_config=quiet)
+    for name, run in (("sec_filings_job", filings), ("vc_job", vc)):
+        if run is not None:
+            run_ids[name] = run.run_id
+    summary.success = all(run is None or run.is_success for run in (filings, vc))
     if live and summary.success:
-        with _stage("live segment", seconds, echo):
-            summary.live, live_ok = run_live_segment(settings, instance, end, log_level)
-        summary.success = summary.success and live_ok
-    for name in (*RAW_MARKET_TABLES, "events", "entities", "event_links", "feature_snapshots"):
-        summary.rows[name] = warehouse.count(name)  # after the live day and the VC snapshots
-    if vc.success:
-        dataset = vc.asset_materializations_for_node("vc_dataset")[0].metadata
-        model = vc.asset_materializations_for_node("vc_model")[0].metadata
+        summary.live_day = end
+    if vc is None:
+        summary.vc = "VC track: unchanged since its last run (vc_job skipped)"
+    elif vc.is_success:
+        dataset = materializations(instance, vc.run_id, "vc_dataset")[0].metadata
+        model = materializations(instance, vc.run_id, "vc_model")[0].metadata
         if "skipped" in model:
             summary.vc = f"VC track: {model['skipped'].value}"
         else:
@@ -194,6 +317,7 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     from omniwatch.drills import register_degraded_copy
     from omniwatch.live import LiveReplay, replay_hours
     from omniwatch.operations import data_clock
+    from omniwatch.progress import report
     from omniwatch.promotions import audit_rows, registry_rows
     from omniwatch.resources.mlflow import MLflowResource
 
@@ -205,17 +329,20 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     live_settings = settings.model_copy(update={
         k: getattr(settings, k).model_copy(update=v) for k, v in DEMO_LIVE_THRESHOLDS.items()})
     mlflow = MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir))
-    replay = LiveReplay(live_settings, instance, log_level=log_level)
     degraded = None
-    for clock in replay_hours(first, first + timedelta(hours=23)):
-        tick = replay.tick(clock)
-        if not tick.success:
-            return f"live segment: the tick at {clock:%Y-%m-%d %H:%M} failed (run {tick.run_id})", False
-        aliases = mlflow.aliases("omniwatch-liquid")
-        if degraded is None and aliases.get("champion") not in (None, "1") and "candidate" not in aliases:
-            # Sound through its shadow window, so it passes the gate; broken from 4 hours on.
-            degraded = register_degraded_copy(mlflow, settings.warehouse_url, aliases["champion"],
-                                              actor="demo:drill", fails_from=clock + timedelta(hours=4))
+    hours = replay_hours(first, first + timedelta(hours=23))
+    with LiveReplay(live_settings, instance, log_level=log_level) as replay:
+        for i, clock in enumerate(hours, 1):
+            tick = replay.tick(clock)
+            report("live hours", i, len(hours))
+            if not tick.success:
+                failed = "; ".join(d for d in tick.decisions if d.startswith("FAILED"))
+                return f"live segment: the tick at {clock:%Y-%m-%d %H:%M} failed (run {tick.run_id}) {failed}", False
+            aliases = mlflow.aliases("omniwatch-liquid")
+            if degraded is None and aliases.get("champion") not in (None, "1") and "candidate" not in aliases:
+                # Sound through its shadow window, so it passes the gate; broken from 4 hours on.
+                degraded = register_degraded_copy(mlflow, settings.warehouse_url, aliases["champion"],
+                                                  actor="demo:drill", fails_from=clock + timedelta(hours=4))
     rows = [r for r in audit_rows(settings.warehouse_url, "omniwatch-liquid")
             if r["action"] in ("drift", "gate", "rollout", "rollback", "manual")]
     lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)

@@ -1,17 +1,18 @@
 """Replay as live: recorded data played hour by hour through the same Dagster instance.
 
 Each tick is one hour of the replay clock ``T`` (a bar that opened at ``T - 1 h`` closes at
-``T``): the replay sources return only rows available by ``T``; ``liquid_data_job`` refreshes
-that day's partition (ingest behind the blocking checks, the day's feature snapshots, and
-``live_predictions``, which scores the champion and any candidate/challenger in shadow and
-matures older predictions); then the gate, rollout and rollback sensors are evaluated against the
-instance, and the runs they request (``model_standing_job``) are executed and tagged with the
-sensor's name and run key, as the daemon would. Once a replayed day (at 00:00) ``model_drift`` is
-materialized and ``drift_sensor`` evaluated; a retraining it requests is reported, not run inline.
-Every six replayed hours the assets' automation conditions are evaluated as
-``labels_automation_sensor`` does, and the days whose labels matured are re-materialized. Runs show
-in the Dagster UI of that instance;
-decisions in ``model_promotions`` and the MLflow registry.
+``T``). Runs are launched through the code location (``omniwatch.launch``), tagged with
+``omniwatch/replay_clock`` = ``T``, so the replay sources return only rows available by ``T``:
+``liquid_data_job`` refreshes that day's partition (ingest behind the blocking checks, the day's
+feature snapshots, and ``live_predictions``, which scores the champion and any
+candidate/challenger in shadow and matures older predictions). Then the gate, rollout and rollback
+sensors tick as the sensor daemon ticks them (ticks, cursors and skip reasons recorded on the
+instance, requested runs queued and launched). Once a replayed day (at 00:00) ``model_drift_job``
+runs and ``drift_sensor`` ticks; a retraining it requests is canceled with a message (minutes of
+training per request; the weekly schedule or an operator runs it). Every six replayed hours the
+assets' automation conditions are evaluated as ``labels_automation_sensor`` does, and the days whose
+labels matured are re-materialized. Everything shows in the Dagster UI of that instance (runs on
+their job pages, sensor ticks); decisions in ``model_promotions`` and the MLflow registry.
 
 The lag from bar close to stored snapshot is measured per tick: the bar "arrives" when the tick
 starts, and the snapshot is stored when ``feature_snapshots`` succeeds in that tick's run.
@@ -27,6 +28,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pandas as pd
 
+from omniwatch.launch import REPLAY_CLOCK_TAG, CodeLocationLauncher, settings_environment
 from omniwatch.settings import Settings
 
 SENSORS = ("gate_sensor", "rollout_sensor", "rollback_sensor")
@@ -34,9 +36,7 @@ DRIFT_HOUR = 0
 # The labels automation (labels_automation_sensor) is evaluated every this many replayed hours:
 # in production it ticks every 30 s, but each request re-materializes a whole day.
 AUTOMATION_EVERY_HOURS = 6
-# Runs a sensor may request that the replay does not execute inline (minutes of training per
-# request); they are reported, and the daemon launches them on a real deployment.
-NOT_INLINE = ("liquid_training_job",)
+REPLAY_TAGS = {"omniwatch/mode": "replay-as-live"}
 
 
 @dataclass
@@ -50,71 +50,89 @@ class TickResult:
 
 @dataclass
 class LiveReplay:
+    """Replays hours on ``instance`` with ``settings`` (their OMNIWATCH_* environment is in force
+    during each tick: the code location reads it). Close it (or use ``with``) when done."""
+
     settings: Settings
     instance: dg.DagsterInstance
-    cursors: dict[str, str | None] = field(default_factory=dict)
     ticks: list[TickResult] = field(default_factory=list)
     log_level: str = "WARNING"
     automation_cursor: str | None = None
+    _launcher: CodeLocationLauncher | None = None
 
-    def _defs(self, clock: datetime):
-        from omniwatch.definitions import build_definitions
-        from omniwatch.demo import training_overrides
-        from omniwatch.resources import build_resources
-        from omniwatch.resources.modelops import ModelOpsResource
+    def __enter__(self) -> LiveReplay:
+        return self
 
-        resources = build_resources(self.settings)
-        iso = clock.isoformat()
-        overrides = {k: type(resources[k])(replay_dir=resources[k].replay_dir, clock=iso)
-                     for k in ("market_data", "funding", "onchain") if hasattr(resources[k], "clock")}
-        overrides["modelops"] = ModelOpsResource.from_settings(self.settings, clock=iso)
-        defs = build_definitions(self.settings, {**training_overrides(self.settings), **overrides})
-        return defs, overrides["modelops"]
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._launcher is not None:
+            self._launcher.__exit__(None, None, None)
+            self._launcher = None
+
+    def _settings(self) -> Settings:
+        # The replay's clock is the replayed hour: a model-ops sensor may tick on every one (an hour
+        # takes seconds here; Dagster reads an interval of 0 as its default, 30 s).
+        return self.settings.model_copy(update={"sensor_interval_s": 1})
+
+    def _open(self) -> CodeLocationLauncher:
+        if self._launcher is None:
+            self._launcher = CodeLocationLauncher(self.instance).__enter__()
+        return self._launcher
 
     def tick(self, clock: datetime) -> TickResult:
         """Play hour ``clock`` (a bar close); returns what the tick did."""
         clock = pd.Timestamp(clock).tz_convert("UTC").to_pydatetime()
-        defs, modelops = self._defs(clock)
+        with settings_environment(self._settings()):
+            return self._tick(clock)
+
+    def _tick(self, clock: datetime) -> TickResult:
+        launcher = self._open()
         day = (clock - timedelta(hours=1)).date().isoformat()
-        arrived = time.time()
         quiet = {"loggers": {"console": {"config": {"log_level": self.log_level}}}}
-        result = defs.resolve_job_def("liquid_data_job").execute_in_process(
-            instance=self.instance, partition_key=day, raise_on_error=False, run_config=quiet,
-            tags={"omniwatch/replay_clock": clock.isoformat(), "omniwatch/mode": "replay-as-live"})
-        lag = self._snapshot_lag(result.run_id, arrived)
-        tick = TickResult(clock, result.run_id, result.success, lag)
+        tags = {**REPLAY_TAGS, REPLAY_CLOCK_TAG: clock.isoformat()}
+        arrived = time.time()
+        run = launcher.launch("liquid_data_job", run_config=quiet, tags={**tags, "dagster/partition": day})
+        tick = TickResult(clock, run.run_id, run.is_success, self._snapshot_lag(run.run_id, arrived))
         if clock.hour % AUTOMATION_EVERY_HOURS == 0:
-            tick.success = self._automation(defs, quiet, clock) and tick.success
+            tick.success = self._automation(launcher, quiet, tags) and tick.success
         for name in SENSORS:
-            tick.decisions += self._evaluate(defs, modelops, name, quiet)
+            tick.decisions.append(self._sensor(launcher, name))
         if clock.hour == DRIFT_HOUR:  # once a replayed day, as the hourly cron would within the hour
-            drift = defs.resolve_job_def("model_drift_job").execute_in_process(
-                instance=self.instance, raise_on_error=False, run_config=quiet,
-                tags={"omniwatch/replay_clock": clock.isoformat(), "omniwatch/mode": "replay-as-live"})
-            tick.success = tick.success and drift.success
-            tick.decisions += self._evaluate(defs, modelops, "drift_sensor", quiet)
+            drift = launcher.launch("model_drift_job", run_config=quiet, tags=tags)
+            tick.success = tick.success and drift.is_success
+            tick.decisions.append(self._sensor(launcher, "drift_sensor"))
+        tick.success = tick.success and not any(d.startswith("FAILED") for d in tick.decisions)
         self.ticks.append(tick)
         return tick
 
-    def _automation(self, defs, run_config: dict, clock: datetime) -> bool:
+    def _sensor(self, launcher: CodeLocationLauncher, name: str) -> str:
+        result = launcher.tick_sensor(name)
+        failed = [r for r in (self.instance.get_run_by_id(i) for i in result.run_ids) if r and r.is_failure]
+        text = result.describe()
+        if result.status == "FAILURE" or failed:
+            return f"FAILED {text}" + (f" (runs {', '.join(r.run_id for r in failed)})" if failed else "")
+        return text
+
+    def _automation(self, launcher: CodeLocationLauncher, run_config: dict, tags: dict[str, str]) -> bool:
         """What ``labels_automation_sensor`` does: evaluate the assets' automation conditions
         against the instance and materialize the partitions they request (a day whose next day's
         bars landed gets its labels)."""
-        evaluation = dg.evaluate_automation_conditions(defs=defs, instance=self.instance,
+        from omniwatch.definitions import load_definitions
+
+        evaluation = dg.evaluate_automation_conditions(defs=load_definitions(), instance=self.instance,
                                                        cursor=self.automation_cursor)
         self.automation_cursor = evaluation.cursor
         ok = True
         for result in evaluation.results:
             if result.key != dg.AssetKey("feature_snapshots"):
                 continue
-            job = defs.get_implicit_global_asset_job_def().get_subset(asset_selection={result.key})
             for day in sorted(result.true_subset.expensively_compute_partition_keys()):
-                run = job.execute_in_process(
-                    instance=self.instance, partition_key=day, raise_on_error=False, run_config=run_config,
-                    tags={"dagster/sensor_name": "labels_automation_sensor",
-                          "omniwatch/replay_clock": clock.isoformat(),
-                          "omniwatch/mode": "replay-as-live"})
-                ok = ok and run.success
+                run = launcher.launch("__ASSET_JOB", run_config=run_config, asset_selection={result.key},
+                                      tags={**tags, "dagster/partition": day,
+                                            "dagster/sensor_name": "labels_automation_sensor"})
+                ok = ok and run.is_success
         return ok
 
     def _snapshot_lag(self, run_id: str, arrived: float) -> float | None:
@@ -122,26 +140,6 @@ class LiveReplay:
             run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
         done = [r.event_log_entry.timestamp for r in records if r.event_log_entry.step_key == "feature_snapshots"]
         return (done[0] - arrived) if done else None
-
-    def _evaluate(self, defs, modelops, name: str, run_config: dict) -> list[str]:
-        sensor = defs.get_sensor_def(name)
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(name),
-                                          resources={"modelops": modelops}, definitions=defs)
-        outcome = sensor(context)
-        self.cursors[name] = context.cursor
-        requests = [outcome] if isinstance(outcome, dg.RunRequest) else [
-            r for r in (outcome if isinstance(outcome, list) else []) if isinstance(r, dg.RunRequest)]
-        out = []
-        for request in requests:
-            job_name = request.job_name or sensor.job_name
-            if job_name in NOT_INLINE:
-                out.append(f"{name}: {request.run_key} (requested {job_name}; not run inline by the replay)")
-                continue
-            tags = {**request.tags, "dagster/sensor_name": name, "dagster/run_key": request.run_key or ""}
-            defs.resolve_job_def(job_name).execute_in_process(
-                instance=self.instance, tags=tags, raise_on_error=False, run_config=run_config)
-            out.append(f"{name}: {request.run_key}")
-        return out
 
 
 def replay_hours(start: datetime, until: datetime) -> list[datetime]:
@@ -160,12 +158,12 @@ def run_live(settings: Settings, start: datetime, until: datetime, *, speed: flo
     from omniwatch.warehouse.migrate import upgrade
 
     upgrade(settings.warehouse_url)
-    replay = LiveReplay(settings, instance or dagster_instance(settings), log_level=log_level)
-    for clock in replay_hours(start, until):
-        began = time.perf_counter()
-        tick = replay.tick(clock)
-        if on_tick is not None and on_tick(replay, tick) is False:
-            break
-        if speed:
-            time.sleep(max(0.0, 1.0 / speed - (time.perf_counter() - began)))
+    with LiveReplay(settings, instance or dagster_instance(settings), log_level=log_level) as replay:
+        for clock in replay_hours(start, until):
+            began = time.perf_counter()
+            tick = replay.tick(clock)
+            if on_tick is not None and on_tick(replay, tick) is False:
+                break
+            if speed:
+                time.sleep(max(0.0, 1.0 / speed - (time.perf_counter() - began)))
     return replay

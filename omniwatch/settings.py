@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omniwatch.modelops.thresholds import (
@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; default sqlite:///$OMNIWATCH_HOME/mlflow.db."
     )
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="The MLflow UI the Dagster UI links model assets to (make mlflow-ui's default address).",
+    )
 
     training_profile: Literal["full", "tiny"] = Field(
         default="full", description="Training protocol size: full, or tiny (seconds; the end-to-end test)."
@@ -70,6 +74,10 @@ class Settings(BaseSettings):
     coinbase_base_url: str = "https://api.exchange.coinbase.com"
     binance_futures_base_url: str = "https://fapi.binance.com"
     coinmetrics_base_url: str = "https://community-api.coinmetrics.io/v4"
+    # CryptoPanic's posts API needs the user's own token; live news leaves CryptoPanic out without it.
+    cryptopanic_token: SecretStr | None = Field(
+        default=None, description="CryptoPanic API auth token (live news); never logged or shown.")
+    cryptopanic_base_url: str = "https://cryptopanic.com/api/developer/v2"
     http_timeout_s: float = 10.0
     http_max_retries: int = 5
     coinbase_requests_per_second: float = 8.0
@@ -84,6 +92,11 @@ class Settings(BaseSettings):
     automation_running: bool = Field(
         default=False,
         description="Schedules and sensors start RUNNING (deploy sets true); the embedded default starts them stopped.",
+    )
+    sensor_interval_s: int = Field(
+        default=60, ge=1,
+        description="Minimum seconds between two ticks of a model-ops sensor (the daemon's pace). Replay-as-live "
+                    "sets 1: its clock is the replayed hour, which passes in seconds (Dagster reads 0 as 30).",
     )
     training_cron: str = Field(default="0 3 * * 1", description="Weekly retraining (UTC cron).")
     vc_cron: str = Field(default="0 4 1 * *", description="Monthly VC retraining (UTC cron).")

@@ -123,6 +123,9 @@ def warehouse_url(request, tmp_path) -> str:
 @pytest.fixture(scope="session")
 def shared_tmp(tmp_path_factory) -> Path:
     """A folder of this session that every xdist worker sees (their base temps' parent)."""
+    kept = os.environ.get("OMNIWATCH_TEST_SHARED_TMP")  # a developer's kept homes between sessions
+    if kept:
+        return Path(kept)
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 

@@ -30,6 +30,10 @@ def _graph_snapshot(defs) -> dict:
         "sensors": sorted(s.name for s in repo.sensor_defs),
         "code_versions": {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()},
         "groups": {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()},
+        # What the UI's catalog filters on: owner, track and layer.
+        "owners": {k.to_user_string(): sorted(graph.get(k).owners) for k in graph.get_all_asset_keys()},
+        "tags": {k.to_user_string(): {t: v for t, v in graph.get(k).tags.items() if t in ("track", "layer")}
+                 for k in graph.get_all_asset_keys()},
     }
 
 
@@ -66,7 +70,9 @@ def test_dg_check_defs_loads_the_project(tmp_path):
 
     repo = Path(__file__).resolve().parents[1]
     dg = shutil.which("dg", path=str(Path(sys.executable).parent))
-    env = {**os.environ, "DAGSTER_HOME": str(repo), "OMNIWATCH_DAGSTER_DIR": str(tmp_path / "dagster"),
+    (tmp_path / "dagster").mkdir()
+    shutil.copy(repo / "omniwatch" / "dagster.yaml", tmp_path / "dagster" / "dagster.yaml")  # as `make ui` does
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "OMNIWATCH_DAGSTER_DIR": str(tmp_path / "dagster"),
            "OMNIWATCH_HOME": str(tmp_path)}
     out = subprocess.run([dg, "check", "defs"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from omniwatch.assets.catalog import labels
 from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.liquid import LiquidTrackResource
 from omniwatch.resources.warehouse import WarehouseResource
@@ -64,6 +65,7 @@ def coverage_table(
     backfill_policy=single_run_backfill,
     kinds={"python"},
     code_version="1",
+    **labels("liquid", "checked"),
 )
 def market_coverage(
     context: AssetExecutionContext, warehouse: WarehouseResource, liquid: LiquidTrackResource

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from omniwatch.assets.catalog import labels, mlflow_links
 from omniwatch.assets.training import FINGERPRINT_TAG, LIQUID_MODEL_NAME
 from omniwatch.resources.mlflow import MLflowResource
 from omniwatch.resources.training import TrainingResource
@@ -47,7 +48,7 @@ def _validation_input(frame: pd.DataFrame, lookback: int) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-@dg.asset(kinds={"python", "mlflow"}, code_version="2", check_specs=[BEATS_CONSTANT])
+@dg.asset(kinds={"python", "mlflow"}, code_version="2", check_specs=[BEATS_CONSTANT], **labels("liquid", "model"))
 def liquid_ensemble(
     context: AssetExecutionContext,
     training_dataset: pd.DataFrame,
@@ -61,6 +62,7 @@ def liquid_ensemble(
     walk-forward table (weights fitted on earlier months only), plots, and a new registered
     version of ``omniwatch-liquid`` with alias ``challenger`` (``champion`` if it is the first)."""
     import tempfile
+    import time
     from pathlib import Path
 
     from mlflow.models import infer_signature
@@ -82,6 +84,7 @@ def liquid_ensemble(
     )
     from omniwatch.registry import record_registration
 
+    started_ms = int(time.time() * 1000)  # the MLflow run's start: its duration covers this step
     config = training.config()
     frame = training_dataset
     weights = ensemble_weights(frame, lightgbm_model.oof, tsmixer_model.oof)
@@ -114,6 +117,7 @@ def liquid_ensemble(
                   "data_version": data_version, "train_lineage_id": lineage},
             dq_summary=frame.attrs.get("dq_summary", {}), table=table, figures=figures,
             extra_json={"walk_forward_weights": wf_weights, "folds": lightgbm_model.folds},
+            started_ms=started_ms,
         )
         with mlflow_lib.start_run(run_id=run_id):
             info = mlflow_lib.pyfunc.log_model(
@@ -143,6 +147,7 @@ def liquid_ensemble(
         "registered_version": dg.MetadataValue.text(version),
         "aliases": dg.MetadataValue.json(aliases),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
+        **mlflow_links(mlflow, run_id, (MODEL_NAME, version)),
         "model_uri": dg.MetadataValue.text(f"models:/{MODEL_NAME}/{version}"),
         "train_lineage_id": dg.MetadataValue.text(lineage),
         "data_version": dg.MetadataValue.text(data_version),

@@ -12,6 +12,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from omniwatch import frames
+from omniwatch.assets.catalog import labels, table_metadata
 from omniwatch.assets.ingest import checked_write, partition_window
 from omniwatch.checks import check_specs_for
 from omniwatch.partitions import daily_partitions, single_run_backfill
@@ -19,7 +20,8 @@ from omniwatch.resources.event_sources import FilingsResource, NewsResource
 from omniwatch.resources.market_sources import SourceBatch
 from omniwatch.resources.warehouse import WarehouseResource
 
-CODE_VERSION = "1"  # the events assets' Dagster code_version: bump it when what they write changes
+# 2: CryptoPanic headlines join GDELT and RSS in news_events; GDELT tone is AvgTone/100 (it was /1000).
+CODE_VERSION = "2"  # the events assets' Dagster code_version: bump it when what they write changes
 ARCHIVE_START = pd.Timestamp("2001-01-01", tz="UTC")  # EDGAR's electronic filings start in the 1990s
 
 
@@ -32,16 +34,19 @@ def _ingest_events(context: AssetExecutionContext, name: str, batch: SourceBatch
 
 
 @dg.asset(check_specs=check_specs_for("news_events"), partitions_def=daily_partitions,
-          backfill_policy=single_run_backfill, kinds={"python", "sql"}, code_version=CODE_VERSION)
+          backfill_policy=single_run_backfill, kinds={"python", "sql"}, code_version=CODE_VERSION,
+          metadata=table_metadata("events"), **labels("shared", "raw"))
 def news_events(context: AssetExecutionContext, news: NewsResource, warehouse: WarehouseResource) -> Iterator:
     """News items published in the window (GDELT events export with its own tone; RSS/Atom with a
-    VADER lexicon tone); ``available_time`` is the publication time. Track ``liquid``."""
+    VADER lexicon tone); ``available_time`` is the publication time. Stored with track ``liquid``; the VC
+    track reads the items linked to its companies."""
     start, end = partition_window(context)
     yield from _ingest_events(context, "news_events", news.fetch_news(start, end), warehouse, start, end)
 
 
 @dg.asset(check_specs=check_specs_for("sec_filings"), partitions_def=daily_partitions,
-          backfill_policy=single_run_backfill, kinds={"python", "sql"}, code_version=CODE_VERSION)
+          backfill_policy=single_run_backfill, kinds={"python", "sql"}, code_version=CODE_VERSION,
+          metadata=table_metadata("events"), **labels("vc", "raw"))
 def sec_filings(context: AssetExecutionContext, filings: FilingsResource,
                 warehouse: WarehouseResource) -> Iterator:
     """SEC EDGAR filings (Form D private raises and others) accepted in the window;
@@ -50,7 +55,8 @@ def sec_filings(context: AssetExecutionContext, filings: FilingsResource,
     yield from _ingest_events(context, "sec_filings", filings.fetch_filings(start, end), warehouse, start, end)
 
 
-@dg.asset(check_specs=check_specs_for("sec_filings_archive"), kinds={"python", "sql"}, code_version=CODE_VERSION)
+@dg.asset(check_specs=check_specs_for("sec_filings_archive"), kinds={"python", "sql"}, code_version=CODE_VERSION,
+          metadata=table_metadata("events"), **labels("vc", "raw"))
 def sec_filings_archive(context: AssetExecutionContext, filings: FilingsResource,
                         warehouse: WarehouseResource) -> Iterator:
     """Every filing accepted before the daily partitions start: the Form D history back to 2008

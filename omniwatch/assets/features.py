@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from omniwatch.assets.catalog import labels, row_count, table_metadata
 from omniwatch.checks.gate import blocking_failures
 from omniwatch.errors import BlockedByDataQuality
 from omniwatch.features import liquid as liquid_features
@@ -74,12 +75,17 @@ def snapshot_rows(features: pd.DataFrame, lineages: dict) -> tuple[list[dict], l
     return rows, list(lineage_rows.values())
 
 
+def _by_day(rows: list[dict]) -> dict[str, list[dict]]:
+    by_day: dict[str, list[dict]] = {}
+    for r in rows:
+        by_day.setdefault(pd.Timestamp(r["event_time"]).strftime("%Y-%m-%d"), []).append(r)
+    return dict(sorted(by_day.items()))
+
+
 def _day_versions(rows: list[dict]) -> dict[str, str]:
     """Per snapshot day, a hash of its symbols' data_versions (code version + input lineage)."""
-    by_day: dict[str, set[str]] = {}
-    for r in rows:
-        by_day.setdefault(pd.Timestamp(r["event_time"]).strftime("%Y-%m-%d"), set()).add(r["data_version"])
-    return {d: hashlib.sha256("|".join(sorted(v)).encode()).hexdigest()[:24] for d, v in sorted(by_day.items())}
+    return {d: hashlib.sha256("|".join(sorted({r["data_version"] for r in day})).encode()).hexdigest()[:24]
+            for d, day in _by_day(rows).items()}
 
 
 def _combined(day_versions: dict[str, str]) -> str:
@@ -110,6 +116,8 @@ def _liquid_news(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.Time
     code_version=FEATURE_CODE_VERSION,
     automation_condition=labels_mature(),
     freshness_policy=FEATURE_FRESHNESS,
+    metadata=table_metadata("feature_snapshots"),
+    **labels("liquid", "features"),
 )
 def feature_snapshots(
     context: AssetExecutionContext, warehouse: WarehouseResource, liquid: LiquidTrackResource
@@ -149,11 +157,17 @@ def feature_snapshots(
     warehouse.upsert_rows("feature_lineage", lineage_rows, ["lineage_id"])
     missing = computed[list(liquid_features.FEATURES)].isna().mean().rename("missing_share").to_frame()
     day_versions = _day_versions(rows)
-    if context.has_partition_key_range and len(day_versions) > 1:
-        for day, version in day_versions.items():
-            context.add_asset_metadata({"day_data_version": dg.MetadataValue.text(version)}, partition_key=day)
+    if context.has_partition_key_range and len(context.partition_keys) > 1:
+        day_rows = _by_day(rows)
+        for day in context.partition_keys:
+            version = {"day_data_version": dg.MetadataValue.text(day_versions[day])} if (
+                len(day_versions) > 1 and day in day_versions) else {}
+            context.add_asset_metadata({**version, **row_count(len(day_rows.get(day, [])), partitioned=True)},
+                                       partition_key=day)
     return dg.MaterializeResult(data_version=dg.DataVersion(_combined(day_versions)), metadata={
         "rows_written": dg.MetadataValue.int(written),
+        # A range's total; each day's own count is in its partition's metadata above.
+        **row_count(len(rows), partitioned=True),
         "symbols": dg.MetadataValue.json(sorted(computed["symbol"].unique().tolist())),
         "as_of_first": dg.MetadataValue.text(computed["as_of_ts"].min().isoformat() if len(computed) else "none"),
         "as_of_last": dg.MetadataValue.text(computed["as_of_ts"].max().isoformat() if len(computed) else "none"),

@@ -33,6 +33,8 @@ from dagster._core.definitions.data_version import (
     DATA_VERSION_TAG,
 )
 
+from omniwatch import progress
+from omniwatch.assets.catalog import row_count
 from omniwatch.checks import run_checks, to_asset_check_result
 from omniwatch.checks.outcome import CheckOutcome, make_outcome
 from omniwatch.resources.market_sources import SourceBatch
@@ -156,7 +158,7 @@ def checked_write(
     good_frames: list[pd.DataFrame] = []
     batches = _day_batches(context, batch.frame, day_column, start, end)
     reuse = _range_passes(name, batch.frame, start, end, now, thresholds) if len(batches) > 1 else {}
-    for partition, s, e, frame in batches:
+    for i, (partition, s, e, frame) in enumerate(batches, 1):
         # Hours before the source's recording begins are outside its coverage, not gaps.
         checked_from = max(s, batch.coverage_start) if batch.coverage_start is not None else s
         day_reuse = {n: _for_day(o, len(frame)) for n, o in reuse.items()}
@@ -170,6 +172,8 @@ def checked_write(
                               f"{len(frame)} fetched rows were not written")
         else:
             good_frames.append(frame)
+        if len(batches) > 1:
+            progress.report(f"{name} days", i, len(batches))
     # One audit write and one upsert for the run (per-day statements cost seconds over a backfill);
     # the checks above decided day by day what may be written.
     warehouse.record_checks_many(name, [(d.outcomes, d.start.to_pydatetime(), d.end.to_pydatetime()) for d in days],
@@ -188,12 +192,13 @@ def checked_write(
         **(metadata or {}),
     }
     checks = [to_asset_check_result(o) for o in merge_outcomes(days)]
+    partitioned = context.has_partition_key or context.has_partition_key_range
     good = [d for d in days if not d.blocked]
     bad = [d for d in days if d.blocked]
     if not bad:
         for d in days:
             if d.partition is not None and len(days) > 1:
-                context.add_asset_metadata(_day_metadata(d), partition_key=d.partition)
+                context.add_asset_metadata(_day_metadata(d, partitioned), partition_key=d.partition)
         yield dg.MaterializeResult(
             metadata={
                 "rows_fetched": dg.MetadataValue.int(len(batch.frame)),
@@ -201,6 +206,8 @@ def checked_write(
                 "written": dg.MetadataValue.bool(True),
                 "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
                 **({} if len(days) > 1 else {"content_hash": dg.MetadataValue.text(days[0].content)}),
+                # A range's total; each day's own count is in its partition's metadata above.
+                **row_count(sum(d.written for d in days), partitioned=partitioned),
                 **common,
             },
             check_results=checks,
@@ -212,7 +219,7 @@ def checked_write(
     for d in good:
         yield dg.AssetMaterialization(
             asset_key=context.asset_key, partition=d.partition,
-            metadata={**_day_metadata(d), "written": dg.MetadataValue.bool(True), **common},
+            metadata={**_day_metadata(d, partitioned), "written": dg.MetadataValue.bool(True), **common},
             tags={DATA_VERSION_TAG: d.content, CODE_VERSION_TAG: code_version,
                   DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
         )
@@ -272,10 +279,11 @@ def upsert_keeping_first_seen(warehouse: WarehouseResource, table: str, frame: p
     return written
 
 
-def _day_metadata(d: DayResult) -> dict[str, Any]:
+def _day_metadata(d: DayResult, partitioned: bool) -> dict[str, Any]:
     return {
         "rows_fetched": dg.MetadataValue.int(d.fetched),
         "rows_written": dg.MetadataValue.int(d.written),
         "window": dg.MetadataValue.text(f"{d.start.isoformat()} .. {d.end.isoformat()}"),
         "content_hash": dg.MetadataValue.text(d.content),
+        **row_count(d.written, partitioned=partitioned),
     }

@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from omniwatch.assets.catalog import labels, row_count, table_metadata
 from omniwatch.partitions import daily_partitions, single_run_backfill
 from omniwatch.resources.modelops import ModelOpsResource
 
@@ -27,6 +28,8 @@ LIQUID_MODEL = "omniwatch-liquid"
     kinds={"python", "mlflow", "sql"},
     code_version="live-predictions-v1",
     automation_condition=dg.AutomationCondition.eager(),
+    metadata=table_metadata("predictions_v2"),
+    **labels("liquid", "ops"),
 )
 def live_predictions(context: AssetExecutionContext, modelops: ModelOpsResource) -> dg.MaterializeResult:
     """Forecasts (bps, 1/4/24 h) of every version holding an alias (champion; the candidate in
@@ -61,6 +64,7 @@ def live_predictions(context: AssetExecutionContext, modelops: ModelOpsResource)
             f"lookback {modelops.scoring_lookback_hours} h)")
         context.log.info(f"live_predictions: nothing scored: {why}")
         return dg.MaterializeResult(metadata={**meta, "scored": dg.MetadataValue.int(0),
+                                              **row_count(0, partitioned=True),
                                               "skipped": dg.MetadataValue.text(why)},
                                     data_version=dg.DataVersion(f"{now.isoformat()}|{sorted(versions.items())}"))
     # Enough history before the first hour for every version's lookback (168 h + a margin).
@@ -78,8 +82,13 @@ def live_predictions(context: AssetExecutionContext, modelops: ModelOpsResource)
     matured += live_scoring.mature(ops.database_url, now.to_pydatetime())
     context.log.info(f"live_predictions: {written} rows for {len(hours)} hours, versions {versions}, "
                      f"{errors} failed scorings, {matured} matured")
+    if context.has_partition_key_range and len(context.partition_keys) > 1:
+        days = pd.Series([pd.Timestamp(r["as_of_ts"]).strftime("%Y-%m-%d") for r in rows], dtype=object)
+        for day in context.partition_keys:
+            context.add_asset_metadata(row_count(int((days == day).sum()), partitioned=True), partition_key=day)
     return dg.MaterializeResult(
         metadata={**meta, "scored": dg.MetadataValue.int(written), "hours": dg.MetadataValue.int(len(hours)),
+                  **row_count(len(rows), partitioned=True),
                   "failed_scorings": dg.MetadataValue.int(errors), "matured": dg.MetadataValue.int(matured),
                   "last_hour": dg.MetadataValue.text(hours.max().isoformat() if len(hours) else "none")},
         data_version=dg.DataVersion(f"{hours.max().isoformat() if len(hours) else 'none'}|{sorted(versions.items())}"),
@@ -90,6 +99,7 @@ def live_predictions(context: AssetExecutionContext, modelops: ModelOpsResource)
     kinds={"python", "mlflow"},
     code_version="model-drift-v1",
     automation_condition=dg.AutomationCondition.on_cron("15 * * * *"),
+    **labels("liquid", "ops"),
 )
 def model_drift(context: AssetExecutionContext, modelops: ModelOpsResource) -> dg.MaterializeResult:
     """The champion's drift over the last window: PSI on the training reference's fixed bins plus

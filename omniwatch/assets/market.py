@@ -13,6 +13,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from omniwatch import frames
+from omniwatch.assets.catalog import labels, table_metadata
 from omniwatch.assets.ingest import checked_write, partition_window
 from omniwatch.checks import check_specs_for
 from omniwatch.freshness import RAW_FRESHNESS
@@ -28,7 +29,7 @@ from omniwatch.resources.warehouse import WarehouseResource
 
 CODE_VERSION = "1"
 _COMMON = dict(partitions_def=daily_partitions, backfill_policy=single_run_backfill, code_version=CODE_VERSION,
-               freshness_policy=RAW_FRESHNESS)
+               freshness_policy=RAW_FRESHNESS, **labels("liquid", "raw"))
 
 
 def _ingest(context: AssetExecutionContext, name: str, batch: SourceBatch, key: list[str],
@@ -48,7 +49,8 @@ def _ingest(context: AssetExecutionContext, name: str, batch: SourceBatch, key: 
                          code_version=CODE_VERSION, thresholds=thresholds, metadata=metadata)
 
 
-@dg.asset(check_specs=check_specs_for("market_bars"), kinds={"python", "sql"}, **_COMMON)
+@dg.asset(check_specs=check_specs_for("market_bars"), metadata=table_metadata("market_bars"),
+          kinds={"python", "sql"}, **_COMMON)
 def market_bars(
     context: AssetExecutionContext, market_data: MarketDataResource,
     warehouse: WarehouseResource, liquid: LiquidTrackResource,
@@ -60,7 +62,8 @@ def market_bars(
     yield from _ingest(context, "market_bars", batch, frames.MARKET_BAR_KEY, warehouse, liquid)
 
 
-@dg.asset(check_specs=check_specs_for("trades_ticks"), kinds={"python", "sql"}, **_COMMON)
+@dg.asset(check_specs=check_specs_for("trades_ticks"), metadata=table_metadata("trades_ticks"),
+          kinds={"python", "sql"}, **_COMMON)
 def trades_ticks(
     context: AssetExecutionContext, market_data: MarketDataResource,
     warehouse: WarehouseResource, liquid: LiquidTrackResource,
@@ -72,7 +75,8 @@ def trades_ticks(
     yield from _ingest(context, "trades_ticks", batch, frames.TRADE_KEY, warehouse, liquid)
 
 
-@dg.asset(check_specs=check_specs_for("orderbook_l2"), kinds={"python", "sql"}, **_COMMON)
+@dg.asset(check_specs=check_specs_for("orderbook_l2"), metadata=table_metadata("orderbook_l2"),
+          kinds={"python", "sql"}, **_COMMON)
 def orderbook_l2(
     context: AssetExecutionContext, market_data: MarketDataResource,
     warehouse: WarehouseResource, liquid: LiquidTrackResource,
@@ -84,7 +88,8 @@ def orderbook_l2(
     yield from _ingest(context, "orderbook_l2", batch, frames.ORDERBOOK_KEY, warehouse, liquid)
 
 
-@dg.asset(check_specs=check_specs_for("funding_rates"), kinds={"python", "sql"}, **_COMMON)
+@dg.asset(check_specs=check_specs_for("funding_rates"), metadata=table_metadata("funding_rates"),
+          kinds={"python", "sql"}, **_COMMON)
 def funding_rates(
     context: AssetExecutionContext, funding: FundingRateResource,
     warehouse: WarehouseResource, liquid: LiquidTrackResource,
@@ -95,7 +100,8 @@ def funding_rates(
     yield from _ingest(context, "funding_rates", batch, frames.FUNDING_KEY, warehouse, liquid)
 
 
-@dg.asset(check_specs=check_specs_for("onchain_signals"), kinds={"python", "sql"}, **_COMMON)
+@dg.asset(check_specs=check_specs_for("onchain_signals"), metadata=table_metadata("onchain_signals"),
+          kinds={"python", "sql"}, **_COMMON)
 def onchain_signals(
     context: AssetExecutionContext, onchain: OnchainResource,
     warehouse: WarehouseResource, liquid: LiquidTrackResource,

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from omniwatch.assets.catalog import labels, mlflow_links, row_count
 from omniwatch.checks.gate import blocking_failures
 from omniwatch.errors import BlockedByDataQuality
 from omniwatch.features.liquid import WARMUP
@@ -54,7 +55,8 @@ def _quality_summary(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.
     return failures, summary
 
 
-@dg.asset(deps=["feature_snapshots"], kinds={"python"}, code_version=TRAINING_CODE_VERSION, output_required=False)
+@dg.asset(deps=["feature_snapshots"], kinds={"python"}, code_version=TRAINING_CODE_VERSION, output_required=False,
+          **labels("liquid", "training"))
 def training_dataset(
     context: AssetExecutionContext, config: TrainingWindowConfig, warehouse: WarehouseResource,
     mlflow: MLflowResource, training: TrainingResource,
@@ -99,6 +101,7 @@ def training_dataset(
     yield dg.Output(frame, data_version=dg.DataVersion(fingerprint), metadata={
         "training_fingerprint": dg.MetadataValue.text(fingerprint),
         "rows": dg.MetadataValue.int(len(frame)),
+        **row_count(len(frame), partitioned=False),
         "symbols": dg.MetadataValue.json(sorted(frame["symbol"].unique().tolist())),
         "as_of_first": dg.MetadataValue.text(first.isoformat()),
         "as_of_last": dg.MetadataValue.text(last.isoformat()),
@@ -119,22 +122,25 @@ def _log_model_run(context, mlflow: MLflowResource, name: str, dataset: pd.DataF
         tags={"omniwatch.model": name, "dagster_run_id": context.run_id,
               "data_version": data_version_of(dataset), "train_lineage_id": lineage_digest(dataset)},
         dq_summary=dataset.attrs.get("dq_summary", {}), table=table, extra_json={"folds": run.folds},
+        model_run=run,  # the run starts when the protocol began and carries its epoch curves
     )
 
 
-def _model_asset_metadata(run, table: pd.DataFrame, seconds: float, mlflow_run_id: str) -> dict:
+def _model_asset_metadata(run, table: pd.DataFrame, seconds: float, mlflow: MLflowResource,
+                          mlflow_run_id: str) -> dict:
     from omniwatch.ml.metrics import to_markdown
     from omniwatch.ml.reporting import pooled_view
 
     return {
         "mlflow_run_id": dg.MetadataValue.text(mlflow_run_id),
+        **mlflow_links(mlflow, mlflow_run_id),
         "walk_forward": dg.MetadataValue.md(to_markdown(pooled_view(table))),
         "folds": dg.MetadataValue.json(run.folds),
         "seconds": dg.MetadataValue.float(round(seconds, 1)),
     }
 
 
-@dg.asset(kinds={"python", "lightgbm"}, code_version=TRAINING_CODE_VERSION)
+@dg.asset(kinds={"python", "lightgbm"}, code_version=TRAINING_CODE_VERSION, **labels("liquid", "model"))
 def lightgbm_model(
     context: AssetExecutionContext, training_dataset: pd.DataFrame, mlflow: MLflowResource,
     training: TrainingResource,
@@ -154,12 +160,12 @@ def lightgbm_model(
     run_id = _log_model_run(context, mlflow, "lightgbm", training_dataset, run, table,
                             {f"lgbm_{k}": v for k, v in config.lightgbm.model_dump().items()}, config)
     return dg.Output(run, metadata={
-        **_model_asset_metadata(run, table, time.perf_counter() - began, run_id),
+        **_model_asset_metadata(run, table, time.perf_counter() - began, mlflow, run_id),
         "best_rounds": dg.MetadataValue.json(run.final.best_rounds),
     })
 
 
-@dg.asset(kinds={"python", "pytorch"}, pool="gpu", code_version=TRAINING_CODE_VERSION)
+@dg.asset(kinds={"python", "pytorch"}, pool="gpu", code_version=TRAINING_CODE_VERSION, **labels("liquid", "model"))
 def tsmixer_model(
     context: AssetExecutionContext, training_dataset: pd.DataFrame, compute: ComputeResource,
     mlflow: MLflowResource, training: TrainingResource,
@@ -180,6 +186,6 @@ def tsmixer_model(
     run_id = _log_model_run(context, mlflow, "tsmixer", training_dataset, run, table,
                             {f"tsmixer_{k}": v for k, v in config.tsmixer.items()} | {"device": device}, config)
     return dg.Output(run, metadata={
-        **_model_asset_metadata(run, table, time.perf_counter() - began, run_id),
+        **_model_asset_metadata(run, table, time.perf_counter() - began, mlflow, run_id),
         "device": dg.MetadataValue.text(device),
     })

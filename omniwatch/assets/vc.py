@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from omniwatch.assets.catalog import labels, mlflow_links, row_count, table_metadata
 from omniwatch.checks.gate import blocking_failures
 from omniwatch.errors import BlockedByDataQuality
 from omniwatch.resources.event_sources import FilingsResource
@@ -24,12 +25,16 @@ def _all_events(warehouse: WarehouseResource) -> pd.DataFrame:
     return warehouse.read_window("events", *ALL_TIME, time_column="available_time")
 
 
-CODE_VERSION = "1"  # the VC assets' Dagster code_version: bump it when what they produce changes
+# 2: CryptoPanic's crypto-market headlines are not linked to companies (their coin names matched
+# "Crypto Co", the Grayscale trusts and others: 13,246 wrong links on the bundled sample).
+CODE_VERSION = "2"  # the VC assets' Dagster code_version: bump it when what they produce changes
+NOT_COMPANY_NEWS = ("cryptopanic",)  # sources about coins, not companies: the liquid track's news
 # The dataset and model: 2 dropped the company attributes only known from the 2025 snapshot.
 DATASET_CODE_VERSION = "2"
 
 
-@dg.asset(deps=["sec_filings_archive", "sec_filings"], kinds={"python", "sql"}, code_version=CODE_VERSION)
+@dg.asset(deps=["sec_filings_archive", "sec_filings"], kinds={"python", "sql"}, code_version=CODE_VERSION,
+          metadata=table_metadata("entities"), **labels("vc", "checked"))
 def entities(context: AssetExecutionContext, filings: FilingsResource,
              warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Companies of the VC track: CIK, ticker, legal name, its normalized form and aliases, SIC,
@@ -40,12 +45,14 @@ def entities(context: AssetExecutionContext, filings: FilingsResource,
     written = warehouse.upsert("entities", frame, ["entity_id"])
     return dg.MaterializeResult(metadata={
         "entities": dg.MetadataValue.int(written),
+        **row_count(written, partitioned=False),
         "with_ticker": dg.MetadataValue.int(int(frame["ticker"].notna().sum())),
         "with_coverage_start": dg.MetadataValue.int(int(frame["coverage_start"].notna().sum())),
     })
 
 
-@dg.asset(deps=["entities", *EVENT_ASSETS], kinds={"python", "sql"}, code_version=CODE_VERSION)
+@dg.asset(deps=["entities", *EVENT_ASSETS], kinds={"python", "sql"}, code_version=CODE_VERSION,
+          metadata=table_metadata("event_links"), **labels("vc", "checked"))
 def event_links(context: AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Links from every stored event to the entities it is about, with a confidence and the
     method (CIK, ticker, name, fuzzy); deterministic, so a re-run rewrites the same links."""
@@ -53,6 +60,7 @@ def event_links(context: AssetExecutionContext, warehouse: WarehouseResource) ->
 
     ents = warehouse.read_table("entities")
     events = _all_events(warehouse)
+    events = events[~events["source"].isin(NOT_COMPANY_NEWS)] if len(events) else events
     links = link_events(events, EntityIndex(ents))
     ids = events[["id", "source", "source_id"]].astype({"source_id": str})
     joined = links.astype({"source_id": str}).merge(ids, on=["source", "source_id"])
@@ -61,13 +69,14 @@ def event_links(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     by_method = rows.groupby("method").size().to_dict() if len(rows) else {}
     return dg.MaterializeResult(metadata={
         "links": dg.MetadataValue.int(written),
+        **row_count(written, partitioned=False),
         "events": dg.MetadataValue.int(len(events)),
         "linked_events": dg.MetadataValue.int(int(rows["event_id"].nunique()) if len(rows) else 0),
         "by_method": dg.MetadataValue.json({k: int(v) for k, v in by_method.items()}),
     })
 
 
-@dg.asset(deps=["event_links"], kinds={"python"}, code_version=DATASET_CODE_VERSION)
+@dg.asset(deps=["event_links"], kinds={"python"}, code_version=DATASET_CODE_VERSION, **labels("vc", "training"))
 def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, filings: FilingsResource) -> dg.Output:
     """Per entity and month: point-in-time Form D history features, news mentions and tone,
     offering amounts where known, and the label (a new Form D within 180 days); refused with
@@ -102,6 +111,7 @@ def vc_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, fil
     return dg.Output(frame, metadata={
         "snapshots_stored": dg.MetadataValue.int(stored),
         "rows": dg.MetadataValue.int(len(frame)),
+        **row_count(len(frame), partitioned=False),
         "entities": dg.MetadataValue.int(int(frame["entity_id"].nunique())),
         "filings": dg.MetadataValue.int(len(filings_frame)),
         "labelled_rows": dg.MetadataValue.int(int(labelled.sum())),
@@ -131,7 +141,7 @@ def _store_latest_snapshots(warehouse: WarehouseResource, frame: pd.DataFrame, l
     return warehouse.upsert_rows("feature_snapshots", rows, ["track", "target", "as_of_ts", "data_version"])
 
 
-@dg.asset(kinds={"python", "lightgbm", "mlflow"}, code_version=DATASET_CODE_VERSION)
+@dg.asset(kinds={"python", "lightgbm", "mlflow"}, code_version=DATASET_CODE_VERSION, **labels("vc", "model"))
 def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: MLflowResource,
              warehouse: WarehouseResource) -> dg.MaterializeResult:
     """LightGBM: will the company file a new Form D within 180 days? Time-ordered purged
@@ -142,8 +152,9 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
     from mlflow.models import infer_signature
 
     import mlflow as mlflow_lib
+    from omniwatch.ml.reporting import log_params_in_full
     from omniwatch.registry import FINGERPRINT_TAG, record_registration, version_with_fingerprint
-    from omniwatch.vc.model import VCConfig, fit_vc_model
+    from omniwatch.vc.model import VCConfig, fit_vc_model, vc_figures
 
     config = VCConfig()
     lineage = vc_dataset.attrs.get("train_lineage_id", "")
@@ -158,6 +169,7 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
         return dg.MaterializeResult(metadata={
             "skipped": dg.MetadataValue.text(reason), "registered_model": dg.MetadataValue.text(VC_MODEL_NAME),
             "registered_version": dg.MetadataValue.text(existing),
+            **mlflow_links(mlflow, model=(VC_MODEL_NAME, existing)),
             "training_fingerprint": dg.MetadataValue.text(fingerprint)})
     result = fit_vc_model(vc_dataset, config)
     metrics = {k: float(v) for k, v in result.metrics.items() if pd.notna(v)}
@@ -174,16 +186,19 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
     sample = vc_dataset[result.features].head(200).astype(float)
     tags = {"omniwatch.model": "vc_model", "dagster_run_id": context.run_id,
             "train_lineage_id": lineage, "data_version": lineage}
-    with mlflow.run_context("vc_model", experiment="omniwatch-vc", tags=tags) as run:
+    with mlflow.run_context("vc_model", experiment="omniwatch-vc", tags=tags,
+                            start_time_ms=result.started_ms) as run:
         run_id = run.info.run_id
-        mlflow_lib.log_params({"config_hash": config.config_hash(),
-                               **{k: str(v)[:250] for k, v in config.model_dump().items()}})
+        # Values over 500 characters are cut in the params table and kept whole in params.json.
+        log_params_in_full({"config_hash": config.config_hash(), **config.model_dump(mode="json")})
         mlflow_lib.log_text(config.to_json(), "config/vc_config.json")
         mlflow_lib.log_metrics(metrics)
         mlflow_lib.log_dict(vc_dataset.attrs.get("dq_summary", {}), "data_quality/summary.json")
         mlflow_lib.log_text(table.to_markdown(index=False, floatfmt=".4f"), "validation/metrics.md")
         mlflow_lib.log_text(result.calibration.to_markdown(index=False, floatfmt=".4f"), "validation/calibration.md")
         mlflow_lib.log_text(result.walk_forward.to_markdown(index=False, floatfmt=".4f"), "walk_forward/table.md")
+        for name, fig in vc_figures(result).items():  # ROC, precision-recall, calibration
+            mlflow_lib.log_figure(fig, f"plots/{name}.png")
         info = mlflow_lib.lightgbm.log_model(
             result.booster, name="model", input_example=sample.head(5),
             signature=infer_signature(sample, result.booster.predict(sample.to_numpy(), num_threads=1)))
@@ -199,5 +214,6 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
         "registered_version": dg.MetadataValue.text(version),
         "aliases": dg.MetadataValue.json(aliases),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
+        **mlflow_links(mlflow, run_id, (VC_MODEL_NAME, version)),
     })
 

@@ -22,7 +22,7 @@ BOOK_INSTANT = ["venue", "venue_symbol", "event_time"]
 def check_trades_positive(frame: pd.DataFrame) -> CheckOutcome:
     """Every trade has price > 0 and size > 0 (nulls fail)."""
     return check_values_signed(
-        frame, "trades_ticks_have_positive_price_and_size", "every trade has price > 0 and size > 0",
+        frame, "have_positive_price_and_size", "every trade has price > 0 and size > 0",
         ["price", "size"], strictly_positive=True,
     )
 
@@ -30,7 +30,7 @@ def check_trades_positive(frame: pd.DataFrame) -> CheckOutcome:
 def check_book_positive(frame: pd.DataFrame) -> CheckOutcome:
     """Every book level has price > 0 and size > 0 (nulls fail)."""
     return check_values_signed(
-        frame, "orderbook_l2_have_positive_price_and_size", "every book level has price > 0 and size > 0",
+        frame, "have_positive_price_and_size", "every book level has price > 0 and size > 0",
         ["price", "size"], strictly_positive=True,
     )
 
@@ -39,7 +39,7 @@ def check_book_not_crossed(frame: pd.DataFrame) -> CheckOutcome:
     """At each (venue, venue_symbol, event_time) the best bid is strictly below the best ask.
     Snapshots with only one side are not judged. Each failure names the symbol, the instant and
     both prices."""
-    name = "orderbook_l2_is_not_crossed"
+    name = "is_not_crossed"
     description = "at every book snapshot the best bid is below the best ask"
     bid_side, ask_side = BOOK_SIDES
     if missing := missing_columns(frame, [*BOOK_INSTANT, "side", "price"]):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from omniwatch.checks.outcome import MAX_LISTED_FAILURES, failure
 
-TimeLike = datetime | pd.Timestamp | str
+TimeLike: TypeAlias = datetime | pd.Timestamp | str
 SERIES_COLUMNS = ("symbol", "venue", "venue_symbol")
 
 

@@ -14,7 +14,7 @@ from omniwatch.checks.common import TimeLike, missing_columns, utc
 from omniwatch.checks.outcome import CheckOutcome, failure, make_outcome
 
 FUTURE_TOLERANCE = pd.Timedelta(minutes=5)
-EVENT_SOURCES = ("gdelt", "rss", "edgar")
+EVENT_SOURCES = ("gdelt", "rss", "cryptopanic", "edgar")
 EVENT_TRACKS = ("liquid", "vc")
 
 
@@ -29,7 +29,7 @@ def _fail_rows(frame: pd.DataFrame, mask, column: str, reason: str) -> list[dict
 def check_event_schema(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
     """Canonical event columns, known sources and tracks, non-empty ids, UTC time columns, tone on
     the pipeline's [-1, 1] scale (or missing)."""
-    name, description = f"{asset_name}_match_schema", f"{asset_name} has the canonical event columns and domains"
+    name, description = "match_schema", f"{asset_name} has the canonical event columns and domains"
     failures = [failure(column=c, reason="required column is missing")
                 for c in missing_columns(frame, frames.EVENT_COLUMNS)]
     failures += [failure(column=c, reason="column is not in the canonical schema")
@@ -51,7 +51,7 @@ def check_event_schema(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
 
 def check_event_duplicates(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
     """No two events share (source, source_id): the same story stored twice would count twice."""
-    name = f"{asset_name}_have_no_duplicate_source_ids"
+    name = "have_no_duplicate_source_ids"
     description = "each event has a unique (source, source_id)"
     mask = frame.duplicated(frames.EVENT_KEY, keep=False) if len(frame) else pd.Series([], dtype=bool)
     return make_outcome(name, description, _fail_rows(frame, mask, "source_id", "source id occurs more than once"),
@@ -60,7 +60,7 @@ def check_event_duplicates(frame: pd.DataFrame, asset_name: str) -> CheckOutcome
 
 def check_event_dates_parse(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
     """Every event has an event_time and an available_time (a NaT never joins point in time)."""
-    name = f"{asset_name}_have_parseable_dates"
+    name = "have_parseable_dates"
     description = "event_time and available_time are present and parsed"
     failures, count = [], 0
     for col in ("event_time", "available_time"):
@@ -72,7 +72,7 @@ def check_event_dates_parse(frame: pd.DataFrame, asset_name: str) -> CheckOutcom
 
 def check_event_not_in_future(frame: pd.DataFrame, asset_name: str, now: TimeLike) -> CheckOutcome:
     """No event is available (or happened) after ``now``: a future stamp would leak into features."""
-    name = f"{asset_name}_have_no_future_timestamps"
+    name = "have_no_future_timestamps"
     description = f"available_time and event_time are not later than now + {FUTURE_TOLERANCE}"
     limit = utc(now) + FUTURE_TOLERANCE
     failures, count = [], 0
@@ -86,7 +86,7 @@ def check_event_not_in_future(frame: pd.DataFrame, asset_name: str, now: TimeLik
 
 def check_event_text(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
     """Every event has a non-empty title: empty text cannot be linked to an entity or scored."""
-    name = f"{asset_name}_have_text"
+    name = "have_text"
     description = "every event has a non-empty title"
     mask = frame["title"].isna() | (frame["title"].astype(str).str.strip() == "") if len(frame) \
         else pd.Series([], dtype=bool)

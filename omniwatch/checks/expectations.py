@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
 
 SUITE_NAME = "market_bars_ohlcv_sanity"
-CHECK_NAME = "market_bars_have_sane_ohlcv"
+CHECK_NAME = "have_sane_ohlcv"
 DESCRIPTION = "market bars have low <= open, close <= high, low <= high and volume >= 0 (GX suite)"
 INDEX_COLUMNS = ["symbol", "event_time"]
 # (column_A, column_B): expect A >= B on every row where both are present.
@@ -106,8 +106,8 @@ def check_ohlcv_sanity(frame: pd.DataFrame) -> CheckOutcome:
     """
     data = frame.reset_index(drop=True)
     if missing := missing_columns(data, REQUIRED_COLUMNS):
-        failures = [failure(column=c, reason="column needed by this check is missing") for c in missing]
-        return make_outcome(CHECK_NAME, DESCRIPTION, failures, metadata={"rows_checked": len(data)})
+        absent = [failure(column=c, reason="column needed by this check is missing") for c in missing]
+        return make_outcome(CHECK_NAME, DESCRIPTION, absent, metadata={"rows_checked": len(data)})
     if len(data) == 0:
         return make_outcome(CHECK_NAME, DESCRIPTION, [], metadata={"rows_checked": 0, "gx_ran": False})
 

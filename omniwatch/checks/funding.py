@@ -34,7 +34,7 @@ SETTLEMENT_STEP = pd.Timedelta(hours=8)
 def check_funding_rate_bounds(frame: pd.DataFrame, *, max_abs_funding_rate: float = 0.05) -> CheckOutcome:
     """Every ``funding_rate`` is present and ``abs(rate) <= max_abs_funding_rate`` (a fraction
     per settlement, 0.05 = 5 %). Each failure names the symbol, settlement time and rate."""
-    name = "funding_rates_within_bounds"
+    name = "within_bounds"
     description = f"every funding rate is present and within ±{max_abs_funding_rate} per settlement"
     meta: dict[str, Any] = {"max_abs_funding_rate": max_abs_funding_rate, "rows_checked": len(frame)}
     if missing := missing_columns(frame, ["funding_rate"]):
@@ -72,7 +72,7 @@ def check_funding_coverage(
     ``match_tolerance`` (Binance stamps settlements a few ms late); off-grid rows (venues that
     settle more often) are ignored, so extra settlements never hide a gap.
     """
-    name = "funding_rates_cover_settlements"
+    name = "cover_settlements"
     step, tolerance = to_timedelta(settlement_step), to_timedelta(match_tolerance)
     description = f"each symbol has a funding row for every {step} settlement in the window (report-only)"
     start, reference = utc(window_start), min(utc(window_end), utc(now))

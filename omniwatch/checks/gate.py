@@ -26,6 +26,11 @@ def blocking_failures(
     rows = audit[audit["asset_key"].isin(list(assets)) & audit["blocking"].astype(bool)].copy()
     if rows.empty:
         return []
+    # Rows stored before the checks were renamed repeat their asset (market_bars_have_sane_ohlcv);
+    # read them under today's name (have_sane_ohlcv), so a passing re-run of a day clears a
+    # failure recorded under the old name.
+    rows["check_name"] = [name.removeprefix(f"{asset}_")
+                          for asset, name in zip(rows["asset_key"], rows["check_name"], strict=True)]
     rows["p_start"] = pd.to_datetime(rows["partition_start"], utc=True)
     rows["p_end"] = pd.to_datetime(rows["partition_end"], utc=True)
     rows = rows[(rows["p_start"] < end) & (rows["p_end"] > start)]

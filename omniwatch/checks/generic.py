@@ -7,7 +7,7 @@ silently overwrite each other; a null or negative price would flow into features
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ def _missing_column_outcome(name: str, description: str, missing: list[str], row
 def check_no_duplicate_keys(frame: pd.DataFrame, asset_name: str, key: Sequence[str]) -> CheckOutcome:
     """No two rows share the natural ``key``. ``failed_count`` counts every row whose key occurs
     more than once; each failure names the symbol, event time and how often the key occurs."""
-    name = f"{asset_name}_have_no_duplicate_keys"
+    name = "have_no_duplicate_keys"
     description = f"each {asset_name} row has a unique natural key ({', '.join(key)})"
     if missing := missing_columns(frame, key):
         return _missing_column_outcome(name, description, missing, len(frame))
@@ -51,19 +51,23 @@ def check_no_duplicate_keys(frame: pd.DataFrame, asset_name: str, key: Sequence[
     )
 
 
+def _null_reason(column: str) -> Callable[[pd.Series], str]:
+    return lambda _row: f"{column} is null"
+
+
 def check_required_not_null(
     frame: pd.DataFrame, asset_name: str, required_columns: Sequence[str]
 ) -> CheckOutcome:
     """No nulls in ``required_columns``. ``failed_count`` counts null cells; each failure names the
     row's symbol and event time and the null column."""
-    name = f"{asset_name}_have_no_null_required_values"
+    name = "have_no_null_required_values"
     description = f"{asset_name} has no nulls in {', '.join(required_columns)}"
     present = [c for c in required_columns if c in frame.columns]
     data = frame.reset_index(drop=True)
     failures, total, per_column = [], 0, {}
     for column in present:
         count, found = row_failures(
-            data, data[column].isna(), column, lambda r, c=column: f"{c} is null"
+            data, data[column].isna(), column, _null_reason(column)
         )
         per_column[column] = count
         total += count

@@ -49,7 +49,7 @@ def check_hourly_gaps(
     ``failed_count`` counts missing bars in the series that breach the ratio. ``symbols`` names
     series that must be present (else the symbols in the batch); an empty batch where bars were
     expected fails."""
-    name, step = "market_bars_have_no_hourly_gaps", to_timedelta(interval)
+    name, step = "have_no_hourly_gaps", to_timedelta(interval)
     description = f"each symbol has at most {max_gap_ratio:.2%} of its expected {interval} bars missing"
     start, reference = utc(window_start), min(utc(window_end), utc(now))
     expected = expected_grid(start, reference - step, step)
@@ -96,7 +96,7 @@ def check_freshness(
     """Per series, the newest ``available_time`` is within ``max_lag`` of the reference
     ``min(now, window_end)``; each stale series is named with its lag in hours. An empty batch
     (or an expected symbol without rows) fails, unless the window has not started yet."""
-    name, lag_limit = "market_bars_are_fresh", to_timedelta(max_lag)
+    name, lag_limit = "are_fresh", to_timedelta(max_lag)
     description = (f"each symbol's newest bar became available within {hours(lag_limit)} h "
                    "of min(now, window end)")
     start, reference = utc(window_start), min(utc(window_end), utc(now))
@@ -111,7 +111,8 @@ def check_freshness(
     if not series:
         reason = f"batch is empty: no data available up to the reference {iso(reference)}"
         return make_outcome(name, description, [failure(column="available_time", reason=reason)], metadata=meta)
-    failures, lags = [], {}
+    failures: list[dict[str, Any]] = []
+    lags: dict[str, float | None] = {}
     for label, ident, rows in series:
         known = rows.loc[rows["available_time"].notna()]
         if known.empty:
@@ -143,7 +144,7 @@ def check_outlier_returns(
     deviations, median/MAD, from its series' median). Only adjacent bars (one ``interval`` apart)
     are compared, so a gap is not mistaken for a jump; nulls and non-positive closes are skipped
     (other checks own them). Each failure names the symbol and the bar that jumped."""
-    name, step = "market_bars_have_no_outlier_returns", to_timedelta(interval)
+    name, step = "have_no_outlier_returns", to_timedelta(interval)
     description = f"no {interval} log return of close exceeds {max_abs_log_return} in absolute value" + (
         f" or a robust z-score of {max_robust_z}" if max_robust_z is not None else "")
     meta: dict[str, Any] = {"max_abs_log_return": max_abs_log_return, "max_robust_z": max_robust_z,

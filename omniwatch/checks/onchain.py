@@ -20,7 +20,7 @@ def check_onchain_non_negative(frame: pd.DataFrame, *, allow_null: bool = False)
     symbol, day and metric."""
     return check_values_signed(
         frame,
-        "onchain_signals_are_non_negative",
+        "are_non_negative",
         "every on-chain value is present and >= 0",
         ["value"],
         strictly_positive=False,
@@ -31,7 +31,7 @@ def check_onchain_non_negative(frame: pd.DataFrame, *, allow_null: bool = False)
 def check_point_in_time(frame: pd.DataFrame) -> CheckOutcome:
     """Every row has ``available_time > event_time`` (both present); failures name the symbol,
     metric, event time and the offending available time."""
-    name = "onchain_signals_are_point_in_time"
+    name = "are_point_in_time"
     description = "every on-chain row becomes available strictly after its event time"
     if missing := missing_columns(frame, ["event_time", "available_time"]):
         failures = [failure(column=c, reason="column missing") for c in missing]

@@ -46,13 +46,13 @@ class _Registered:
 
 
 def _schema(asset: str) -> _Registered:
-    return _Registered(CheckSpec(f"{asset}_match_schema", f"{asset} matches its pandera schema: canonical columns, "
+    return _Registered(CheckSpec("match_schema", f"{asset} matches its pandera schema: canonical columns, "
                                  "float64 values, tz-aware UTC times, allowed symbols/intervals/sides", True),
                        check_schema, {"asset_name": asset})
 
 
 def _keys(asset: str, key: list[str]) -> _Registered:
-    return _Registered(CheckSpec(f"{asset}_have_no_duplicate_keys",
+    return _Registered(CheckSpec("have_no_duplicate_keys",
                                  f"no two {asset} rows share the natural key ({', '.join(key)})", True),
                        check_no_duplicate_keys, {"asset_name": asset, "key": key})
 
@@ -60,15 +60,15 @@ def _keys(asset: str, key: list[str]) -> _Registered:
 def _event_checks(asset: str) -> list[_Registered]:
     fixed = {"asset_name": asset}
     return [
-        _Registered(CheckSpec(f"{asset}_match_schema", "canonical event columns, known source and track, "
+        _Registered(CheckSpec("match_schema", "canonical event columns, known source and track, "
                               "non-empty source id, UTC times", True), events.check_event_schema, fixed),
-        _Registered(CheckSpec(f"{asset}_have_no_duplicate_source_ids", "each (source, source_id) occurs once", True),
+        _Registered(CheckSpec("have_no_duplicate_source_ids", "each (source, source_id) occurs once", True),
                     events.check_event_duplicates, fixed),
-        _Registered(CheckSpec(f"{asset}_have_parseable_dates", "event_time and available_time parsed", True),
+        _Registered(CheckSpec("have_parseable_dates", "event_time and available_time parsed", True),
                     events.check_event_dates_parse, fixed),
-        _Registered(CheckSpec(f"{asset}_have_no_future_timestamps", "nothing is stamped after now", True),
+        _Registered(CheckSpec("have_no_future_timestamps", "nothing is stamped after now", True),
                     events.check_event_not_in_future, fixed),
-        _Registered(CheckSpec(f"{asset}_have_text", "every event has a non-empty title", True),
+        _Registered(CheckSpec("have_text", "every event has a non-empty title", True),
                     events.check_event_text, fixed),
     ]
 
@@ -79,53 +79,53 @@ _REGISTRY: dict[str, list[_Registered]] = {
     "sec_filings_archive": _event_checks("sec_filings_archive"),
     "market_bars": [
         _schema("market_bars"),
-        _Registered(CheckSpec("market_bars_have_no_null_required_values",
+        _Registered(CheckSpec("have_no_null_required_values",
                               "no nulls in key, time or OHLCV columns (e.g. a NaN close)", True),
                     check_required_not_null, {"asset_name": "market_bars", "required_columns": MARKET_BAR_REQUIRED}),
         _keys("market_bars", frames.MARKET_BAR_KEY),
-        _Registered(CheckSpec("market_bars_have_sane_ohlcv",
+        _Registered(CheckSpec("have_sane_ohlcv",
                               "low <= open, close <= high; low <= high; volume >= 0 (Great Expectations suite)", True),
                     check_ohlcv_sanity),
-        _Registered(CheckSpec("market_bars_have_no_hourly_gaps",
+        _Registered(CheckSpec("have_no_hourly_gaps",
                               "per symbol, missing hourly bars stay within the allowed ratio of those expected", True),
                     market.check_hourly_gaps),
-        _Registered(CheckSpec("market_bars_are_fresh",
+        _Registered(CheckSpec("are_fresh",
                               "per symbol, the newest bar became available within max_lag of min(now, window end)",
                               True), market.check_freshness),
-        _Registered(CheckSpec("market_bars_have_no_outlier_returns",
+        _Registered(CheckSpec("have_no_outlier_returns",
                               "no hourly log return beyond the bound (bad prints, unit errors)", True),
                     market.check_outlier_returns),
     ],
     "funding_rates": [
         _schema("funding_rates"),
         _keys("funding_rates", frames.FUNDING_KEY),
-        _Registered(CheckSpec("funding_rates_within_bounds", "every funding rate is present and |rate| <= 0.05", True),
+        _Registered(CheckSpec("within_bounds", "every funding rate is present and |rate| <= 0.05", True),
                     funding.check_funding_rate_bounds),
-        _Registered(CheckSpec("funding_rates_cover_settlements",
+        _Registered(CheckSpec("cover_settlements",
                               "report-only: lists missing 8-hourly settlements per symbol as ranges", False),
                     funding.check_funding_coverage),
     ],
     "onchain_signals": [
         _schema("onchain_signals"),
         _keys("onchain_signals", frames.ONCHAIN_KEY),
-        _Registered(CheckSpec("onchain_signals_are_non_negative", "every on-chain value is present and >= 0", True),
+        _Registered(CheckSpec("are_non_negative", "every on-chain value is present and >= 0", True),
                     onchain.check_onchain_non_negative),
-        _Registered(CheckSpec("onchain_signals_are_point_in_time",
+        _Registered(CheckSpec("are_point_in_time",
                               "every row becomes available strictly after its event time", True),
                     onchain.check_point_in_time),
     ],
     "trades_ticks": [
         _schema("trades_ticks"),
         _keys("trades_ticks", frames.TRADE_KEY),
-        _Registered(CheckSpec("trades_ticks_have_positive_price_and_size", "every trade has price > 0 and size > 0",
+        _Registered(CheckSpec("have_positive_price_and_size", "every trade has price > 0 and size > 0",
                               True), book.check_trades_positive),
     ],
     "orderbook_l2": [
         _schema("orderbook_l2"),
         _keys("orderbook_l2", frames.ORDERBOOK_KEY),
-        _Registered(CheckSpec("orderbook_l2_have_positive_price_and_size",
+        _Registered(CheckSpec("have_positive_price_and_size",
                               "every book level has price > 0 and size > 0", True), book.check_book_positive),
-        _Registered(CheckSpec("orderbook_l2_is_not_crossed", "at every snapshot the best bid is below the best ask",
+        _Registered(CheckSpec("is_not_crossed", "at every snapshot the best bid is below the best ask",
                               True), book.check_book_not_crossed),
     ],
 }

@@ -160,7 +160,7 @@ def check_schema(frame: pd.DataFrame, asset_name: str) -> CheckOutcome:
     data = frame.reset_index(drop=True)
     if len(data) == 0:
         data = _normalise_empty(data, schema)
-    name = f"{asset_name}_match_schema"
+    name = "match_schema"
     description = f"{asset_name} has the canonical columns, dtypes (UTC times, float64 values) and domains"
     failures: list[dict[str, Any]] = []
     try:

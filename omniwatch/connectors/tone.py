@@ -1,10 +1,12 @@
 """Headline tone from VADER's bundled lexicon: offline, deterministic, no model download.
 
 Scale: ``tone(text)`` is VADER's *compound* score, a float in ``[-1, 1]`` (-1 most negative, 0
-neutral, +1 most positive): the pipeline's tone scale. GDELT rows map their ``AvgTone``
+neutral, +1 most positive): the pipeline's tone scale. RSS items are scored on title + summary,
+CryptoPanic posts on the headline alone (the API sends no body); CryptoPanic's community votes stay
+a separate figure in the payload (``cryptopanic.votes_tone``). GDELT rows map their ``AvgTone``
 (-100..+100) onto it (``gdelt.pipeline_tone``, raw value kept in the payload), and clients writing
 through ``ingest/events`` must use it too. Magnitudes still differ by source (GDELT's AvgTone is
-usually within +-10, i.e. +-0.1 here), so a mixed mean leans towards RSS. The lexicon ships
+usually within +-10, i.e. +-0.1 here), so a mixed mean leans towards the VADER-scored sources. The lexicon ships
 inside the ``vaderSentiment`` wheel (``vader_lexicon.txt``, ``emoji_utf8_lexicon.txt``) and is
 read from disk once per process; nothing touches the network.
 """

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from omniwatch.features.liquid import FEATURES
 from omniwatch.ml.dataset import add_masks, make_windows
@@ -41,7 +41,7 @@ def save_components(folder: Path, lgbm, tsmixer, weights: dict[str, float], meta
     return {k: str(v) for k, v in paths.items()}
 
 
-class LiquidEnsemble(mlflow.pyfunc.PythonModel):
+class LiquidEnsemble(PythonModel):
     """``w * LightGBM + (1 - w) * TSMixer`` per horizon."""
 
     def load_context(self, context) -> None:

@@ -267,7 +267,8 @@ def summarize(predictions: pd.DataFrame, *, window: str = "MS", band: float | No
     rows = []
     for horizon, sub in predictions.groupby("horizon", sort=True):
         scopes = {str(s): sub[sub.symbol == s] for s in sorted(sub.symbol.unique())} | {POOLED: sub}
-        runs = {"model": (evaluate_strategy(sub, band=band, **cost), None)}
+        runs: dict[str, tuple[pd.DataFrame, float | None]] = {
+            "model": (evaluate_strategy(sub, band=band, **cost), None)}
         runs |= {k: (evaluate_strategy(sub, constant=c, **cost), c) for k, c in consts.items()}
         for name, (strat, constant) in runs.items():
             for scope, g in scopes.items():

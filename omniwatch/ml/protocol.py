@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from omniwatch import progress
 from omniwatch.features.liquid import FEATURES
 from omniwatch.ml.dataset import LABEL_BPS
 from omniwatch.ml.lgbm import LightGBMConfig
@@ -68,15 +70,49 @@ Fitter = Callable[[np.ndarray], Any]                      # train positions -> f
 Predictor = Callable[[Any, np.ndarray], np.ndarray]      # (model, positions) -> (n, 3) bps
 
 
+@dataclass(frozen=True)
+class EpochPoint:
+    """One epoch of one fit: ``fit`` is "kfold-0", a walk-forward month ("2024-03") or "final"."""
+
+    fit: str
+    epoch: int            # from 0
+    train_loss: float
+    val_loss: float
+    lr: float
+    timestamp_ms: int     # wall clock when the epoch ended
+
+
+@dataclass
+class EpochCurves:
+    """The epochs of every fit in a protocol run, in order: what MLflow draws as loss curves.
+    :func:`run_protocol` names the fit a :class:`CurveFitter` is about to run."""
+
+    fit: str = "final"
+    points: list[EpochPoint] = field(default_factory=list)
+
+
+@dataclass
+class CurveFitter:
+    """A :data:`Fitter` that trains by epochs and records them in ``curves``."""
+
+    fit: Fitter
+    curves: EpochCurves
+
+    def __call__(self, positions: np.ndarray) -> Any:
+        return self.fit(positions)
+
+
 @dataclass
 class ModelRun:
-    """A model's out-of-fold and walk-forward predictions, and its final fit."""
+    """A model's out-of-fold and walk-forward predictions, its final fit, and when it began."""
 
     name: str
     oof: pd.DataFrame
     walk_forward: pd.DataFrame
     final: Any
     folds: list[dict] = field(default_factory=list)
+    started_ms: int | None = None                    # wall clock (epoch ms) when the protocol began
+    epochs: list[EpochPoint] = field(default_factory=list)
 
 
 def _frame(frame: pd.DataFrame, positions: np.ndarray, preds: np.ndarray, fold: str) -> pd.DataFrame:
@@ -89,27 +125,37 @@ def _frame(frame: pd.DataFrame, positions: np.ndarray, preds: np.ndarray, fold: 
 
 def run_protocol(name: str, frame: pd.DataFrame, fit: Fitter, predict: Predictor,
                  config: TrainingConfig, log: Callable[[str], None] = lambda _: None) -> ModelRun:
+    started_ms = int(time.time() * 1000)
+    curves = fit.curves if isinstance(fit, CurveFitter) else EpochCurves()
+    curves.points.clear()  # a fitter used again records this run's epochs only
+
+    def fit_named(label: str, positions: np.ndarray) -> Any:
+        curves.fit = label
+        return fit(positions)
+
     times = frame["as_of_ts"]
     labelled = frame[list(LABEL_BPS)].notna().all(axis=1).to_numpy()
     oof = []
     kfold = PurgedKFold(config.kfold_splits, config.purge, pd.Timedelta(hours=config.embargo_hours))
     for k, (train, test) in enumerate(kfold.split(times)):
-        model = fit(train[labelled[train]])
+        model = fit_named(f"kfold-{k}", train[labelled[train]])
         oof.append(_frame(frame, test, predict(model, test), f"kfold-{k}"))
         log(f"{name}: purged fold {k + 1}/{config.kfold_splits} done")
     folds = walk_forward(times, horizon=config.purge, gap=config.purge,
                          min_train=pd.Timedelta(days=config.min_train_days),
                          test_windows=config.wf_test_windows, window=config.wf_window)
     wf, fold_info = [], []
-    for fold in folds:
-        model = fit(fold.train_idx[labelled[fold.train_idx]])
+    for i, fold in enumerate(folds, start=1):
+        model = fit_named(fold.name, fold.train_idx[labelled[fold.train_idx]])
         wf.append(_frame(frame, fold.test_idx, predict(model, fold.test_idx), fold.name))
         fold_info.append({"fold": fold.name, "train_end": fold.train_end.isoformat(),
                           "test_start": fold.test_start.isoformat(), "test_end": fold.test_end.isoformat(),
                           "train_rows": int(labelled[fold.train_idx].sum()), "test_rows": len(fold.test_idx)})
         log(f"{name}: walk-forward {fold.name} done")
-    final = fit(np.flatnonzero(labelled))
-    return ModelRun(name, pd.concat(oof, ignore_index=True), pd.concat(wf, ignore_index=True), final, fold_info)
+        progress.report("walk-forward folds", i, len(folds))
+    final = fit_named("final", np.flatnonzero(labelled))
+    return ModelRun(name, pd.concat(oof, ignore_index=True), pd.concat(wf, ignore_index=True), final, fold_info,
+                    started_ms=started_ms, epochs=list(curves.points))
 
 
 # ----------------------------------------------------------------------------- the two models
@@ -130,12 +176,19 @@ def lightgbm_functions(frame: pd.DataFrame, config: TrainingConfig) -> tuple[Fit
 
 def tsmixer_functions(frame: pd.DataFrame, config: TrainingConfig, device: str,
                       checkpoint_root: str | None = None) -> tuple[Fitter, Predictor]:
+    from omniwatch.ml.checkpoints import EpochRecord
     from omniwatch.ml.dataset import make_windows
     from omniwatch.ml.trainer import TSMixerConfig, TSMixerRegressor
 
     ts_config = TSMixerConfig(**config.tsmixer)
     hours = frame["as_of_ts"].dt.hour.to_numpy()
     times = frame["as_of_ts"]
+    curves = EpochCurves()
+
+    def on_epoch_end(record: EpochRecord) -> None:
+        curves.points.append(EpochPoint(curves.fit, record.epoch, float(record.train_loss), float(record.val_loss),
+                                        float(record.lr), int(time.time() * 1000)))
+        progress.report("TSMixer epochs", record.epoch + 1, ts_config.max_epochs)
 
     def fit(pos: np.ndarray) -> TSMixerRegressor:
         pos = pos[hours[pos] % config.window_stride_hours == 0]
@@ -148,13 +201,13 @@ def tsmixer_functions(frame: pd.DataFrame, config: TrainingConfig, device: str,
         folder = None
         if checkpoint_root is not None:
             folder = f"{checkpoint_root}/{hashlib.sha256(pos.tobytes()).hexdigest()[:16]}"
-        model.fit(wt.X, wt.y, wv.X, wv.y, checkpoint_dir=folder)
+        model.fit(wt.X, wt.y, wv.X, wv.y, checkpoint_dir=folder, on_epoch_end=on_epoch_end)
         return model
 
     def predict(model: TSMixerRegressor, pos: np.ndarray) -> np.ndarray:
         return model.predict(make_windows(frame, ts_config.lookback, pos).X).astype(float)
 
-    return fit, predict
+    return CurveFitter(fit, curves), predict
 
 
 # ----------------------------------------------------------------------------- ensemble weights

@@ -20,6 +20,7 @@ from omniwatch.operations.context import (
     Thresholds,
     UnknownModel,
     data_clock,
+    require_model,
 )
 from omniwatch.operations.drift import REFERENCE_ARTIFACT, evaluate_drift, load_reference
 from omniwatch.operations.evidence import (
@@ -45,6 +46,7 @@ from omniwatch.operations.rollout import (
 
 __all__ = [
     "HOUR", "LIQUID_MODEL", "REFERENCE_ARTIFACT", "OpsContext", "Recorded", "Thresholds", "UnknownModel",
+    "require_model",
     "advance_rollout", "auto_evaluate_gate", "check_rollback", "data_clock", "evaluate_drift", "evaluate_gate",
     "filled_orders", "first_live_hour", "gated_versions", "live_predictions", "load_reference", "log_note",
     "matured_count", "monitored_previous", "next_window", "rejected_versions", "rollout_state", "rollout_step",

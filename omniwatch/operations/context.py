@@ -113,6 +113,11 @@ def _aliases(ctx: OpsContext, model_name: str) -> dict[str, str]:
     return aliases
 
 
+def require_model(ctx: OpsContext, model_name: str) -> None:
+    """Raise ``UnknownModel`` unless ``model_name`` is registered (an API caller named it)."""
+    _aliases(ctx, model_name)
+
+
 def _registry(ctx: OpsContext, model_name: str) -> dict[str, dict[str, Any]]:
     return {str(r["version"]): r for r in registry_rows(ctx.database_url, model_name)}
 

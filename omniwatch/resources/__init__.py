@@ -46,6 +46,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     if settings.source == "live":
         # One rate budget per API for all run processes when Redis is configured.
         redis_url = os.environ.get("OMNIWATCH_REDIS_URL") or None
+        token = settings.cryptopanic_token
+        cryptopanic_token = token.get_secret_value() if token is not None and token.get_secret_value() else None
         http = dict(timeout_s=settings.http_timeout_s, max_retries=settings.http_max_retries,
                     rate_limit_redis_url=from_env("OMNIWATCH_REDIS_URL", redis_url))
         sources: dict[str, Any] = {
@@ -58,7 +60,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             "onchain": CoinMetricsOnchainResource(
                 base_url=settings.coinmetrics_base_url,
                 requests_per_second=settings.coinmetrics_requests_per_second, **http),
-            "news": LiveNewsResource(timeout_s=settings.http_timeout_s),
+            "news": LiveNewsResource(
+                timeout_s=settings.http_timeout_s, cryptopanic_max_retries=settings.http_max_retries,
+                symbols=settings.liquid_symbols, cryptopanic_base_url=settings.cryptopanic_base_url,
+                cryptopanic_token=from_env("OMNIWATCH_CRYPTOPANIC_TOKEN", cryptopanic_token)),
             # The SEC refuses anonymous clients: the live source needs OMNIWATCH_SEC_USER_AGENT.
             "filings": EdgarFilingsResource(
                 user_agent=from_env("OMNIWATCH_SEC_USER_AGENT", settings.sec_user_agent or ""), ciks=settings.sec_ciks,
@@ -70,7 +75,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             "market_data": ReplayMarketDataResource(replay_dir=replay_dir),
             "funding": ReplayFundingResource(replay_dir=replay_dir),
             "onchain": ReplayOnchainResource(replay_dir=replay_dir),
-            "news": ReplayNewsResource(replay_dir=str(settings.events_replay_dir.resolve())),
+            # GDELT and RSS recordings from the events folder, CryptoPanic's bundled headlines.
+            "news": ReplayNewsResource(replay_dir=str(settings.events_replay_dir.resolve()),
+                                       symbols=settings.liquid_symbols),
             "filings": ReplayFilingsResource(replay_dir=str(settings.events_replay_dir.resolve())),
         }
     database_url = from_env("OMNIWATCH_DATABASE_URL", settings.warehouse_url)
@@ -79,7 +86,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         **sources,
         "warehouse": WarehouseResource(database_url=database_url),
         "mlflow": MLflowResource(tracking_uri=tracking_uri,
-                                 artifact_root=str(settings.mlflow_artifacts_dir)),
+                                 artifact_root=str(settings.mlflow_artifacts_dir), ui_url=settings.mlflow_ui_url),
         "compute": ComputeResource(training_device=settings.training_device,
                                    serving_device=settings.serving_device,
                                    checkpoint_root=str(settings.checkpoints_dir)),

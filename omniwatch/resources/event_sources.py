@@ -1,7 +1,9 @@
-"""Events-plane connector resources: news (GDELT + RSS) and SEC filings, live or replay.
+"""Events-plane connector resources: news (GDELT + RSS + CryptoPanic) and SEC filings, live or replay.
 
 Same shape as the market connectors (STYLE.md rule 4): assets annotate the abstract type; replay
-reads ``OMNIWATCH_EVENTS_REPLAY_DIR`` (default the bundled ``omniwatch/sample/events``).
+reads ``OMNIWATCH_EVENTS_REPLAY_DIR`` (default the bundled ``omniwatch/sample/events``) and the
+bundled CryptoPanic headline set (``omniwatch/sample/news``); live adds CryptoPanic's API only when
+the user's token (``OMNIWATCH_CRYPTOPANIC_TOKEN``) is set.
 
 News rows record when the connector saw them in ``payload['fetched_at']`` (live: the fetch clock;
 replay: the recording's own time, an RSS capture's channel build time or a GDELT export's
@@ -18,19 +20,15 @@ import pandas as pd
 from omniwatch import frames
 from omniwatch.resources.market_sources import SourceBatch
 
-# GDELT's AvgTone is roughly -10..+10 (percent positive minus negative words); RSS tone is VADER's
-# compound in [-1, 1]. Stored tone is on [-1, 1]; the raw GDELT value stays in the payload.
-GDELT_TONE_SCALE = 10.0
+# Every news parser already returns tone on the pipeline's [-1, 1] scale (GDELT: AvgTone / 100 in
+# ``gdelt.pipeline_tone``; RSS and CryptoPanic: VADER's compound), so the resources pass it through.
 OFFERING_COLUMNS = ["accession_number", "total_offering_amount", "total_amount_sold"]
+LIQUID_SYMBOLS = ["BTC", "ETH", "SOL"]
 
 
-def normalize_tone(frame: pd.DataFrame) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    frame = frame.copy()
-    gdelt = frame["source"] == "gdelt"
-    frame.loc[gdelt, "tone"] = (frame.loc[gdelt, "tone"].astype(float) / GDELT_TONE_SCALE).clip(-1.0, 1.0)
-    return frame
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [f for f in parts if not f.empty]
+    return pd.concat(parts, ignore_index=True) if parts else frames.empty_frame(frames.EVENT_COLUMNS)
 
 
 class NewsResource(dg.ConfigurableResource, ABC):
@@ -55,24 +53,44 @@ class FilingsResource(dg.ConfigurableResource, ABC):
 
 
 class ReplayNewsResource(NewsResource):
+    """Recorded GDELT exports and RSS captures from ``replay_dir``, and recorded CryptoPanic
+    headlines (``cryptopanic_path``; None = the bundled set) unless ``include_cryptopanic`` is off."""
+
     replay_dir: str
+    include_cryptopanic: bool = True
+    cryptopanic_path: str | None = None
+    symbols: list[str] = LIQUID_SYMBOLS  # CryptoPanic currency codes kept as payload['symbols']
 
     def fetch_news(self, start, end):
         from omniwatch.connectors.events_replay import EventsReplaySource
 
         src = EventsReplaySource(self.replay_dir)
-        g, r = src.gdelt(start, end), src.rss(start, end)
-        parts = [f for f in (g.frame, r.frame) if not f.empty]
-        frame = pd.concat(parts, ignore_index=True) if parts else frames.empty_frame(frames.EVENT_COLUMNS)
-        return SourceBatch(normalize_tone(frame), "replay", [*g.notes, *r.notes])
+        results = [src.gdelt(start, end), src.rss(start, end)]
+        if self.include_cryptopanic:
+            from omniwatch.connectors.cryptopanic import SAMPLE_FILE, CryptoPanicReplay
+
+            replay = CryptoPanicReplay(self.cryptopanic_path or SAMPLE_FILE, symbols=self.symbols)
+            results.append(replay.window(start, end))
+        return SourceBatch(_concat([r.frame for r in results]), "replay", [n for r in results for n in r.notes])
 
 
 class LiveNewsResource(NewsResource):
+    """GDELT exports and RSS feeds; CryptoPanic's posts API too when ``cryptopanic_token`` is set
+    (without it CryptoPanic is never called, and a note says so)."""
+
     gdelt_base_url: str = "http://data.gdeltproject.org/gdeltv2"
     gdelt_requests_per_second: float | None = 4.0
     rss_feeds: dict[str, str] | None = None  # name -> URL; None = the connector's DEFAULT_FEEDS
     rss_tracks: dict[str, str] | None = None  # name -> track for feeds outside DEFAULT_FEED_TRACKS
     timeout_s: float = 20.0
+    # The user's CryptoPanic token: pass dg.EnvVar("OMNIWATCH_CRYPTOPANIC_TOKEN") so the UI and
+    # run config show the variable's name, never the value.
+    cryptopanic_token: str | None = None
+    cryptopanic_base_url: str = "https://cryptopanic.com/api/developer/v2"
+    cryptopanic_requests_per_second: float | None = 1.0
+    cryptopanic_max_pages: int = 5  # newest first: bounds one call's share of the monthly quota
+    cryptopanic_max_retries: int = 3
+    symbols: list[str] = LIQUID_SYMBOLS
 
     def fetch_news(self, start, end):
         from omniwatch.connectors.gdelt import GdeltClient
@@ -87,9 +105,27 @@ class LiveNewsResource(NewsResource):
             rss = rss[(rss["available_time"] >= start) & (rss["available_time"] < end)]
         notes = [f"gdelt: {len(rejects)} rejected line(s) or slot(s)"] if rejects else []
         notes += [f"rss {s.feed}: {s.error}" for s in statuses if getattr(s, "error", None)]
-        parts = [f for f in (gdelt, rss) if not f.empty]
-        frame = pd.concat(parts, ignore_index=True) if parts else frames.empty_frame(frames.EVENT_COLUMNS)
-        return SourceBatch(normalize_tone(frame), "live", notes)
+        cryptopanic, cp_notes = self._cryptopanic(start, end)
+        return SourceBatch(_concat([gdelt, rss, cryptopanic]), "live", notes + cp_notes)
+
+    def _cryptopanic(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, list[str]]:
+        if not self.cryptopanic_token:
+            return frames.empty_frame(frames.EVENT_COLUMNS), [
+                "cryptopanic: no token (OMNIWATCH_CRYPTOPANIC_TOKEN unset); not called"]
+        from omniwatch.connectors.cryptopanic import CryptoPanicClient
+        from omniwatch.connectors.http import ConnectorError
+
+        try:
+            with CryptoPanicClient(self.cryptopanic_token, self.cryptopanic_base_url, symbols=self.symbols,
+                                   currencies=self.symbols, max_pages=self.cryptopanic_max_pages,
+                                   requests_per_second=self.cryptopanic_requests_per_second,
+                                   timeout=self.timeout_s, max_retries=self.cryptopanic_max_retries) as client:
+                frame, rejects = client.fetch_window(start, end)
+        except ConnectorError as exc:  # one source failing (bad token, quota, outage) keeps the others
+            return frames.empty_frame(frames.EVENT_COLUMNS), [f"cryptopanic: {type(exc).__name__}: {exc}"]
+        notes = [f"cryptopanic: {len(rejects)} rejected post(s) or page(s), first: {rejects[0].reason}"] \
+            if rejects else []
+        return frame, notes
 
 
 class ReplayFilingsResource(FilingsResource):

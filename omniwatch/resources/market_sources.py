@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
+from pydantic import PrivateAttr
 
 from omniwatch import frames
 from omniwatch.connectors.replay import ReplaySource
@@ -62,11 +63,24 @@ class _ReplayClock(dg.ConfigurableResource):
     so a replayed day arrives hour by hour as it would live (``omniwatch live``)."""
 
     clock: str | None = None
+    _run_clock: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A run launched by the replay carries its clock as a tag (omniwatch.launch): the run
+        # page shows it, and a re-execution from the UI replays the same hour.
+        from omniwatch.launch import REPLAY_CLOCK_TAG
+
+        run = context.dagster_run
+        self._run_clock = run.tags.get(REPLAY_CLOCK_TAG) if run is not None else None
+
+    @property
+    def replay_clock(self) -> str | None:
+        return self.clock or self._run_clock
 
     def _until_clock(self, result) -> SourceBatch:
         frame = result.frame
-        if self.clock and len(frame) and "available_time" in frame:
-            cut = pd.Timestamp(self.clock)
+        if self.replay_clock and len(frame) and "available_time" in frame:
+            cut = pd.Timestamp(self.replay_clock)
             cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
             kept = frame[frame["available_time"] <= cut].reset_index(drop=True)
             notes = [*result.notes, f"replay clock {cut.isoformat()}: {len(frame) - len(kept)} rows not yet available"]

@@ -24,18 +24,28 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
+# MLflow 3's UI opens an experiment on the tab its kind names; untagged, it guesses, and an
+# experiment whose runs are not logged yet opens on the empty GenAI (traces) view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 class MLflowResource(dg.ConfigurableResource):
     """Tracking and registry on one URI (SQLite file by default), artifacts under ``artifact_root``."""
 
     tracking_uri: str
     artifact_root: str
     experiment_name: str = "omniwatch-liquid"
+    # Where a browser reaches the MLflow UI: model assets link their runs and versions there.
+    # The default is `make mlflow-ui` (127.0.0.1, MLFLOW_PORT 5000).
+    ui_url: str = "http://127.0.0.1:5000"
 
     def _configure(self) -> None:
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        relocate_artifacts(self.tracking_uri, self.artifact_root)
 
     def client(self) -> MlflowClient:
         from mlflow import MlflowClient
@@ -44,24 +54,45 @@ class MLflowResource(dg.ConfigurableResource):
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, name: str | None = None) -> str:
-        """The experiment's id, creating it with its artifacts under ``artifact_root``."""
+        """The experiment's id, created as a model-training experiment (see ``EXPERIMENT_KIND_TAG``).
+
+        Against a tracking server no artifact location is given, so the server's default applies
+        (its ``mlflow-artifacts:`` proxy): clients need no access to the server's disk. Embedded,
+        artifacts go to ``artifact_root/<name>``, re-anchored by :func:`relocate_artifacts` when
+        OMNIWATCH_HOME moves.
+        """
         client = self.client()
         name = name or self.experiment_name
         found = client.get_experiment_by_name(name)
         if found is not None:
+            if found.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the tag was set
+                client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
             return found.experiment_id
+        tags = {EXPERIMENT_KIND_TAG: TRAINING_KIND}
+        if is_server(self.tracking_uri):
+            return client.create_experiment(name, tags=tags)
         location = Path(self.artifact_root).resolve()
         location.mkdir(parents=True, exist_ok=True)
-        return client.create_experiment(name, artifact_location=(location / name).as_uri())
+        return client.create_experiment(name, artifact_location=(location / name).as_uri(), tags=tags)
 
     @contextmanager
     def run_context(self, run_name: str, tags: dict[str, str] | None = None,
-                    experiment: str | None = None) -> Iterator[Run]:
-        """An active MLflow run in the experiment; ended (FAILED on error) when the block exits."""
+                    experiment: str | None = None, start_time_ms: int | None = None) -> Iterator[Run]:
+        """An active MLflow run in the experiment; ended (FAILED on error) when the block exits.
+
+        ``start_time_ms`` (epoch milliseconds) is when the work the run records began: a run
+        opened after a long fit would otherwise show a duration of milliseconds.
+        """
         import mlflow
 
         experiment_id = self.experiment_id(experiment)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags or {}) as run:
+        if start_time_ms is None:
+            started = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags or {})
+        else:
+            created = self.client().create_run(experiment_id, start_time=start_time_ms, tags=tags or {},
+                                               run_name=run_name)
+            started = mlflow.start_run(run_id=created.info.run_id)
+        with started as run:
             yield run
 
     def register(self, model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
@@ -132,3 +163,68 @@ def _mirror_alias(conn, name: str, alias: str, previous: str | None, version: st
         if new != list(aliases or []):
             conn.execute(t.update().where(t.c.model_name == name, t.c.version == row_version)
                          .values(aliases=sorted(new), updated_at=func.now()))
+
+
+def is_server(tracking_uri: str) -> bool:
+    """An MLflow tracking server (HTTP), as opposed to an embedded database the client writes."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+# Where MLflow's SQL store keeps absolute artifact URIs (MLflow 3 schema): each starts with the
+# artifact location of its experiment.
+_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "source"),
+                     ("model_versions", "storage_location"))
+_RELOCATED: set[tuple[str, str]] = set()
+
+
+def relocate_artifacts(tracking_uri: str, artifact_root: str) -> dict[str, str]:
+    """Re-anchor an embedded store's artifact URIs on ``artifact_root``; returns {experiment: new}.
+
+    MLflow writes absolute ``file://`` URIs into its database, so a copied OMNIWATCH_HOME would
+    still read (or, once deleted, fail to find) the old folder. An experiment this resource made
+    lives at ``<root>/<name>``: when ``artifact_root/<name>`` exists and the stored root differs,
+    the experiment's URIs (its runs, logged models, model versions) are rewritten to it. Runs once
+    per process and store; a server (which owns its artifact locations) is left alone.
+    """
+    import sqlalchemy as sa
+
+    root = Path(artifact_root).resolve()
+    key = (tracking_uri, str(root))
+    if key in _RELOCATED or is_server(tracking_uri) or "://" not in tracking_uri:
+        return {}
+    url = sa.engine.make_url(tracking_uri)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return {}
+    engine = sa.create_engine(url)
+    moved: dict[str, str] = {}
+    try:
+        with engine.begin() as conn:
+            if not sa.inspect(conn).has_table("experiments"):
+                return {}
+            rows = conn.execute(sa.text("SELECT name, artifact_location FROM experiments")).all()
+            for name, location in rows:
+                new = (root / name).as_uri()
+                if (not location or location == new or not location.startswith("file:")
+                        or not location.endswith("/" + new.rsplit("/", 1)[1]) or not (root / name).is_dir()):
+                    continue
+                for table, column in _LOCATION_COLUMNS:
+                    _replace_prefix(conn, table, column, location, new)
+                moved[name] = new
+        _RELOCATED.add(key)
+    finally:
+        engine.dispose()
+    return moved
+
+
+def _replace_prefix(conn, table: str, column: str, old: str, new: str) -> None:
+    """``old`` -> ``new`` at the start of ``table.column`` where it is the whole value or a folder."""
+    import sqlalchemy as sa
+
+    if not sa.inspect(conn).has_table(table):
+        return
+    t = sa.table(table, sa.column(column, sa.String))
+    col = t.c[column]
+    rest = sa.func.substr(col, len(old) + 1)
+    conn.execute(t.update().where(sa.or_(col == old, sa.func.substr(col, 1, len(old) + 1) == old + "/"))
+                 .values({column: sa.literal(new, sa.String) + rest}))

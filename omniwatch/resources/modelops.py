@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 
 class ModelOpsResource(dg.ConfigurableResource):
@@ -20,7 +21,16 @@ class ModelOpsResource(dg.ConfigurableResource):
     live: bool = False                 # the clock: wall clock (live) or the data clock (replay)
     thresholds_json: str = "{}"        # {"drift": {...}, "gate": {...}, "rollout": {...}, "rollback": {...}}
     scoring_lookback_hours: int = 48   # live_predictions scores snapshot hours at most this old
-    clock: str | None = None           # a fixed "now" (ISO 8601); replay-as-live sets it per tick
+    clock: str | None = None           # a fixed "now" (ISO 8601)
+    _run_clock: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # In a run the replay launched, "now" is the replayed hour of its tag (omniwatch.launch);
+        # sensors have no run and use the data clock (replay) or the wall clock (live).
+        from omniwatch.launch import REPLAY_CLOCK_TAG
+
+        run = context.dagster_run
+        self._run_clock = run.tags.get(REPLAY_CLOCK_TAG) if run is not None else None
 
     def thresholds(self):
         import json
@@ -41,7 +51,8 @@ class ModelOpsResource(dg.ConfigurableResource):
         from omniwatch.operations import OpsContext
         from omniwatch.resources.mlflow import MLflowResource
 
-        now = datetime.fromisoformat(self.clock) if self.clock else None
+        clock = self.clock or self._run_clock
+        now = datetime.fromisoformat(clock) if clock else None
         return OpsContext(mlflow=MLflowResource(tracking_uri=self.tracking_uri, artifact_root=self.artifact_root),
                           database_url=self.database_url, thresholds=self.thresholds(), actor=actor, source=source,
                           now=now, live=self.live)

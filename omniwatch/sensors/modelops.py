@@ -17,7 +17,6 @@ import dagster as dg
 from omniwatch.resources.modelops import ModelOpsResource
 
 LIQUID_MODEL = "omniwatch-liquid"
-INTERVAL_S = 60
 
 
 def _cursor(context) -> dict:
@@ -45,10 +44,11 @@ def _decide(context, modelops: ModelOpsResource, step, idle_reason: str):
     return recorded.decision
 
 
-def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.SensorDefinition]:
+def build_modelops_sensors(default_status: dg.DefaultSensorStatus, interval_s: int = 60) -> list[dg.SensorDefinition]:
+    """The four sensors; ``interval_s`` is the daemon's minimum pace (settings.sensor_interval_s)."""
     from omniwatch.jobs.modelops import model_standing_job
 
-    @dg.sensor(name="gate_sensor", minimum_interval_seconds=INTERVAL_S, default_status=default_status,
+    @dg.sensor(name="gate_sensor", minimum_interval_seconds=interval_s, default_status=default_status,
                job=model_standing_job, description="Gates a new challenger version against the champion.")
     def gate_sensor(context: dg.SensorEvaluationContext, modelops: ModelOpsResource):
         from omniwatch.operations import evaluate_gate, gated_versions, matured_count
@@ -80,7 +80,7 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
             return dg.SkipReason(f"gate inconclusive for v{challenger}: {d.reason}")
         return _standing(f"gate:{LIQUID_MODEL}:{challenger}:{d.outcome.value}", d)
 
-    @dg.sensor(name="rollout_sensor", minimum_interval_seconds=INTERVAL_S, default_status=default_status,
+    @dg.sensor(name="rollout_sensor", minimum_interval_seconds=interval_s, default_status=default_status,
                job=model_standing_job,
                description="Advances the candidate 10 -> 30 -> 100 on matured shadow windows.")
     def rollout_sensor(context: dg.SensorEvaluationContext, modelops: ModelOpsResource):
@@ -93,7 +93,7 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
         return _standing(f"rollout:{LIQUID_MODEL}:{d.version}:{d.from_stage}->{d.to_stage}:"
                          f"{d.window.end.isoformat() if d.window.end else ''}", d)
 
-    @dg.sensor(name="rollback_sensor", minimum_interval_seconds=INTERVAL_S, default_status=default_status,
+    @dg.sensor(name="rollback_sensor", minimum_interval_seconds=interval_s, default_status=default_status,
                job=model_standing_job,
                description="Rolls back after N consecutive failed windows, during rollout and after promotion.")
     def rollback_sensor(context: dg.SensorEvaluationContext, modelops: ModelOpsResource):
@@ -108,7 +108,7 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus) -> list[dg.Se
         return _standing(f"rollback:{LIQUID_MODEL}:{d.version}:{d.window.end.isoformat() if d.window.end else ''}", d)
 
     @dg.asset_sensor(name="drift_sensor", asset_key=dg.AssetKey("model_drift"), job_name="liquid_training_job",
-                     default_status=default_status, minimum_interval_seconds=INTERVAL_S,
+                     default_status=default_status, minimum_interval_seconds=interval_s,
                      description="Requests a retraining when model_drift says drift.")
     def drift_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
         materialization = asset_event.asset_materialization

@@ -29,9 +29,19 @@ from omniwatch.serving.signals import router as signals
 from omniwatch.serving.tasks import router as tasks
 from omniwatch.settings import Settings, get_settings
 
-DESCRIPTION = """Predictions, explanations, signals, portfolio decisions, backtests, data quality
-and events of Omniwatch. Mutating endpoints need `X-API-Key`; reads are open unless
-`OMNIWATCH_API_OPEN_READS=false`. Errors share one shape: `{code, detail, errors?, context?}`."""
+DESCRIPTION = """Predictions, explanations, signals, portfolio decisions, backtests, data quality,
+events and model operations of Omniwatch.
+
+**API keys.** Every mutating route (the lock icon) needs an `X-API-Key` header. The server reads its keys
+from `OMNIWATCH_API_KEYS`, comma-separated, each `name:secret` (the name is the actor the audit log
+records) or a bare `secret` (named `key-` plus a fingerprint), e.g.
+`OMNIWATCH_API_KEYS=alice:s3cret,ci:0th3r python -m omniwatch.serving.app`. With no key configured every
+mutation answers 401. Reads are open unless `OMNIWATCH_API_OPEN_READS=false`, which keys them too. In this
+page, press **Authorize** and paste the secret; with curl: `curl -H 'X-API-Key: s3cret' ...`.
+
+**Errors** share one shape, `{code, detail, errors?, context?}`: `code` is typed, `errors` names each
+invalid field (`body.target`, `query.limit`) and its reason. Each route lists, per status, the codes it
+can answer, with an example of each."""
 
 
 def create_app(settings: Settings | None = None, serving: ServingSettings | None = None) -> FastAPI:

@@ -17,8 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from omniwatch.checks.events import EVENT_SOURCES  # sources only the pipeline writes (403 pipeline_source)
 from omniwatch.errors import ErrorCode
 from omniwatch.serving.schemas import ErrorResponse
+from omniwatch.tasks.store import TaskErrorCode  # the task and backtest refusals (in_sample_window, ...)
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +100,220 @@ _Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
 def install_handlers(app: FastAPI) -> None:
+    """The exception handlers of the one error shape, and the error examples of the OpenAPI
+    document that describe what those handlers answer (``document_errors``)."""
     handlers: list[tuple[type[Exception], _Handler]] = [
         (ApiError, _api_error), (RequestValidationError, _validation), (StarletteHTTPException, _http)]
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, handler)
+    document_errors(app)
+
+
+# ----------------------------------------------------------------------------- OpenAPI error examples
+# One realistic answer per code (its status, what it means, the body), as the handlers above write
+# it. /docs shows them per status, so an example must be one the route can really give at that
+# status (tests/api/test_openapi_examples.py provokes each).
+NO_ID = "00000000-0000-4000-8000-000000000000"
+STALE_AT = "2024-08-31T23:00:00+00:00"
+ERROR_EXAMPLES: dict[str, tuple[int, str, dict[str, Any]]] = {
+    ApiErrorCode.UNAUTHORIZED: (401, "missing or wrong X-API-Key (keys come from OMNIWATCH_API_KEYS)", {
+        "code": "unauthorized", "detail": "a valid X-API-Key header is required"}),
+    ApiErrorCode.PIPELINE_SOURCE: (403, "the source is written by the pipeline only", {
+        "code": "pipeline_source",
+        "detail": "source 'edgar' is written by the pipeline; clients cannot write or overwrite its rows",
+        "errors": [{"field": "body.events.0.source", "type": "pipeline_source",
+                    "reason": "source 'edgar' is written by the pipeline; clients cannot write or overwrite its rows"}],
+        "context": {"pipeline_sources": list(EVENT_SOURCES)}}),
+    ApiErrorCode.NOT_FOUND: (404, "unknown id (whatever its format)", {
+        "code": "not_found", "detail": f"{NO_ID!r} not found"}),
+    ApiErrorCode.GONE: (410, "a removed v1 path; context.use names the v2 route", {
+        "code": "gone", "detail": "/api/predictions was removed; use /api/v2/predict/liquid",
+        "context": {"use": "/api/v2/predict/liquid"}}),
+    ApiErrorCode.VALIDATION_ERROR: (422, "invalid input: errors[] names each field and reason", {
+        "code": "validation_error", "detail": "body.target: Field required",
+        "errors": [{"field": "body.target", "reason": "Field required", "type": "missing"}]}),
+    ErrorCode.INSUFFICIENT_FEATURES: (422, "no feature snapshot for the target or window", {
+        "code": "insufficient_features", "detail": "no feature snapshot of liquid target 'DOGE'",
+        "context": {"target": "DOGE"}}),
+    ErrorCode.INSUFFICIENT_PRICES: (422, "too few replayed hours have a next-hour price", {
+        "code": "insufficient_prices",
+        "detail": "1 replayed hour(s) have a next-hour price; at least 2 needed",
+        "context": {"run_id": NO_ID}}),
+    TaskErrorCode.IN_SAMPLE_WINDOW: (422, "the window overlaps the version's training span (allow_in_sample=true)", {
+        "code": "in_sample_window",
+        "detail": "the window overlaps the training span of omniwatch-liquid version 1 ([2024-05-01T00:00:00+00:00, "
+                  "2024-08-30T23:00:00+00:00], labels reach 1 day, 0:00:00 further); pass allow_in_sample=true "
+                  "to replay it anyway",
+        "context": {"train_start": "2024-05-01T00:00:00+00:00", "train_end": "2024-08-30T23:00:00+00:00",
+                    "run_id": NO_ID}}),
+    ErrorCode.BLOCKED_BY_DATA_QUALITY: (422, "a pipeline data-quality check failed; nothing was stored", {
+        "code": "blocked_by_data_quality", "detail": "failed data-quality checks: have_text",
+        "errors": [{"field": "body.events.0.title", "type": "have_text", "reason": "have_text: empty title"}],
+        "context": {"checks": ["have_text"]}}),
+    ApiErrorCode.STALE_FEATURES: (503, "the newest snapshot is older than OMNIWATCH_MAX_SNAPSHOT_AGE", {
+        "code": "stale_features",
+        "detail": f"the newest feature snapshot of 'BTC' ({STALE_AT}) is 18000 s old, more than the 7200 s allowed",
+        "context": {"snapshot_as_of": STALE_AT, "age_seconds": 18000.0, "max_age_seconds": 7200.0,
+                    "target": "BTC"}}),
+    ErrorCode.MODEL_ARTIFACT_MISSING: (503, "no loadable model version for the alias or version", {
+        "code": "model_artifact_missing", "detail": "no version of 'omniwatch-liquid' carries the alias 'champion'",
+        "context": {"model_name": "omniwatch-liquid"}}),
+    ApiErrorCode.REGISTRY_UNAVAILABLE: (503, "the MLflow model registry answered an error", {
+        "code": "registry_unavailable", "detail": "the model registry failed: registry is restarting",
+        "context": {"error_code": "TEMPORARILY_UNAVAILABLE"}}),
+    TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE: (503, "the Dagster webserver did not take the run", {
+        "code": "task_executor_unavailable",
+        "detail": "the webserver executor did not accept the task (ConnectError); see the API log",
+        "context": {"task_id": NO_ID}}),
+}
+# What a status means when a route says nothing more precise (OPERATION_CODES).
+STATUS_CODES: dict[int, tuple[str, ...]] = {
+    401: (ApiErrorCode.UNAUTHORIZED,), 403: (ApiErrorCode.PIPELINE_SOURCE,), 404: (ApiErrorCode.NOT_FOUND,),
+    410: (ApiErrorCode.GONE,), 422: (ApiErrorCode.VALIDATION_ERROR,), 503: (ErrorCode.MODEL_ARTIFACT_MISSING,)}
+_PREDICTING: dict[int, tuple[str, ...]] = {
+    422: (ApiErrorCode.VALIDATION_ERROR, ErrorCode.INSUFFICIENT_FEATURES),
+    503: (ApiErrorCode.STALE_FEATURES, ErrorCode.MODEL_ARTIFACT_MISSING)}
+_REGISTRY: dict[int, tuple[str, ...]] = {503: (ApiErrorCode.REGISTRY_UNAVAILABLE,)}
+# The typed codes of a route, per status, where they differ from STATUS_CODES ("METHOD path").
+OPERATION_CODES: dict[str, dict[int, tuple[str, ...]]] = {
+    "POST /api/v2/predict/liquid": _PREDICTING,
+    "POST /api/v2/signals/generate": _PREDICTING,
+    "POST /api/v2/portfolio/score": _PREDICTING,
+    "POST /api/v2/portfolio/rebalance": _PREDICTING,
+    # Its 422 insufficient_features ("snapshots are gone") cannot happen today: deleting a snapshot
+    # nulls the prediction's snapshot_id, and the explanation then reads it as request features.
+    "GET /api/v2/predictions/{prediction_id}/explanation": {422: ()},
+    "POST /api/v2/backtest/run": {422: (ApiErrorCode.VALIDATION_ERROR, ErrorCode.INSUFFICIENT_FEATURES,
+                                        ErrorCode.INSUFFICIENT_PRICES, TaskErrorCode.IN_SAMPLE_WINDOW)},
+    "POST /api/v2/ingest/events": {422: (ApiErrorCode.VALIDATION_ERROR, ErrorCode.BLOCKED_BY_DATA_QUALITY)},
+    "GET /api/v2/models/rollout/state": _REGISTRY,
+    **{f"POST /api/v2/models/{name}": _REGISTRY for name in (
+        "gate/evaluate", "gate/auto-evaluate", "rollout/advance", "rollback/check", "audit/log")},
+    # An unknown model has no champion: drift answers (and audits) outcome inconclusive, not 404.
+    "POST /api/v2/models/drift/evaluate": {**_REGISTRY, 404: ()},
+}
+
+
+def _content(codes: tuple[str, ...] | list[str], bodies: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    bodies = bodies or {}
+    return {"application/json": {"examples": {
+        str(c): {"summary": f"{c}: {ERROR_EXAMPLES[c][1]}", "value": bodies.get(c, ERROR_EXAMPLES[c][2])}
+        for c in codes}}}
+
+
+def _describe(codes: tuple[str, ...] | list[str]) -> str:
+    return "; ".join(f"`{c}`: {ERROR_EXAMPLES[c][1]}" for c in codes)
 
 
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error answers a route can give (all in ``ErrorResponse`` form).
+    """OpenAPI entries for the error answers a route can give (all in ``ErrorResponse`` form), each
+    with an example per typed code of that status (refined per route by ``document_errors``).
     422 is always listed: any route with input can refuse it, and listing it here replaces
     FastAPI's default ``HTTPValidationError``, which is not the shape this API answers with."""
-    text = {401: "Missing or wrong X-API-Key", 403: "pipeline_source: the source is written by the pipeline only",
-            404: "Unknown id", 410: "Gone: use the v2 path",
-            422: "Invalid input (field and reason), or insufficient_features / insufficient_prices",
-            503: "model_artifact_missing: no loadable model version; stale_features: the snapshot is older "
-                 "than OMNIWATCH_MAX_SNAPSHOT_AGE; registry_unavailable: the model registry failed"}
-    return {c: {"model": ErrorResponse, "description": text[c]} for c in sorted({*codes, 422})}
+    return {c: {"model": ErrorResponse, "description": _describe(STATUS_CODES[c]), "content": _content(STATUS_CODES[c])}
+            if c in STATUS_CODES else {"model": ErrorResponse, "description": "See `code`."}
+            for c in sorted({*codes, 422})}
 
 
-TASK_REFUSED: dict[int | str, dict[str, Any]] = {503: {"model": ErrorResponse,
-                      "description": "task_executor_unavailable: the Dagster webserver did not take the run"}}
+TASK_REFUSED: dict[int | str, dict[str, Any]] = {503: {
+    "model": ErrorResponse, "description": _describe([TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE]),
+    "content": _content([TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE])}}
+
+
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of an optional parameter's schema."""
+    branches = [b for b in schema.get("anyOf", [schema]) if b.get("type") != "null"]
+    return branches[0] if branches else schema
+
+
+def _query_problem(name: str, schema: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, type) that FastAPI gives for a typical bad value of the parameter, if it can have one."""
+    s = _plain(schema)
+    s = _plain(s.get("items", s)) if s.get("type") == "array" else s
+    if "minimum" in s:
+        return f"Input should be greater than or equal to {s['minimum']}", "greater_than_equal"
+    if "pattern" in s:
+        return f"String should match pattern '{s['pattern']}'", "string_pattern_mismatch"
+    if "enum" in s:
+        return "Input should be " + " or ".join(repr(v) for v in s["enum"]), "literal_error"
+    if s.get("format") == "date-time":
+        return "Input should be a valid datetime or date, invalid character in year", "datetime_from_date_parsing"
+    if s.get("type") == "boolean":
+        return "Input should be a valid boolean, unable to interpret input", "bool_parsing"
+    if s.get("type") == "integer":
+        return "Input should be a valid integer, unable to parse string as an integer", "int_parsing"
+    return None
+
+
+def _validation_body(op: dict[str, Any], components: dict[str, Any]) -> dict[str, Any] | None:
+    """A validation_error as this route answers it (a field it really has), or None when nothing
+    it takes can fail validation (only unconstrained path strings)."""
+    problem: tuple[str, str, str] | None = None
+    body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    if body is not None:
+        model = components.get(body.get("$ref", "").rsplit("/", 1)[-1], body)
+        required = model.get("required", [])
+        if required:
+            problem = (f"body.{required[0]}", "Field required", "missing")
+        else:
+            problem = ("body.typo", "Extra inputs are not permitted", "extra_forbidden")
+    for param in op.get("parameters", []):
+        if problem is None and param.get("in") in ("query", "path"):
+            found = _query_problem(param["name"], param.get("schema", {}))
+            if found is not None:
+                problem = (f"{param['in']}.{param['name']}", *found)
+    if problem is None:
+        return None
+    field, reason, kind = problem
+    return {"code": "validation_error", "detail": f"{field}: {reason}",
+            "errors": [{"field": field, "reason": reason, "type": kind}]}
+
+
+def _gone_body(path: str) -> dict[str, Any]:
+    from omniwatch.serving.legacy import SUCCESSORS, gone_body  # legacy imports this module
+
+    parts = path.split("/")
+    old = "/".join(parts[:3]) if path.startswith("/api/") else path
+    use = SUCCESSORS.get(parts[2], {}).get("GET") if path.startswith("/api/") else None
+    return {k: str(v) if k == "code" else v for k, v in gone_body(old, use).items()}
+
+
+def _document(schema: dict[str, Any]) -> None:
+    components = schema.get("components", {}).get("schemas", {})
+    for path, item in schema.get("paths", {}).items():
+        for method, op in item.items():
+            per_route = OPERATION_CODES.get(f"{method.upper()} {path}", {})
+            for status in [s for s in op.get("responses", {}) if s.isdigit() and int(s) >= 400]:
+                response = op["responses"][status]
+                examples = response.get("content", {}).get("application/json", {}).get("examples")
+                if examples is None:  # not one of documented()'s answers
+                    continue
+                codes = list(per_route.get(int(status), examples))
+                bodies: dict[str, dict[str, Any]] = {}
+                if ApiErrorCode.VALIDATION_ERROR in codes:
+                    invalid = _validation_body(op, components)
+                    if invalid is None:
+                        codes.remove(ApiErrorCode.VALIDATION_ERROR)
+                    else:
+                        bodies[ApiErrorCode.VALIDATION_ERROR] = invalid
+                if ApiErrorCode.GONE in codes:
+                    bodies[ApiErrorCode.GONE] = _gone_body(path)
+                if not codes:  # e.g. 422 on a route that takes nothing that can be invalid
+                    del op["responses"][status]
+                    continue
+                response["description"] = _describe(codes)
+                response["content"]["application/json"]["examples"] = _content(codes, bodies)["application/json"][
+                    "examples"]
+
+
+def document_errors(app: FastAPI) -> None:
+    """Give each route's documented error statuses the examples of the codes that route can
+    answer (``OPERATION_CODES``), with validation errors naming one of its own fields."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document(plain())
+        return plain()
+
+    app.openapi = openapi  # type: ignore[method-assign]

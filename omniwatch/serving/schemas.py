@@ -55,7 +55,8 @@ class ErrorItem(BaseModel):
 class ErrorResponse(BaseModel):
     """Every non-2xx answer. ``code`` is typed (``omniwatch.errors.ErrorCode`` or the API's own)."""
 
-    code: str = Field(examples=["model_artifact_missing"])
+    code: str = Field(description="What went wrong, typed: each status of a route lists the codes it can answer "
+                                  "(validation_error, not_found, stale_features, model_artifact_missing, ...).")
     detail: str
     errors: list[ErrorItem] | None = None
     context: dict[str, Any] | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,8 @@ class VCConfig(BaseModel):
 @dataclass(frozen=True, eq=False)
 class VCModelResult:
     """The fitted booster, validation metrics, decile calibration table, validation predictions
-    (entity_id, as_of, label, prediction), per-year walk-forward metrics and the feature list."""
+    (entity_id, as_of, label, prediction and the recency rule's score), per-year walk-forward
+    metrics, the feature list, and when the fit began (epoch ms: the MLflow run's start)."""
 
     booster: lgb.Booster
     metrics: dict[str, float]
@@ -79,6 +81,7 @@ class VCModelResult:
     walk_forward: pd.DataFrame
     features: list[str]
     config: VCConfig
+    started_ms: int | None = None
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -167,8 +170,8 @@ def _fit_booster(train: pd.DataFrame, config: VCConfig) -> lgb.Booster:
 
 
 def _predict(booster: lgb.Booster, frame: pd.DataFrame, features: list[str], threads: int) -> np.ndarray:
-    return booster.predict(_matrix(frame, features), num_iteration=booster.best_iteration or None,
-                           num_threads=threads)
+    return np.asarray(booster.predict(_matrix(frame, features), num_iteration=booster.best_iteration or None,
+                                      num_threads=threads), dtype=float)
 
 
 def _walk_forward(rows: pd.DataFrame, config: VCConfig) -> pd.DataFrame:
@@ -191,6 +194,7 @@ def _walk_forward(rows: pd.DataFrame, config: VCConfig) -> pd.DataFrame:
 
 def fit_vc_model(frame: pd.DataFrame, config: VCConfig | None = None) -> VCModelResult:
     """Fit on ``as_of < cut - horizon``, validate on ``as_of >= cut`` (labelled rows only)."""
+    started_ms = int(time.time() * 1000)
     config = config or VCConfig()
     features = list(config.features)
     rows = frame[frame["label"].notna() & (frame["n_raises_total"] >= config.min_prior_raises)]
@@ -217,6 +221,23 @@ def fit_vc_model(frame: pd.DataFrame, config: VCConfig | None = None) -> VCModel
         metrics |= {"wf_roc_auc_mean": float(wf["roc_auc"].mean()),
                     "wf_roc_auc_std": float(wf["roc_auc"].std()),
                     "wf_recency_roc_auc_mean": float(wf["recency_roc_auc"].mean())}
-    predictions = valid[["entity_id", "as_of", "label"]].assign(prediction=pred).reset_index(drop=True)
-    return VCModelResult(booster, metrics, calibration_table(valid["label"], pred), predictions, wf,
-                         features, config)
+    predictions = valid[["entity_id", "as_of", "label"]].assign(prediction=pred, recency=recency)
+    return VCModelResult(booster, metrics, calibration_table(valid["label"], pred), predictions.reset_index(drop=True),
+                         wf, features, config, started_ms)
+
+
+def vc_figures(result: VCModelResult) -> dict[str, Any]:
+    """ROC, precision-recall and calibration of the validation predictions, the model beside the
+    recency rule and no skill: ``{"vc_roc": fig, ...}`` for ``mlflow.log_figure`` under plots/."""
+    from omniwatch.ml import plots
+
+    valid = result.predictions
+    y = valid["label"].to_numpy(float)
+    scores = {"model": valid["prediction"].to_numpy(float), "recency rule": valid["recency"].to_numpy(float)}
+    what = f"New Form D within {result.config.horizon_days} days"
+    period = f"validation: as_of >= {result.config.cut}, {len(valid)} rows"
+    return {
+        "vc_roc": plots.roc_curves(y, scores, f"{what}: ROC\n{period}"),
+        "vc_precision_recall": plots.pr_curves(y, scores, f"{what}: precision-recall\n{period}"),
+        "vc_calibration": plots.calibration(result.calibration, f"{what}: calibration\n{period}"),
+    }

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -422,6 +423,45 @@ data_quality_audit = Table(
     Column("checked_at", UTC, nullable=False, server_default=func.now()),
     UniqueConstraint("run_id", "asset_key", "check_name", "partition_start"),
     Index(None, "asset_key", "partition_start", "partition_end"),
+)
+
+# The seed's human review loop (serving/data_quality): random samples of event links or events
+# drawn for people to judge, the rows each sample holds (with the event's source, so precision
+# groups by source even after a row changes), and the verdicts. Verdicts are append only: a
+# reviewer's change of mind is a new revision; precision reads each reviewer's latest.
+data_quality_samples = Table(
+    "data_quality_samples", metadata, _id(),
+    Column("sample_table", String(32), nullable=False),
+    Column("drawn_by", String(128), nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("filters", JSON, nullable=False),
+    Column("population", Integer, nullable=False),
+    Column("drawn_at", UTC, nullable=False, server_default=func.now()),
+    Index(None, "sample_table", "drawn_at"),
+)
+
+data_quality_sample_rows = Table(
+    "data_quality_sample_rows", metadata, _id(),
+    Column("sample_id", Id, ForeignKey("data_quality_samples.id", ondelete="CASCADE"), nullable=False),
+    Column("row_key", Id, nullable=False),
+    Column("source", String(16), nullable=False),
+    UniqueConstraint("sample_id", "row_key"),
+)
+
+data_quality_reviews = Table(
+    "data_quality_reviews", metadata, _id(),
+    Column("sample_id", Id, nullable=False),
+    Column("row_key", Id, nullable=False),
+    Column("reviewer", String(128), nullable=False),
+    # 1 for a reviewer's first verdict on a row, +1 per change; unique, so two identical
+    # requests racing cannot both append.
+    Column("revision", Integer, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("note", Text),
+    Column("reviewed_at", UTC, nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["sample_id", "row_key"],
+                         ["data_quality_sample_rows.sample_id", "data_quality_sample_rows.row_key"]),
+    UniqueConstraint("sample_id", "row_key", "reviewer", "revision"),
 )
 
 RAW_MARKET_TABLES = {

@@ -39,7 +39,7 @@ def trained_home(trained_home, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def dagster_home(tmp_path_factory) -> Iterator[Path]:
     """The instance the API's in-process task runs land in: a fresh one for the session, never
-    the repository's (``make test`` exports DAGSTER_HOME as the repository root)."""
+    the embedded one of the home (``omniwatch.instance``)."""
     home = tmp_path_factory.mktemp("dagster_home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DAGSTER_HOME", str(home))

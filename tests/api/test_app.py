@@ -36,7 +36,7 @@ def test_openapi_models_every_body_and_answer(trained_home, tmp_path):
         spec = c.get("/openapi.json").json()
     ops = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
     v2 = [o for o in ops if o[0].startswith("/api/v2/")]
-    assert len(v2) == 26
+    assert len(v2) == 29
     for path, method, op in v2:
         ok = next(code for code in op["responses"] if code.startswith("2"))
         assert "$ref" in json.dumps(op["responses"][ok]["content"]["application/json"]["schema"]), (path, method)
@@ -51,6 +51,7 @@ def test_openapi_models_every_body_and_answer(trained_home, tmp_path):
                        "/api/v2/tasks/pnl-attribution", "/api/v2/ingest/events", "/api/v2/predict/liquid",
                        "/api/v2/predict/vc", "/api/v2/predictions/{prediction_id}/explanation",
                        "/api/v2/portfolio/score", "/api/v2/portfolio/rebalance",
+                       "/api/v2/data-quality/sample", "/api/v2/data-quality/audit",  # the POST review loop
                        *(f"/api/v2/models/{m}" for m in ("drift/evaluate", "gate/evaluate", "gate/auto-evaluate",
                                                           "rollout/advance", "rollback/check", "audit/log"))}
     assert all(o.get("deprecated") for p, m, o in ops if not p.startswith("/api/v2"))

@@ -35,7 +35,8 @@ def test_audit_and_stats_read_the_check_results(client):
     assert client.get(f"{P}/audit", params={"passed": "false"}).json()["count"] == 0
     stats = client.get(f"{P}/stats").json()
     assert stats["results"] >= audit["count"] and stats["failures"] == 0
-    check = next(c for c in stats["checks"] if c["check_name"] == "market_bars_have_no_duplicate_keys")
+    check = next(c for c in stats["checks"]
+                 if c["asset_key"] == "market_bars" and c["check_name"] == "have_no_duplicate_keys")
     assert check["pass_rate"] == 1.0 and check["last_failure_at"] is None and check["last_checked_at"]
 
 

@@ -87,9 +87,9 @@ def test_a_failed_data_quality_check_refuses_the_whole_batch(client, backend):
     """The pipeline's event checks run before any write: one bad event stores nothing."""
     ids = [f"dq-{uuid.uuid4().hex[:8]}" for _ in range(2)]
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat().replace("+00:00", "Z")
-    cases = [([_event(ids[0]), _event(ids[1], title="  ")], "news_events_have_text", "body.events.1.title"),
+    cases = [([_event(ids[0]), _event(ids[1], title="  ")], "have_text", "body.events.1.title"),
              ([_event(ids[0]), _event(ids[1], event_time=future, available_time=future)],
-              "news_events_have_no_future_timestamps", "body.events.1.")]
+              "have_no_future_timestamps", "body.events.1.")]
     for events, check, field in cases:
         r = client.post(f"{P}/ingest/events", json={"events": events}, headers=AUTH)
         assert r.status_code == 422, r.text

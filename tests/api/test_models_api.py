@@ -166,6 +166,10 @@ def test_unknown_model_is_404_and_a_registry_error_is_503_with_its_cause(own_hom
         assert r.status_code == 404 and r.json()["code"] == "not_found"
         r = c.post(f"{P}/audit/log", headers=ALICE, json={"model_name": "no-such-model", "reason": "hello"})
         assert r.status_code == 404
+        before = _audit_count(own_home)
+        r = c.post(f"{P}/drift/evaluate", headers=ALICE, json={"model_name": "no-such-model"})
+        assert r.status_code == 404 and r.json()["code"] == "not_found", r.text
+        assert _audit_count(own_home) == before  # an unknown model is not a decision
 
         def down(self):
             raise MlflowException("registry is restarting", error_code=TEMPORARILY_UNAVAILABLE)

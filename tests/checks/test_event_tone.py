@@ -11,7 +11,7 @@ from tests.checks.test_events import NOW, _events
 
 def _schema(frame: pd.DataFrame):
     outcomes = run_checks("news_events", frame, NOW - pd.Timedelta(days=2), NOW, NOW)
-    return next(o for o in outcomes if o.name == "news_events_match_schema")
+    return next(o for o in outcomes if o.name == "match_schema")
 
 
 @pytest.mark.parametrize("value", [1.0, -1.0, 0.0, None])

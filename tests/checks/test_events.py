@@ -51,4 +51,4 @@ def test_each_corruption_fails_its_check_and_names_the_event(column, row, value,
 
 def test_sec_filings_have_the_same_checks():
     outcomes = run_checks("sec_filings", _events(), NOW, NOW, NOW)
-    assert [o.name for o in outcomes][0] == "sec_filings_match_schema" and all(o.passed for o in outcomes)
+    assert [o.name for o in outcomes][0] == "match_schema" and all(o.passed for o in outcomes)

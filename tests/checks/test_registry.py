@@ -31,18 +31,18 @@ CLEAN = {
 
 def test_market_bar_registry_lists_one_predicate_per_property():
     assert [c.name for c in MARKET_BAR_CHECKS] == [
-        "market_bars_match_schema", "market_bars_have_no_null_required_values", "market_bars_have_no_duplicate_keys",
-        "market_bars_have_sane_ohlcv", "market_bars_have_no_hourly_gaps", "market_bars_are_fresh",
-        "market_bars_have_no_outlier_returns"]
+        "match_schema", "have_no_null_required_values", "have_no_duplicate_keys",
+        "have_sane_ohlcv", "have_no_hourly_gaps", "are_fresh",
+        "have_no_outlier_returns"]
     assert all(isinstance(c, CheckSpec) and c.blocking and c.description for c in MARKET_BAR_CHECKS)
     name, description, blocking = MARKET_BAR_CHECKS[0]
-    assert (name, blocking) == ("market_bars_match_schema", True)
+    assert (name, blocking) == ("match_schema", True)
 
 
 def test_only_funding_coverage_is_report_only():
     report_only = [c.name for checks in CHECKS_BY_ASSET.values() for c in checks if not c.blocking]
-    assert report_only == ["funding_rates_cover_settlements"]
-    assert FUNDING_CHECKS[-1].name == "funding_rates_cover_settlements"
+    assert report_only == ["cover_settlements"]
+    assert FUNDING_CHECKS[-1].name == "cover_settlements"
 
 
 @pytest.mark.parametrize("asset", sorted(CLEAN))
@@ -55,10 +55,10 @@ def test_clean_batches_pass_every_check_in_registry_order(asset):
 def test_thresholds_are_routed_to_the_checks_that_take_them():
     bars = b.market_bars(hours=20)  # the last 4 hours of the day are missing
     by_name = {o.name: o for o in run_checks("market_bars", bars, *WINDOW)}
-    assert not by_name["market_bars_have_no_hourly_gaps"].passed
-    assert not by_name["market_bars_are_fresh"].passed
+    assert not by_name["have_no_hourly_gaps"].passed
+    assert not by_name["are_fresh"].passed
     relaxed = {o.name: o for o in run_checks("market_bars", bars, *WINDOW, max_gap_ratio=0.2, max_lag="5h")}
-    assert relaxed["market_bars_have_no_hourly_gaps"].passed and relaxed["market_bars_are_fresh"].passed
+    assert relaxed["have_no_hourly_gaps"].passed and relaxed["are_fresh"].passed
 
 
 def test_unknown_threshold_is_an_error():
@@ -75,14 +75,14 @@ def test_one_threshold_set_serves_every_asset():
     outcomes = run_checks("funding_rates", b.funding_rates(periods=3), *WINDOW, **shared)
     assert all(o.passed for o in outcomes)
     tight = run_checks("funding_rates", b.funding_rates(periods=3), *WINDOW, max_abs_funding_rate=0.00001)
-    assert [o.name for o in tight if not o.passed] == ["funding_rates_within_bounds"]
+    assert [o.name for o in tight if not o.passed] == ["within_bounds"]
 
 
 def test_check_specs_for_declares_blocking_specs_on_the_asset():
     specs = check_specs_for("funding_rates")
     assert all(isinstance(s, dg.AssetCheckSpec) and s.asset_key == dg.AssetKey("funding_rates") for s in specs)
     assert {s.name: s.blocking for s in specs} == {c.name: c.blocking for c in FUNDING_CHECKS}
-    assert [s.name for s in specs if not s.blocking] == ["funding_rates_cover_settlements"]
+    assert [s.name for s in specs if not s.blocking] == ["cover_settlements"]
 
 
 def test_severity_is_plain_text_for_storage():
@@ -95,7 +95,7 @@ def test_sol_funding_gap_does_not_block_but_is_reported():
     sample = rates.loc[~((rates["symbol"] == "SOL") & in_gap)]
     outcomes = run_checks("funding_rates", sample, "2024-11-01T00:00Z", "2025-03-01T00:00Z", "2026-01-01T00:00Z")
     failed = [(o.name, o.severity) for o in outcomes if not o.passed]
-    assert failed == [("funding_rates_cover_settlements", Severity.WARN)]
+    assert failed == [("cover_settlements", Severity.WARN)]
 
 
 def _market_assets(batch: pd.DataFrame):
@@ -122,7 +122,7 @@ def test_dagster_asset_reports_checks_and_a_blocking_failure_stops_downstream():
     broken.loc[b.row_index(broken, "BTC", "2024-01-01T10:00Z"), "close"] = float("nan")
     result = dg.materialize(_market_assets(broken), raise_on_error=False)
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    assert [e.check_name for e in failed] == ["market_bars_have_no_null_required_values"]
+    assert [e.check_name for e in failed] == ["have_no_null_required_values"]
     table = failed[0].metadata["failures"].value
     assert "| BTC | 2024-01-01T10:00:00+00:00 | close |" in table
     assert not result.success

@@ -25,7 +25,7 @@ COLUMNS = {
 def test_clean_frames_pass(asset):
     result = check_schema(CLEAN[asset](), asset)
     assert result.passed, result.failures
-    assert result.name == f"{asset}_match_schema"
+    assert result.name == "match_schema"
 
 
 @pytest.mark.parametrize("asset", sorted(COLUMNS))

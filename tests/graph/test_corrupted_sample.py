@@ -33,7 +33,8 @@ def _corrupt_copy(tmp_path: Path) -> Path:
 
 
 def _evaluations(result) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+    """Check evaluations by ``asset.check`` (check names repeat across assets)."""
+    return {f"{e.asset_key.to_user_string()}.{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 
 def test_corrupted_bars_fail_their_checks_name_the_rows_and_block_downstream(tmp_path):
@@ -49,16 +50,16 @@ def test_corrupted_bars_fail_their_checks_name_the_rows_and_block_downstream(tmp
     assert not result.success
 
     checks = _evaluations(result)
-    dup = checks["market_bars_have_no_duplicate_keys"]
+    dup = checks["market_bars.have_no_duplicate_keys"]
     assert not dup.passed and f"{DAY}T13:00:00+00:00" in dup.metadata["failures"].value
-    ohlc = checks["market_bars_have_sane_ohlcv"]
+    ohlc = checks["market_bars.have_sane_ohlcv"]
     assert not ohlc.passed and f"{DAY}T05:00:00+00:00" in ohlc.metadata["failures"].value
-    nulls = checks["market_bars_have_no_null_required_values"]
+    nulls = checks["market_bars.have_no_null_required_values"]
     assert not nulls.passed and f"{DAY}T09:00:00+00:00" in nulls.metadata["failures"].value
     for failed in (dup, ohlc, nulls):
         assert "BTC" in failed.metadata["failures"].value
         assert failed.severity.value == "ERROR"
-    assert checks["funding_rates_have_no_duplicate_keys"].passed  # the other assets are clean
+    assert checks["funding_rates.have_no_duplicate_keys"].passed  # the other assets are clean
 
     # Downstream of a failed blocking check does not run in this run.
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -78,14 +79,14 @@ def test_corrupted_bars_fail_their_checks_name_the_rows_and_block_downstream(tmp
                    if e.event_type_value == "STEP_FAILURE" and e.step_key == "market_bars")
     failed_days = failure.event_specific_data.user_failure_data.metadata["failed_days"].value
     assert set(failed_days[DAY]) >= {
-        "market_bars_have_no_duplicate_keys", "market_bars_have_sane_ohlcv",
-        "market_bars_have_no_null_required_values",
+        "have_no_duplicate_keys", "have_sane_ohlcv",
+        "have_no_null_required_values",
     }
 
     audit = wh.read_window("data_quality_audit", pd.Timestamp("2000-01-01", tz="UTC"),
                            pd.Timestamp("2100-01-01", tz="UTC"), time_column="checked_at")
     failed = audit[(audit["run_id"] == result.run_id) & ~audit["passed"]]
-    assert set(failed["check_name"]) >= {"market_bars_have_no_duplicate_keys", "market_bars_have_sane_ohlcv"}
+    assert set(failed["check_name"]) >= {"have_no_duplicate_keys", "have_sane_ohlcv"}
 
 
 def test_a_range_run_writes_the_good_days_and_fails_only_the_bad_one(tmp_path):
@@ -132,9 +133,9 @@ def test_a_range_run_writes_the_good_days_and_fails_only_the_bad_one(tmp_path):
 
     # Every check evaluation was recorded, the failed ones naming the bad day.
     checks = _evaluations(result)
-    assert not checks["market_bars_have_sane_ohlcv"].passed
-    assert checks["market_bars_have_sane_ohlcv"].metadata["failed_days"].value == [DAY]
-    assert checks["funding_rates_have_no_duplicate_keys"].passed
+    assert not checks["market_bars.have_sane_ohlcv"].passed
+    assert checks["market_bars.have_sane_ohlcv"].metadata["failed_days"].value == [DAY]
+    assert checks["funding_rates.have_no_duplicate_keys"].passed
     audit = wh.read_window("data_quality_audit", pd.Timestamp("2000-01-01", tz="UTC"),
                            pd.Timestamp("2100-01-01", tz="UTC"), time_column="checked_at")
     failed = audit[(audit["asset_key"] == "market_bars") & ~audit["passed"]]

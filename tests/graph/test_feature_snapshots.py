@@ -73,7 +73,7 @@ def test_a_failed_blocking_check_blocks_features_in_a_separate_run(tmp_path):
     from omniwatch.resources.warehouse import WarehouseResource
 
     wh = WarehouseResource(database_url=settings.warehouse_url)
-    bad = make_outcome("market_bars_have_sane_ohlcv", "high below low",
+    bad = make_outcome("have_sane_ohlcv", "high below low",
                        [{"symbol": "BTC", "event_time": "2025-04-02T05:00:00+00:00", "reason": "high < low"}])
     wh.record_checks("market_bars", [bad], pd.Timestamp("2025-04-02", tz="UTC").to_pydatetime(),
                      pd.Timestamp("2025-04-03", tz="UTC").to_pydatetime(), "a-later-run")

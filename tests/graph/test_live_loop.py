@@ -14,7 +14,7 @@ from conftest import copy_home, home_instance
 from sqlalchemy import select
 
 from omniwatch.drills import register_copy, register_degraded_copy
-from omniwatch.live import LiveReplay, replay_hours
+from omniwatch.live import SENSORS, LiveReplay, replay_hours
 from omniwatch.promotions import audit_rows, registry_rows
 from omniwatch.resources.mlflow import MLflowResource
 from omniwatch.resources.modelops import ModelOpsResource
@@ -66,16 +66,17 @@ def test_sensors_skip_with_reasons_when_there_is_nothing_to_decide(live):
         assert isinstance(result, dg.SkipReason) and reason in result.skip_message, (name, result)
 
 
-def test_replay_as_live_rolls_out_a_challenger_and_rolls_back_a_degraded_candidate(live):
+def test_replay_as_live_rolls_out_a_challenger_and_rolls_back_a_degraded_candidate(live, request):
     settings, instance, mlflow = live
     assert mlflow.aliases(MODEL) == {"champion": "1", "challenger": "1"}
     challenger = register_copy(mlflow, settings.warehouse_url, "1", actor="test")
     replay = LiveReplay(settings, instance)
+    request.addfinalizer(replay.close)
     hours = replay_hours(LIVE_FROM, LIVE_FROM + pd.Timedelta(hours=30))
     degraded = None
     for clock in hours:
         tick = replay.tick(clock)
-        assert tick.success, clock
+        assert tick.success, (clock, tick.run_id, tick.decisions)
         aliases = mlflow.aliases(MODEL)
         if degraded is None and aliases.get("champion") == challenger:
             # Sound through its shadow window (so it passes the gate), broken from 4 hours on.
@@ -140,7 +141,36 @@ def test_replay_as_live_rolls_out_a_challenger_and_rolls_back_a_degraded_candida
     # Runs the sensors requested ran on the instance, tagged with the sensor and the run key.
     runs = instance.get_runs(dg.RunsFilter(job_name="model_standing_job"))
     assert runs and all(r.tags.get("dagster/sensor_name") in ("gate_sensor", "rollout_sensor", "rollback_sensor")
-                        for r in runs)
+                        and r.tags.get("dagster/run_key") for r in runs)
+    assert all(r.is_success for r in runs)
+    # Every run was launched through the code location, as the UI and `dagster job launch` do:
+    # it carries its origin and the repository tag, so its job page lists it and it re-executes.
+    replayed = instance.get_runs(dg.RunsFilter(tags={"omniwatch/mode": "replay-as-live"}))
+    assert {r.job_name for r in replayed} >= {"liquid_data_job", "model_drift_job"}
+    for run in [*replayed, *runs]:
+        assert run.remote_job_origin is not None and run.remote_job_origin.location_name == "omniwatch.definitions"
+    # The UI's job page filters runs on the repository label that storage keeps for such runs.
+    on_pages = instance.get_runs(dg.RunsFilter(tags={".dagster/repository": "__repository__@omniwatch.definitions"}))
+    assert {r.run_id for r in [*replayed, *runs]} <= {r.run_id for r in on_pages}
+    data_runs = [r for r in replayed if r.job_name == "liquid_data_job"]
+    assert all(r.tags["omniwatch/replay_clock"] for r in data_runs)
+    # The sensors ticked as the daemon ticks them: each tick is on the instance with its outcome.
+    ticks = sensor_ticks(instance)
+    assert set(ticks) == {"gate_sensor", "rollout_sensor", "rollback_sensor", "drift_sensor"}
+    assert all(len(ticks[name]) >= len(replay.ticks) for name in SENSORS)
+    gate_ticks = ticks["gate_sensor"]
+    assert any(t.status.value == "SUCCESS" and t.run_ids for t in gate_ticks)
+    assert any(t.status.value == "SKIPPED" and "inconclusive" in (t.skip_reason or "") for t in gate_ticks)
+    requested = {i for name in SENSORS for t in ticks[name] for i in t.run_ids}
+    assert requested == {r.run_id for r in runs}
+
+
+def sensor_ticks(instance) -> dict[str, list]:
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    return {s.instigator_name: instance.get_ticks(s.instigator_origin_id, s.selector_id) for s in states
+            if s.is_running}
 
 
 def registry_status(settings, version: str) -> str | None:

@@ -60,7 +60,7 @@ def test_the_sol_funding_gap_is_reported_missing_not_filled_and_does_not_block(t
     funding = wh.read_window("funding_rates", pd.Timestamp("2024-12-10", tz="UTC"),
                              pd.Timestamp("2024-12-12", tz="UTC"))
     assert set(funding["symbol"]) == {"BTC", "ETH"}  # nothing invented for SOL
-    coverage = {e.check_name: e for e in result.get_asset_check_evaluations()}["funding_rates_cover_settlements"]
+    coverage = {e.check_name: e for e in result.get_asset_check_evaluations()}["cover_settlements"]
     assert not coverage.passed and coverage.severity.value == "WARN"
     assert "SOL" in coverage.metadata["failures"].value
     cov = _materializations(result, "market_coverage")[0].materialization.metadata["coverage_json"].value

@@ -159,7 +159,7 @@ def test_training_is_blocked_by_a_failed_check_in_a_separate_run_and_registers_n
     assert settings.home != ingested_home and WarehouseResource(database_url=settings.warehouse_url).count(
         "feature_snapshots") == 3 * 24 * ((pd.Timestamp(END) - pd.Timestamp(START)).days + 1)
     wh = WarehouseResource(database_url=settings.warehouse_url)
-    bad = make_outcome("funding_rates_within_bounds", "rate out of bounds",
+    bad = make_outcome("within_bounds", "rate out of bounds",
                        [{"symbol": "ETH", "event_time": "2024-07-01T08:00:00+00:00", "reason": "|rate| > 0.05"}])
     wh.record_checks("funding_rates", [bad], pd.Timestamp("2024-07-01", tz="UTC").to_pydatetime(),
                      pd.Timestamp("2024-07-02", tz="UTC").to_pydatetime(), "later-ingestion")
@@ -169,7 +169,7 @@ def test_training_is_blocked_by_a_failed_check_in_a_separate_run_and_registers_n
     assert failure.step_key == "training_dataset"
     assert "blocked_by_data_quality" in failure.event_specific_data.error.message
     meta = failure.event_specific_data.user_failure_data.metadata
-    assert meta["failed_checks"].value[0]["check_name"] == "funding_rates_within_bounds"
+    assert meta["failed_checks"].value[0]["check_name"] == "within_bounds"
     assert not any(e.step_key == "liquid_ensemble" and e.event_type_value == "STEP_SUCCESS" for e in result.all_events)
     assert wh.count("model_registry") == 0
     assert _mlflow(settings).alias_version("omniwatch-liquid", "champion") is None

@@ -32,7 +32,7 @@ def test_filings_entities_and_links_then_the_gate_blocks_the_vc_dataset(tmp_path
     femasys = june[june["payload"].map(lambda p: p.get("cik") == "0001339005") & (june["event_type"] == "D")]
     assert len(femasys) >= 1 and (femasys["available_time"].dt.strftime("%Y-%m-%d") == "2025-06-10").all()
 
-    bad = make_outcome("sec_filings_have_no_future_timestamps", "a filing stamped in the future",
+    bad = make_outcome("have_no_future_timestamps", "a filing stamped in the future",
                        [{"event_time": "2031-01-01T00:00:00+00:00", "reason": "after now", "source_id": "x"}])
     wh.record_checks("sec_filings", [bad], pd.Timestamp("2025-06-15", tz="UTC").to_pydatetime(),
                      pd.Timestamp("2025-06-16", tz="UTC").to_pydatetime(), "a-later-run")

@@ -40,8 +40,10 @@ def components(tmp_path_factory) -> dict[str, str]:
     n_channels = len(channels())
     W = rng.standard_normal((96, LOOKBACK, n_channels)).astype(np.float32)
     Y = rng.standard_normal((96, 3)).astype(np.float32)
-    tsmixer = TSMixerRegressor(TSMixerConfig(lookback=LOOKBACK, path_steps=24, horizons=(1, 4, 24), n_blocks=1,
-                                             d_ff=8, batch_size=32, max_epochs=1, seed=0))
+    # A dict: mypy without the pydantic plugin takes Field(...) defaults for required arguments.
+    sizes: dict = dict(lookback=LOOKBACK, path_steps=24, horizons=(1, 4, 24), n_blocks=1, d_ff=8, batch_size=32,
+                       max_epochs=1, seed=0)
+    tsmixer = TSMixerRegressor(TSMixerConfig(**sizes))
     tsmixer.fit(W[:64], Y[:64], W[64:], Y[64:])
     weights = dict.fromkeys(PRED_COLUMNS, 0.25)
     return save_components(tmp_path_factory.mktemp("components"), lgbm, tsmixer, weights, {"data_version": "t"})
@@ -89,3 +91,42 @@ def test_logged_from_code_and_unwrapped_it_scores_like_the_in_process_model(comp
     assert isinstance(model, LiquidEnsemble)
     pd.testing.assert_frame_equal(model.score(rows), expected)
     pd.testing.assert_frame_equal(loaded.predict(rows).reset_index(drop=True), expected)
+
+
+def test_a_home_copied_elsewhere_loads_its_registered_model_after_the_old_one_is_deleted(components, tmp_path):
+    """MLflow stores absolute artifact URIs; the resource re-anchors them on the copy's home."""
+    import shutil
+
+    import mlflow
+    from omniwatch.resources.mlflow import MLflowResource
+
+    def resource(home: Path) -> MLflowResource:
+        return MLflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", artifact_root=str(home / "mlartifacts"))
+
+    # given a home with a registered ensemble version
+    old, new = tmp_path / "old-home", tmp_path / "moved" / "home"
+    first = resource(old)
+    try:
+        with first.run_context("liquid_ensemble") as run:
+            info = mlflow.pyfunc.log_model(name="model", python_model=str(MODEL_CODE_PATH), artifacts=components)
+        version = first.register(info.model_uri, "omniwatch-liquid")
+        # when the home is copied to another path and the old one deleted
+        shutil.copytree(old, new)
+        shutil.rmtree(old)
+        moved = resource(new)
+        client = moved.client()
+        # then the copy's runs and versions point into the copy, and the model loads from it
+        assert client.get_run(run.info.run_id).info.artifact_uri.startswith((new / "mlartifacts").as_uri() + "/")
+        download = client.get_model_version_download_uri("omniwatch-liquid", version)
+        assert download.startswith((new / "mlartifacts").as_uri() + "/")
+        model = mlflow.pyfunc.load_model(f"models:/omniwatch-liquid/{version}").unwrap_python_model()
+        rows = feature_rows()
+        direct = LiquidEnsemble()
+        direct.load_context(type("Ctx", (), {"artifacts": components})())
+        pd.testing.assert_frame_equal(model.score(rows), direct.score(rows))
+        # and new runs of the moved home write into the copy too
+        with moved.run_context("after-the-move") as later:
+            mlflow.log_text("x", "probe.txt")
+        assert (new / "mlartifacts" / "omniwatch-liquid" / later.info.run_id / "artifacts" / "probe.txt").exists()
+    finally:
+        mlflow.set_tracking_uri(None)

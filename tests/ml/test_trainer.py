@@ -148,6 +148,19 @@ def test_saved_artifact_reproduces_predictions_in_a_fresh_process(data, tmp_path
     assert np.array_equal(np.load(tmp_path / "pred.npy"), regressor.predict(data["X_test"]))
 
 
+def test_fit_leaves_the_callers_arrays_untouched_and_predict_runs_in_eval_mode(data) -> None:
+    # inputs are standardised once per fit, in place on a copy: never on the caller's memory
+    before = {name: array.copy() for name, array in data.items()}
+    regressor, _ = fit(small_config(max_epochs=2), data)
+    for name, array in data.items():
+        np.testing.assert_array_equal(array, before[name])  # NaN positions included
+    expected = regressor.predict(data["X_test"])
+    regressor.model.train()  # predict switches dropout off whatever mode it finds the model in
+    assert np.array_equal(regressor.predict(data["X_test"]), expected)
+    # one window alone: equal up to float rounding (GEMM kernels differ with the batch's size)
+    np.testing.assert_allclose(regressor.predict(data["X_test"][:1]), expected[:1], rtol=1e-5, atol=1e-4)
+
+
 def test_early_stopping_stops_on_a_plateau_and_restores_the_best_weights() -> None:
     noise = make_data(n=400, seed=3, signal_strength=0.0)
     config = small_config(max_epochs=60, patience=3, lr=1e-2, lr_patience=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from omniwatch.ml.tsmixer import TSMixer, TSMixerConfig
+from omniwatch.ml.tsmixer import Dropout, TSMixer, TSMixerConfig, dropout_mask
 
 torch.set_num_threads(1)
 
@@ -89,6 +89,38 @@ def test_dropout_is_active_in_train_mode_only() -> None:
         assert torch.equal(model.eval()(x), model(x))
         model.train()
         assert not torch.equal(model(x), model(x))
+
+
+def test_cpu_dropout_drops_at_the_configured_rate_and_stays_unbiased() -> None:
+    # the numpy-drawn masks replace F.dropout on the CPU: same rate, same expectation
+    torch.manual_seed(0)
+    mask = dropout_mask((200, 168, 32), 0.1)
+    dropped = float((mask == 0).float().mean())
+    assert abs(dropped - 0.1) < 0.003  # 1.07M draws: the standard error is 0.0003
+    assert mask.unique().tolist() == [0.0, pytest.approx(1 / (1 - 6554 / 65536))]
+    assert abs(float(mask.mean()) - 1.0) < 0.005
+
+
+def test_cpu_dropout_masks_follow_torch_seeding() -> None:
+    # seeds come from torch's generator, so manual_seed and a restored RNG state replay them
+    layer = Dropout(0.3).train()
+    x = torch.ones(64, 32)
+    torch.manual_seed(5)
+    first, second = layer(x), layer(x)
+    torch.manual_seed(5)
+    assert torch.equal(layer(x), first) and torch.equal(layer(x), second)
+    assert not torch.equal(first, second)
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_time_mixing_equals_a_linear_over_the_transposed_window() -> None:
+    # the matmul form W @ x + b must stay the paper's Linear along time, applied per channel
+    model = make_model(revin=False)
+    time_mix = model.blocks[0][0]
+    x = windows()
+    with torch.no_grad():
+        expected = x + torch.relu(time_mix.linear(time_mix.norm(x).transpose(1, 2))).transpose(1, 2)
+        torch.testing.assert_close(time_mix(x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_blocks_follow_the_basic_tsmixer_layout() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from omniwatch.serving.schemas import Horizon, Strict, Targets, UtcTime
 
@@ -16,6 +16,13 @@ Bps = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 
 class BacktestRequest(Strict):
     """Replay the stored snapshots of ``[start, end)`` through one model version."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"start": "2025-06-01T00:00:00Z", "end": "2025-07-01T00:00:00Z", "targets": ["BTC", "ETH"], "horizon": "1h"},
+        {"model_version": "champion", "start": "2024-08-20T00:00:00Z", "end": "2024-08-22T00:00:00Z",
+         "targets": ["BTC"], "horizon": "4h", "fee_bps": 5.0, "slippage_bps": 2.5, "include_funding": True,
+         "allow_in_sample": True},
+    ]})
 
     model_name: Literal["omniwatch-liquid"] = "omniwatch-liquid"
     model_version: Version = "champion"

@@ -1,1 +1,1 @@
-"""Data-quality reads and checks."""
+"""Data-quality reads and checks, and the human review loop (samples, verdicts, precision)."""

@@ -1,22 +1,32 @@
-"""Data-quality reads: samples, audit trail, statistics, consistency, lineage check."""
+"""Data-quality reads (samples, audit trail, statistics, consistency, lineage check) and the
+seed's human review loop: POST sample draws rows for people to judge, POST audit records their
+verdicts, GET precision says how often the pipeline was right."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Security
 
+from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.data_quality import service as dq
 from omniwatch.serving.data_quality.schemas import (
+    AuditRequest,
     AuditResponse,
+    AuditResultResponse,
     AuditRow,
     CheckStats,
     ConsistencyResponse,
     LineageCheckRequest,
     LineageCheckResponse,
     LineageTarget,
+    PrecisionResponse,
+    ReviewSampleResponse,
+    ReviewTable,
+    SampleDrawRequest,
     SampleResponse,
     SampleTable,
+    Source,
     StatsResponse,
     TargetConsistency,
 )
@@ -27,6 +37,7 @@ from omniwatch.serving.schemas import Symbol, UtcTime
 router = APIRouter(prefix="/data-quality", tags=["data-quality"])
 Key = Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 Limit = Annotated[int, Query(ge=1, le=500)]
+Actor = Annotated[str, Security(require_api_key)]
 
 
 @router.get("/sample", response_model=SampleResponse, responses=documented(401, 422))
@@ -92,3 +103,43 @@ def lineage_check(body: LineageCheckRequest, services: Services = Depends(get_se
                         "mismatch_keys": found, "ok": not found})
     return LineageCheckResponse(ok=not keys, strict=body.strict, data_version=body.data_version,
                                 mismatch_keys=keys, targets=[LineageTarget.model_validate(t) for t in targets])
+
+
+# ----------------------------------------------------------------------------- human review loop
+@router.post("/sample", response_model=ReviewSampleResponse, responses=documented(401, 422))
+def draw_sample(body: SampleDrawRequest, actor: Actor,
+                services: Services = Depends(get_services)) -> ReviewSampleResponse:
+    """Draw a random sample of ``event_links`` (does the link name the right company?) or
+    ``events`` (a real event, correctly dated and toned?) for people to judge, store it (drawn_at
+    and drawn_by, the key's name, are the server's) and return each row with what a reviewer needs.
+    The same seed over the same matching rows draws the same sample; without one the server picks
+    it and returns it. Filters: the event's source and an event_time window ``[start, end)``."""
+    drawn = dq.draw_sample(services.database_url, body.table, actor, body.limit, body.seed, body.source,
+                           body.start, body.end)
+    return ReviewSampleResponse.model_validate(drawn)
+
+
+@router.post("/audit", response_model=AuditResultResponse, responses=documented(401, 404, 422))
+def record_verdicts(body: AuditRequest, actor: Actor,
+                    services: Services = Depends(get_services)) -> AuditResultResponse:
+    """Record verdicts (correct | incorrect | unsure, optional note) on rows of a drawn sample. The
+    reviewer is the key's name and reviewed_at the server's time. All or nothing: an unknown sample
+    is 404, a row the sample does not hold 422 naming it. Append only and idempotent: a verdict
+    equal (verdict and note) to the reviewer's latest on that row writes nothing (``unchanged``); a
+    different one is a new revision, and precision reads each reviewer's latest."""
+    verdicts = dq.record_verdicts(services.database_url, body.sample_id, actor,
+                                  [v.model_dump() for v in body.verdicts])
+    written = sum(v["status"] == "written" for v in verdicts)
+    tables = dq.precision(services.database_url, sample_id=body.sample_id)
+    return AuditResultResponse.model_validate({
+        "sample_id": body.sample_id, "reviewer": actor, "received": len(verdicts), "written": written,
+        "unchanged": len(verdicts) - written, "verdicts": verdicts, "precision": {"tables": tables}})
+
+
+@router.get("/precision", response_model=PrecisionResponse, responses=documented(401, 422))
+def precision(table: ReviewTable | None = None, source: Annotated[Source | None, Query()] = None,
+              sample_id: Annotated[int | None, Query(ge=1, le=2**53 - 1)] = None,
+              services: Services = Depends(get_services)) -> PrecisionResponse:
+    """Precision of the reviewed rows, correct / judged (judged = correct + incorrect), per table
+    and per source, over each reviewer's latest verdict on each sampled row."""
+    return PrecisionResponse.model_validate({"tables": dq.precision(services.database_url, table, source, sample_id)})

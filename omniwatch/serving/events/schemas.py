@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, model_validator
 
 from omniwatch.serving.schemas import EntityId, Strict, UtcTime
 
@@ -35,6 +35,14 @@ class EventIn(Strict):
 
 
 class IngestRequest(Strict):
+    # A client source (the pipeline's own, edgar/gdelt/rss, are refused); sending it again updates it.
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [
+        {"source": "partner_feed", "source_id": "pf-2024-08-30-0001", "track": "vc", "event_type": "funding_round",
+         "title": "Acme Robotics raises a $40M Series B", "body": "Acme Robotics closed a $40M Series B led by "
+         "Example Ventures.", "url": "https://example.com/news/acme-series-b", "event_time": "2024-08-30T14:05:00Z",
+         "available_time": "2024-08-30T14:20:00Z", "tone": 0.6, "payload": {"amount_usd": 40000000}},
+    ]}]})
+
     events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from omniwatch.modelops.records import Decision
 from omniwatch.serving.schemas import Finite, Strict
@@ -19,18 +19,30 @@ DEFAULT_MODEL = "omniwatch-liquid"
 
 
 class ModelRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model_name": DEFAULT_MODEL}, {}]})
+
     model_name: ModelName = DEFAULT_MODEL
 
 
 class GateRequest(ModelRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model_name": DEFAULT_MODEL},
+                                                              {"model_name": DEFAULT_MODEL, "version": "2"}]})
+
     version: Version | None = Field(default=None, description="Default: the version holding alias `challenger`.")
 
 
 class AdvanceRequest(ModelRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model_name": DEFAULT_MODEL, "reason": "Shadow windows reviewed with the desk; moving the rollout on."}]})
+
     reason: Reason = Field(description="Why a person moves the rollout on (stored in the audit log).")
 
 
 class AuditNoteRequest(ModelRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model_name": DEFAULT_MODEL, "reason": "Checked the drift report by hand: funding features only.",
+         "version": "1", "metrics": {"psi_max": 0.08, "feature": "funding_rate_z", "reviewed": True}}]})
+
     reason: Reason
     version: Version | None = None
     metrics: Annotated[dict[MetricName, Finite | str | bool | None], Field(max_length=64)] = Field(

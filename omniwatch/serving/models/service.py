@@ -67,7 +67,15 @@ def _nothing_new(ctx: OpsContext, action: Action, model_name: str, why: str) -> 
 
 
 def evaluate_drift(settings: Settings, actor: str, model_name: str) -> DecisionResponse:
-    return answer(call(_ops().evaluate_drift, context(settings, actor), model_name))
+    """An unknown model is a 404 (nothing audited); a registered one without a champion yet is an
+    audited ``inconclusive``, as the ``model_drift`` asset records it."""
+    ops, ctx = _ops(), context(settings, actor)
+
+    def evaluate() -> Any:
+        ops.require_model(ctx, model_name)
+        return ops.evaluate_drift(ctx, model_name)
+
+    return answer(call(evaluate))
 
 
 def evaluate_gate(settings: Settings, actor: str, model_name: str, version: str | None) -> DecisionResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from omniwatch.serving.predict.schemas import SkippedTarget
 from omniwatch.serving.schemas import Horizon, Strict, Symbol, Targets
@@ -15,6 +15,9 @@ Weight = Annotated[float, Field(ge=-10, le=10, allow_inf_nan=False)]
 
 
 class PortfolioScoreRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"weights": {"BTC": 0.3, "ETH": -0.2}, "horizon": "24h"}]})
+
     weights: Annotated[dict[Symbol, Weight], Field(min_length=1, max_length=64)]
     horizon: Horizon = "24h"
 
@@ -41,6 +44,9 @@ class PortfolioScoreResponse(BaseModel):
 
 
 class RebalanceRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"targets": ["BTC", "ETH", "SOL"], "horizon": "24h", "current_weights": {"BTC": 0.1, "ETH": -0.05}}, {}]})
+
     targets: Targets | None = None
     horizon: Horizon = "24h"
     current_weights: Annotated[dict[Symbol, Weight], Field(max_length=64)] = Field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
 from omniwatch.features.liquid import FEATURES
 from omniwatch.ml.dataset import MASKED
@@ -45,6 +45,11 @@ class PredictLiquidRequest(Strict):
     """Predict one symbol from its newest stored snapshot, the one at ``as_of_ts``, or from
     ``features`` given here (then ``as_of_ts`` is required and stored history is the lookback)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"target": "BTC"},
+        {"target": "ETH", "as_of_ts": "2024-08-30T12:00:00Z", "request_key": "docs-example"},
+    ]})
+
     target: Symbol
     as_of_ts: UtcTime | None = None
     features: LiquidFeatures | None = None  # type: ignore[valid-type]
@@ -69,6 +74,11 @@ class PredictLiquidRequest(Strict):
 
 
 class PredictVcRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"entity_id": "cik:0001045810", "request_key": "docs-example"},
+        {"entity_id": "cik:0001045810", "as_of_ts": "2024-08-30T00:00:00Z"},
+    ]})
+
     entity_id: EntityId
     as_of_ts: UtcTime | None = None
     features: dict[Name, Finite | None] | None = Field(default=None, max_length=256)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from omniwatch.serving.predict.schemas import SkippedTarget
 from omniwatch.serving.schemas import Horizon, RequestKey, Strict, Targets
@@ -14,6 +14,12 @@ StrategyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class SignalsRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"targets": ["BTC", "ETH"], "horizons": ["1h", "24h"], "strategy_id": "liquid_v2",
+         "request_key": "docs-example"},
+        {},
+    ]})
+
     targets: Targets | None = Field(default=None, description="Default: the liquid universe.")
     horizons: Annotated[list[Horizon], Field(min_length=1, max_length=3)] | None = None
     strategy_id: StrategyId | None = None

@@ -44,6 +44,14 @@ class InProcessLauncher:
     def launch(self, task: Task) -> None:
         self._pool.submit(self._run, task)
 
+    def open(self) -> None:
+        """Start a new worker after ``close`` (an app restarted in the same process: its lifespan
+        runs again, as with a second test client). The old worker finishes its task first: one
+        Dagster execution at a time per process (two at once deadlock in logging's locks)."""
+        if self._pool._shutdown:  # noqa: SLF001 - ThreadPoolExecutor has no public "is shut down"
+            self._pool.shutdown(wait=True)
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omniwatch-task")
+
     def _run(self, task: Task) -> None:
         from omniwatch.instance import dagster_instance
         from omniwatch.tasks.job import ServingTasksResource, run_config, run_tags, serving_task_job
@@ -80,6 +88,7 @@ class InProcessLauncher:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._instance is not None:
             self._instance.dispose()
+            self._instance = None
 
 
 class WebserverLauncher:
@@ -143,6 +152,9 @@ class WebserverLauncher:
 
     def drain(self, timeout: float) -> None:
         pass  # runs are polled through reconcile
+
+    def open(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

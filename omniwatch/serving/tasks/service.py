@@ -25,6 +25,8 @@ class Launcher(Protocol):
 
     def drain(self, timeout: float) -> None: ...
 
+    def open(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -35,8 +37,9 @@ class TaskRunner:
         self.store, self.launcher = store, launcher
 
     def recover(self) -> None:
-        """At start-up: fail the in-process tasks a stopped API process left behind (whatever
-        executor this process uses)."""
+        """At start-up: (re)open the launcher, and fail the in-process tasks a stopped API process
+        left behind (whatever executor this process uses)."""
+        self.launcher.open()
         try:
             n = self.store.interrupt_orphans()
         except SQLAlchemyError as exc:  # e.g. a warehouse not migrated yet: the API still starts
