@@ -10,7 +10,6 @@ that file on branch ``OMNIWATCH_GIT_BRANCH`` (default ``main``) instead of the l
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,9 +66,7 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
         *dg.load_assets_from_modules([live], group_name=MODELOPS_GROUP),
     ]
     return dg.Definitions(
-        # Read here, not in Settings, until settings.py has the two fields (they only shape links).
-        assets=with_code_references(assets, os.environ.get("OMNIWATCH_GIT_URL") or None,
-                                    os.environ.get("OMNIWATCH_GIT_BRANCH") or "main"),
+        assets=with_code_references(assets, settings.git_url or None, settings.git_branch),
         asset_checks=[newest_version_passed_gate],
         jobs=[*JOBS, model_standing_job, model_drift_job],
         schedules=SCHEDULES,

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; default sqlite:///$OMNIWATCH_HOME/mlflow.db."
     )
+    git_url: str | None = Field(
+        default=None, description="Repository URL the Dagster UI's source-code links point into (else local files).")
+    git_branch: str = Field(default="main", description="Branch of git_url the source-code links use.")
     mlflow_ui_url: str = Field(
         default="http://127.0.0.1:5000",
         description="The MLflow UI the Dagster UI links model assets to (make mlflow-ui's default address).",
