@@ -14,12 +14,14 @@ Conventions (all functions):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from omniwatch.ml.validation import circular_shift_positions, day_shifts, window_keys
+from omniwatch.trading.sizing import SizingRule, sized_positions
 
 HOURS_PER_YEAR = 24 * 365
 POOLED = "pooled"
@@ -182,19 +184,27 @@ def pnl_stats(pnl: pd.DataFrame) -> dict[str, float]:
 
 
 def strategy_pnl(frame: pd.DataFrame, *, band: float | None = None, constant: float | None = None,
-                 fee_bps: float = 5.0, slippage_bps: float = 5.0) -> dict[str, pd.DataFrame]:
+                 fee_bps: float = 5.0, slippage_bps: float = 5.0,
+                 sizing: SizingRule | None = None) -> dict[str, pd.DataFrame]:
     """Hourly PnL per symbol and for the equal-weight pool, indexed by ``as_of_ts``.
 
     ``frame`` holds one horizon: as_of_ts, symbol, prediction, next_hour_return[, funding].
     ``constant`` replaces the model's positions by a fixed one (0 = zero forecast, +1 = always
-    long, -1 = always short). Rows without a next-hour return are not traded. The pool is the
-    mean over the symbols present in each hour (weights 1/N: pool turnover = mean turnover).
+    long, -1 = always short). ``sizing`` replaces the sign rule by the horizon's held tranches
+    (``omniwatch.trading.sizing``; volatility from a ``vol`` column of hourly return std when
+    present). Rows without a next-hour return are not traded. The pool is the mean over the
+    symbols present in each hour (weights 1/N: pool turnover = mean turnover).
     """
     if frame.duplicated(["symbol", "as_of_ts"]).any():
         raise ValueError("duplicate (symbol, as_of_ts) rows: pass one horizon at a time")
     out: dict[str, pd.DataFrame] = {}
     for sym, g in frame.dropna(subset=["next_hour_return"]).sort_values("as_of_ts").groupby("symbol", sort=True):
-        pos = positions_from_predictions(g.prediction, band) if constant is None else np.full(len(g), float(constant))
+        if constant is not None:
+            pos = np.full(len(g), float(constant))
+        elif sizing is not None:
+            pos = sized_positions(g.prediction.to_numpy(float) * 1e4, g["vol"] if "vol" in g else None, sizing)
+        else:
+            pos = positions_from_predictions(g.prediction, band)
         fund = g["funding"] if "funding" in g else None
         pnl = hourly_pnl(pos, g.next_hour_return, fund, fee_bps=fee_bps, slippage_bps=slippage_bps)
         out[str(sym)] = pnl.set_axis(pd.DatetimeIndex(g.as_of_ts, name="as_of_ts"))
@@ -249,13 +259,16 @@ def circular_shift_null(frame: pd.DataFrame, *, window: str = "MS", n_shifts: in
 
 def summarize(predictions: pd.DataFrame, *, window: str = "MS", band: float | None = None,
               fee_bps: float = 5.0, slippage_bps: float = 5.0, hit_threshold: float = 0.0,
-              null_shifts: int = 20, baselines: bool = True) -> pd.DataFrame:
+              null_shifts: int = 20, baselines: bool = True,
+              sizing: Callable[[int], SizingRule] | None = None) -> pd.DataFrame:
     """Tidy table per horizon x strategy x symbol (plus "pooled") of forecast and strategy metrics.
 
     ``predictions`` is long: as_of_ts, symbol, horizon, prediction, realized, next_hour_return
     and optionally funding. Strategy rows "zero", "always_long" and "always_short" are the
     constant-position baselines through the same cost model (their IC is undefined: NaN); a model
-    should beat the better constant-sign rule, not only zero. With ``null_shifts > 0`` the model
+    should beat the better constant-sign rule, not only zero. ``sizing`` (horizon hours -> rule)
+    adds a "model_sized" row: the same forecasts traded as held tranches of their own horizon
+    (``omniwatch.trading.sizing``), beside the hourly sign rule. With ``null_shifts > 0`` the model
     rows carry the circular-shift null of the mean Rank IC (rank_ic_null_*; NaN when a scope
     spans under two days).
     """
@@ -269,6 +282,8 @@ def summarize(predictions: pd.DataFrame, *, window: str = "MS", band: float | No
         scopes = {str(s): sub[sub.symbol == s] for s in sorted(sub.symbol.unique())} | {POOLED: sub}
         runs: dict[str, tuple[pd.DataFrame, float | None]] = {
             "model": (evaluate_strategy(sub, band=band, **cost), None)}
+        if sizing is not None:
+            runs["model_sized"] = (evaluate_strategy(sub, sizing=sizing(int(horizon)), **cost), None)
         runs |= {k: (evaluate_strategy(sub, constant=c, **cost), c) for k, c in consts.items()}
         for name, (strat, constant) in runs.items():
             for scope, g in scopes.items():

@@ -55,7 +55,7 @@ def importances(gain: pd.DataFrame):
     return fig
 
 
-STRATEGY_LABELS = {"zero": "zero forecast (flat)", "always_long": "always long",
+STRATEGY_LABELS = {"model_sized": "sized at its horizon", "zero": "zero forecast (flat)", "always_long": "always long",
                    "always_short": "always short", "lightgbm": "LightGBM alone", "tsmixer": "TSMixer alone"}
 COMPARED = (("net_return", "net return after costs"), ("sharpe", "Sharpe (annualised)"),
             ("rank_ic_mean", "mean Rank IC"), ("hit_rate", "hit rate"))

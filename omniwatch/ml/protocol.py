@@ -52,6 +52,10 @@ class TrainingConfig(BaseModel):
     fee_bps: float = 5.0
     slippage_bps: float = 5.0
     null_shifts: int = 20
+    # The walk-forward's "model_sized" row: forecasts held as tranches of their own horizon
+    # (omniwatch.trading.sizing), volatility-scaled, with a no-trade band in weight.
+    sizing_band: float = 0.05
+    sizing_target_annual_vol: float = 0.40
     tsmixer: dict[str, Any] = Field(default_factory=default_tsmixer)
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
 
@@ -265,6 +269,7 @@ def long_predictions(frame: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
             "realized": base[label].to_numpy() / 1e4,
             "next_hour_return": base["next_hour_return"].to_numpy(),
             "funding": base["next_hour_funding"].to_numpy(), "fold": preds["fold"].to_numpy(),
+            "vol": base["vol_24h"].to_numpy() if "vol_24h" in base else np.nan,
         }))
     out = pd.concat(rows, ignore_index=True)
     return out[out["realized"].notna() & out["next_hour_return"].notna()].reset_index(drop=True)

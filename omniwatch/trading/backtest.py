@@ -1,7 +1,10 @@
 """Backtests: stored feature snapshots replayed through one model version, without HTTP.
 
-Hourly positions come from the chosen horizon's forecast with a no-trade band, PnL after fees,
-slippage and funding, and the forecast/strategy metrics, all from ``omniwatch.ml.metrics`` (the
+Hourly positions come from the chosen horizon's forecast, sized as ``execution/run`` sizes it
+(``sizing="horizon"``, the default: held tranches of the horizon, volatility-scaled, with a
+no-trade band in weight; ``omniwatch.trading.sizing``) or by the older hourly sign rule with a
+forecast band (``sizing="sign"``, kept to replay stored runs and as the comparison), PnL after
+fees, slippage and funding, and the forecast/strategy metrics, all from ``omniwatch.ml.metrics`` (the
 same arithmetic as the walk-forward tables of training). Everything is in log-return units.
 ``lineage_coverage`` is the share of replayed rows whose snapshot lineage is recorded in
 ``feature_lineage``; ``input_digest`` names the rows replayed. A window the data cannot answer,
@@ -10,10 +13,10 @@ or one inside the model's training span, is refused with :class:`BacktestRefused
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ from sqlalchemy import select
 from omniwatch.jsonsafe import json_safe
 from omniwatch.ml.inference import HORIZON_OF, PRED_COLUMNS, infer_lineage, score_positions
 from omniwatch.ml.metrics import POOLED, hourly_pnl, positions_from_predictions, strategy_pnl, summarize
+from omniwatch.trading.sizing import SizingRule, horizon_hours, sized_positions
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
@@ -59,11 +63,17 @@ class BacktestParams:
     slippage_bps: float
     include_funding: bool
     allow_in_sample: bool
+    sizing: str = "horizon"          # "horizon" | "sign"
+    weight_band: float = 0.05        # horizon sizing: no-trade band (fraction of capital)
+    target_annual_vol: float = 0.40  # horizon sizing: volatility target of one symbol's book
+    max_weight: float = 1.0
+
+    # Runs stored before a field existed replay as they ran: no in-sample refusal, the sign rule.
+    STORED_DEFAULTS: ClassVar[dict[str, Any]] = {"allow_in_sample": False, "sizing": "sign"}
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> BacktestParams:
-        # Requests stored before allow_in_sample existed did not refuse in-sample windows.
-        values = {f.name: stored.get(f.name, False) if f.name == "allow_in_sample" else stored[f.name]
+        values = {f.name: stored[f.name] if f.name in stored else cls.STORED_DEFAULTS.get(f.name, f.default)
                   for f in fields(cls)}
         for key in ("start", "end"):
             if isinstance(values[key], str):
@@ -147,7 +157,8 @@ def long_frame(rows: pd.DataFrame, include_funding: bool) -> pd.DataFrame:
             "as_of_ts": rows["as_of_ts"], "symbol": rows["symbol"], "horizon": int(h[:-1]),
             "prediction": rows[p] / 1e4, "realized": rows[f"y_{h}"] / 1e4,
             "next_hour_return": rows["next_hour_return"],
-            "funding": rows["next_hour_funding"] if include_funding else 0.0}))
+            "funding": rows["next_hour_funding"] if include_funding else 0.0,
+            "vol": rows["vol_24h"] if "vol_24h" in rows else np.nan}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -157,13 +168,25 @@ def _parts(pnl: pd.DataFrame) -> dict[str, float]:
             "hours": int(len(pnl))}
 
 
+def sizing_rule(params: BacktestParams, horizon: str | int | None = None) -> SizingRule | None:
+    """The horizon sizing of ``params`` (None for the sign rule); ``band_bps`` is its forecast threshold."""
+    if params.sizing != "horizon":
+        return None
+    return SizingRule(horizon_hours(horizon or params.horizon), threshold_bps=params.band_bps,
+                      band=params.weight_band, target_annual_vol=params.target_annual_vol,
+                      max_weight=params.max_weight)
+
+
 def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(cost breakdown of the traded horizon, metric rows of every horizon)."""
+    """(cost breakdown of the traded horizon, metric rows of every horizon; with horizon sizing
+    the "model_sized" rows are what the breakdown traded)."""
     long = long_frame(rep.rows, params.include_funding)
     band, fee, slip = params.band_bps / 1e4, params.fee_bps, params.slippage_bps
-    table = summarize(long, band=band, fee_bps=fee, slippage_bps=slip, null_shifts=0)
-    traded = long[long["horizon"] == int(params.horizon[:-1])]
-    pnl = strategy_pnl(traded, band=band, fee_bps=fee, slippage_bps=slip)
+    rule = sizing_rule(params)
+    table = summarize(long, band=band, fee_bps=fee, slippage_bps=slip, null_shifts=0,
+                      sizing=(lambda h: replace(rule, horizon_hours=h)) if rule else None)
+    traded = long[long["horizon"] == horizon_hours(params.horizon)]
+    pnl = strategy_pnl(traded, band=band, fee_bps=fee, slippage_bps=slip, sizing=rule)
     breakdown = {**_parts(pnl[POOLED]), "by_target": {s: _parts(f) for s, f in pnl.items() if s != POOLED}}
     metrics = [json_safe(row) for row in table.to_dict(orient="records")]
     return breakdown, metrics
@@ -174,8 +197,11 @@ def attribution(rep: Replay, params: BacktestParams) -> dict[str, Any]:
     1/N of its hour (N = symbols traded that hour), so every split sums to the pooled total."""
     parts = []
     rows = rep.rows.dropna(subset=["next_hour_return"]).sort_values("as_of_ts")
+    rule = sizing_rule(params)
     for sym, g in rows.groupby("symbol", sort=True):
-        pos = positions_from_predictions(g[PRED_OF[params.horizon]] / 1e4, params.band_bps / 1e4)
+        forecast = g[PRED_OF[params.horizon]]
+        pos = (sized_positions(forecast.to_numpy(float), g["vol_24h"] if "vol_24h" in g else None, rule)
+               if rule else positions_from_predictions(forecast / 1e4, params.band_bps / 1e4))
         fund = g["next_hour_funding"] if params.include_funding else None
         pnl = hourly_pnl(pos, g["next_hour_return"], fund, fee_bps=params.fee_bps,
                          slippage_bps=params.slippage_bps)

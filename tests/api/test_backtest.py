@@ -31,9 +31,19 @@ def test_a_backtest_reports_costs_metrics_and_lineage_and_is_stored(client, back
     assert cost["net"] == pytest.approx(cost["gross"] - cost["fees"] - cost["slippage"] - cost["funding"], abs=1e-12)
     assert set(cost["by_target"]) == {"BTC", "ETH", "SOL"} and cost["hours"] == 7 * 24
     pooled = {(m["horizon"], m["strategy"]) : m for m in out["metrics"] if m["symbol"] == "pooled"}
-    assert {(1, "model"), (1, "always_long"), (24, "zero")} <= set(pooled)
-    assert pooled[(1, "model")]["net_return"] == pytest.approx(cost["net"], abs=1e-12)
+    assert {(1, "model"), (1, "model_sized"), (1, "always_long"), (24, "zero")} <= set(pooled)
+    # Sized as execution sizes (the default): the breakdown is the model_sized row.
+    assert pooled[(1, "model_sized")]["net_return"] == pytest.approx(cost["net"], abs=1e-12)
     assert out["params"]["model_version"] == "champion" and out["params"]["band_bps"] == 0.5
+    assert (out["params"]["sizing"], out["params"]["weight_band"]) == ("horizon", 0.05)
+    # The hourly sign rule on request: its breakdown is the model row, and a 24 h forecast held as
+    # tranches turns over far less than the same forecast flipped every hour.
+    runs = {s: client.post(f"{P}/backtest/run", json={**WINDOW, "horizon": "24h", "sizing": s}, headers=AUTH).json()
+            for s in ("sign", "horizon")}
+    sign_rows = {(m["horizon"], m["strategy"]): m for m in runs["sign"]["metrics"] if m["symbol"] == "pooled"}
+    assert sign_rows[(24, "model")]["net_return"] == pytest.approx(runs["sign"]["cost_breakdown"]["net"], abs=1e-12)
+    assert (24, "model_sized") not in sign_rows
+    assert runs["horizon"]["cost_breakdown"]["turnover"] < runs["sign"]["cost_breakdown"]["turnover"]
     assert out["in_sample"] is True
     row = _stored(backend.warehouse_url, out["run_id"])
     assert (row["status"], row["model_version"], row["error_code"]) == ("succeeded", "1", None)

@@ -127,7 +127,8 @@ def test_a_training_run_lasts_as_long_as_its_fits_and_shows_curves_baselines_and
     # the constant-sign baselines as child runs with the model's metric names
     children = client.search_runs([logged.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
     by_strategy = {c.data.tags["omniwatch.baseline"]: c for c in children}
-    assert set(by_strategy) == {"zero", "always_long", "always_short"}
+    assert set(by_strategy) == {"model_sized", "zero", "always_long", "always_short"}
+    assert by_strategy["model_sized"].info.run_name == "tsmixer · sized at its horizon"
     long_run = by_strategy["always_long"]
     assert long_run.info.run_name == "tsmixer · always long" and long_run.info.status == "FINISHED"
     assert long_run.data.metrics["wf_net_return_24h"] == pytest.approx(

@@ -29,8 +29,14 @@ class BacktestRequest(Strict):
     start: UtcTime
     end: UtcTime
     targets: Targets | None = None
-    horizon: Horizon = Field(default="1h", description="The forecast whose sign sets the hourly position.")
-    band_bps: Bps | None = Field(default=None, description="No-trade band; default: the signal threshold.")
+    horizon: Horizon = Field(default="1h", description="The forecast that sets the position.")
+    sizing: Literal["horizon", "sign"] = Field(
+        default="horizon", description="horizon: as execution/run sizes (the forecast held as hourly tranches of "
+        "its horizon, volatility-scaled, no-trade band in weight); sign: the hourly sign rule (the older default).")
+    band_bps: Bps | None = Field(default=None, description="Forecast threshold (sign rule: no-trade band); "
+                                 "default: the signal threshold of the horizon.")
+    weight_band: float | None = Field(default=None, ge=0, le=1, description="horizon sizing: no-trade band in "
+                                      "weight (fraction of capital); default: OMNIWATCH_SIZING_WEIGHT_BAND.")
     fee_bps: Bps = 5.0
     slippage_bps: Bps = 5.0
     include_funding: bool = True

@@ -15,8 +15,12 @@ from omniwatch.trading.backtest_runs import BacktestRuns
 
 
 class BacktestService:
-    def __init__(self, router: ModelRouter, database_url: str, universe: list[str], thresholds_bps: dict[str, float]):
+    def __init__(self, router: ModelRouter, database_url: str, universe: list[str], thresholds_bps: dict[str, float],
+                 sizing_defaults: dict[str, float] | None = None):
+        """``sizing_defaults``: weight_band, target_annual_vol, max_weight of horizon sizing (the
+        settings execution sizes with)."""
         self.router, self.universe, self.thresholds_bps = router, universe, thresholds_bps
+        self.sizing_defaults = sizing_defaults or {}
         self.runs = BacktestRuns(database_url, self._pinned)
 
     def _pinned(self, name: str, version: str) -> LoadedModel:
@@ -28,8 +32,11 @@ class BacktestService:
     def params(self, request: BacktestRequest) -> dict[str, Any]:
         """What decides the run, as stored: the request plus the defaults it resolved to."""
         band = request.band_bps if request.band_bps is not None else self.thresholds_bps[request.horizon]
-        return {**request.model_dump(mode="json"), "targets": request.targets or list(self.universe),
-                "band_bps": band}
+        sizing = {k: v for k, v in self.sizing_defaults.items() if k != "weight_band"}
+        weight_band = request.weight_band if request.weight_band is not None else self.sizing_defaults.get(
+            "weight_band", 0.05)
+        return {**request.model_dump(mode="json"), **sizing, "weight_band": weight_band,
+                "targets": request.targets or list(self.universe), "band_bps": band}
 
     def run(self, request: BacktestRequest) -> dict[str, Any]:
         run_id = str(uuid.uuid4())
