@@ -68,6 +68,7 @@ def liquid_ensemble(
     from mlflow.models import infer_signature
 
     import mlflow as mlflow_lib
+    from omniwatch.assets.training import wf_sizing
     from omniwatch.ml import plots
     from omniwatch.ml.dataset import lineage_digest
     from omniwatch.ml.ensemble import MODEL_CODE_PATH, LiquidEnsemble, save_components
@@ -90,9 +91,9 @@ def liquid_ensemble(
     weights = ensemble_weights(frame, lightgbm_model.oof, tsmixer_model.oof)
     wf_preds, wf_weights = walk_forward_ensemble(frame, lightgbm_model.walk_forward, tsmixer_model.walk_forward)
     long = long_predictions(frame, wf_preds)
-    table = walk_forward_table(long, config)
+    table = walk_forward_table(long, config, wf_sizing(config))
     for name, run in (("lightgbm", lightgbm_model), ("tsmixer", tsmixer_model)):
-        part = walk_forward_table(long_predictions(frame, run.walk_forward), config)
+        part = walk_forward_table(long_predictions(frame, run.walk_forward), config, wf_sizing(config))
         part = part[part["strategy"] == "model"].assign(strategy=name)
         table = pd.concat([table, part], ignore_index=True)
     lineage, data_version = lineage_digest(frame), data_version_of(frame)

@@ -55,6 +55,14 @@ def _quality_summary(warehouse: WarehouseResource, start: pd.Timestamp, end: pd.
     return failures, summary
 
 
+def wf_sizing(config):
+    """The walk-forward's "model_sized" rows: forecasts held as tranches of their horizon
+    (``omniwatch.trading.sizing``, the sizing execution/run and the backtest use)."""
+    from omniwatch.trading.sizing import walk_forward_sizing
+
+    return walk_forward_sizing(config.sizing_band, config.sizing_target_annual_vol)
+
+
 @dg.asset(deps=["feature_snapshots"], kinds={"python"}, code_version=TRAINING_CODE_VERSION, output_required=False,
           **labels("liquid", "training"))
 def training_dataset(
@@ -156,7 +164,8 @@ def lightgbm_model(
     began = time.perf_counter()
     fit, predict = lightgbm_functions(training_dataset, config)
     run = run_protocol("lightgbm", training_dataset, fit, predict, config, context.log.info)
-    table = walk_forward_table(long_predictions(training_dataset, run.walk_forward), config)
+    table = walk_forward_table(long_predictions(training_dataset, run.walk_forward), config,
+                               wf_sizing(config))
     run_id = _log_model_run(context, mlflow, "lightgbm", training_dataset, run, table,
                             {f"lgbm_{k}": v for k, v in config.lightgbm.model_dump().items()}, config)
     return dg.Output(run, metadata={
@@ -182,7 +191,8 @@ def tsmixer_model(
     began = time.perf_counter()
     fit, predict = tsmixer_functions(training_dataset, config, device, compute.checkpoint_root)
     run = run_protocol("tsmixer", training_dataset, fit, predict, config, context.log.info)
-    table = walk_forward_table(long_predictions(training_dataset, run.walk_forward), config)
+    table = walk_forward_table(long_predictions(training_dataset, run.walk_forward), config,
+                               wf_sizing(config))
     run_id = _log_model_run(context, mlflow, "tsmixer", training_dataset, run, table,
                             {f"tsmixer_{k}": v for k, v in config.tsmixer.items()} | {"device": device}, config)
     return dg.Output(run, metadata={

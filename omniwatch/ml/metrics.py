@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 
 from omniwatch.ml.validation import circular_shift_positions, day_shifts, window_keys
-from omniwatch.trading.sizing import SizingRule, sized_positions
 
 HOURS_PER_YEAR = 24 * 365
+# A sizing rule as the metrics see it: (forecasts in bps, hourly vols or None) -> held positions
+# (``omniwatch.trading.sizing.position_rule``; ml does not import trading).
+PositionRule = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 POOLED = "pooled"
 _REQUIRED = ("as_of_ts", "symbol", "horizon", "prediction", "realized", "next_hour_return")
 _NULL_COLUMNS = ("rank_ic_null_mean", "rank_ic_null_std", "rank_ic_null_z", "rank_ic_null_p")
@@ -185,7 +187,7 @@ def pnl_stats(pnl: pd.DataFrame) -> dict[str, float]:
 
 def strategy_pnl(frame: pd.DataFrame, *, band: float | None = None, constant: float | None = None,
                  fee_bps: float = 5.0, slippage_bps: float = 5.0,
-                 sizing: SizingRule | None = None) -> dict[str, pd.DataFrame]:
+                 sizing: PositionRule | None = None) -> dict[str, pd.DataFrame]:
     """Hourly PnL per symbol and for the equal-weight pool, indexed by ``as_of_ts``.
 
     ``frame`` holds one horizon: as_of_ts, symbol, prediction, next_hour_return[, funding].
@@ -202,7 +204,7 @@ def strategy_pnl(frame: pd.DataFrame, *, band: float | None = None, constant: fl
         if constant is not None:
             pos = np.full(len(g), float(constant))
         elif sizing is not None:
-            pos = sized_positions(g.prediction.to_numpy(float) * 1e4, g["vol"] if "vol" in g else None, sizing)
+            pos = sizing(g.prediction.to_numpy(float) * 1e4, g["vol"].to_numpy(float) if "vol" in g else None)
         else:
             pos = positions_from_predictions(g.prediction, band)
         fund = g["funding"] if "funding" in g else None
@@ -260,7 +262,7 @@ def circular_shift_null(frame: pd.DataFrame, *, window: str = "MS", n_shifts: in
 def summarize(predictions: pd.DataFrame, *, window: str = "MS", band: float | None = None,
               fee_bps: float = 5.0, slippage_bps: float = 5.0, hit_threshold: float = 0.0,
               null_shifts: int = 20, baselines: bool = True,
-              sizing: Callable[[int], SizingRule] | None = None) -> pd.DataFrame:
+              sizing: Callable[[int], PositionRule] | None = None) -> pd.DataFrame:
     """Tidy table per horizon x strategy x symbol (plus "pooled") of forecast and strategy metrics.
 
     ``predictions`` is long: as_of_ts, symbol, horizon, prediction, realized, next_hour_return

@@ -14,30 +14,25 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from omniwatch.ml.metrics import POOLED, summarize, to_markdown
+from omniwatch.ml.metrics import POOLED, PositionRule, summarize, to_markdown
 from omniwatch.ml.protocol import EpochPoint, ModelRun, TrainingConfig
-from omniwatch.trading.sizing import SizingRule
 
 DISPLAY = ["horizon", "strategy", "rank_ic_mean", "ic_mean", "icir", "rank_ic_null_z", "hit_rate", "coverage",
            "net_return", "sharpe", "max_drawdown", "turnover_annual", "fees", "funding", "n_hours"]
 
 
-def walk_forward_table(long: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
-    """Per horizon, strategy (model, the model sized at its horizon, constant baselines) and
-    symbol (plus pooled)."""
+def walk_forward_table(long: pd.DataFrame, config: TrainingConfig,
+                       sizing: Callable[[int], PositionRule] | None = None) -> pd.DataFrame:
+    """Per horizon, strategy (model, with ``sizing`` the model sized at its horizon, constant
+    baselines) and symbol (plus pooled)."""
     return summarize(long, fee_bps=config.fee_bps, slippage_bps=config.slippage_bps,
-                     null_shifts=config.null_shifts, sizing=lambda h: sizing_rule(h, config))
-
-
-def sizing_rule(horizon_hours: int, config: TrainingConfig) -> SizingRule:
-    """The walk-forward's horizon sizing: sign tranches (no threshold: the table judges the
-    forecast's sign), volatility-scaled, held ``horizon_hours``, with the config's band."""
-    return SizingRule(horizon_hours, band=config.sizing_band, target_annual_vol=config.sizing_target_annual_vol)
+                     null_shifts=config.null_shifts, sizing=sizing)
 
 
 def pooled_view(table: pd.DataFrame) -> pd.DataFrame:

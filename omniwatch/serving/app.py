@@ -21,9 +21,11 @@ from omniwatch.serving.data_quality import router as data_quality
 from omniwatch.serving.deps import build_services
 from omniwatch.serving.errors import install_handlers
 from omniwatch.serving.events import router as events
+from omniwatch.serving.execution import router as execution
 from omniwatch.serving.models import router as models
 from omniwatch.serving.portfolio import router as portfolio
 from omniwatch.serving.predict import router as predict
+from omniwatch.serving.risk import router as risk
 from omniwatch.serving.settings import ServingSettings
 from omniwatch.serving.signals import router as signals
 from omniwatch.serving.tasks import router as tasks
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
     app.state.services = services
     install_handlers(app)
     reads = [] if serving.api_open_reads else [Security(require_api_key)]
-    for area in (predict, signals, portfolio, backtest, tasks, data_quality, events, models):
+    for area in (predict, signals, portfolio, backtest, tasks, data_quality, events, models, risk, execution):
         app.include_router(area.router, prefix="/api/v2", dependencies=reads)
     app.include_router(health.router, prefix="/api/v2")
     app.include_router(legacy.router)

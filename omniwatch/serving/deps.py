@@ -9,7 +9,9 @@ from fastapi import Request
 
 from omniwatch.serving.auth import named_key
 from omniwatch.serving.backtest.service import BacktestService
+from omniwatch.serving.execution.service import ExecutionService
 from omniwatch.serving.predict.service import Predictor
+from omniwatch.serving.risk.service import RiskService
 from omniwatch.serving.runtime.freshness import Freshness
 from omniwatch.serving.runtime.model_router import ModelRouter
 from omniwatch.serving.runtime.refresh import Refresher
@@ -21,6 +23,7 @@ from omniwatch.serving.tasks.service import Launcher, TaskRunner
 from omniwatch.settings import Settings
 from omniwatch.tasks.store import TaskStore
 from omniwatch.trading.portfolio import RiskLimits
+from omniwatch.trading.risk_store import RiskGuard
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Services:
     predictor: Predictor
     backtests: BacktestService
     tasks: TaskRunner
+    risk: RiskService
+    execution: ExecutionService
 
     @property
     def database_url(self) -> str:
@@ -49,14 +54,14 @@ class Services:
 
     @property
     def limits(self) -> RiskLimits:
-        s = self.serving
-        return RiskLimits(s.target_annual_vol, s.max_weight_per_asset, s.max_gross_leverage, s.max_net_exposure,
-                          s.min_trade_weight)
+        # The default strategy's limits: the same set every order of it is checked against.
+        return self.risk.guard.limits("liquid", self.serving.signal_strategy_id)
 
     def close(self) -> None:
         self.router.refresher.close()
         self.tasks.close()
         self.writer.close()
+        self.execution.close()
 
 
 def build_launcher(settings: Settings, serving: ServingSettings, store: TaskStore) -> Launcher:
@@ -74,12 +79,20 @@ def build_services(settings: Settings, serving: ServingSettings) -> Services:
                          serving.rollout_alias, refresher=refresher)
     snapshots = SnapshotStore(url, serving.snapshot_check_interval_s, refresher)
     writer = PredictionWriter(url, serving.prediction_flush_interval_s)
-    backtests = BacktestService(router, url, list(settings.liquid_symbols), serving.thresholds_bps())
+    backtests = BacktestService(router, url, list(settings.liquid_symbols), serving.thresholds_bps(),
+                                {"weight_band": serving.sizing_weight_band,
+                                 "target_annual_vol": serving.target_annual_vol})
     store = TaskStore(url)
     tasks = TaskRunner(store, build_launcher(settings, serving, store))
     freshness = Freshness(url, settings.source, settings.max_snapshot_age, serving.data_clock_ttl_s)
+    guard = RiskGuard(url, serving.risk_settings())
+    risk = RiskService(guard, freshness.now, serving.signal_strategy_id)
+    execution = ExecutionService(url, guard, freshness.now, default_strategy=serving.signal_strategy_id,
+                                 thresholds_bps=serving.thresholds_bps(), weight_band=serving.sizing_weight_band,
+                                 max_slippage_bps=serving.execution_max_slippage_bps,
+                                 universe=list(settings.liquid_symbols))
     return Services(settings, serving, router, snapshots, writer,
-                    Predictor(router, snapshots, writer, url, freshness), backtests, tasks)
+                    Predictor(router, snapshots, writer, url, freshness), backtests, tasks, risk, execution)
 
 
 async def get_services(request: Request) -> Services:

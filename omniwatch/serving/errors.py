@@ -21,6 +21,7 @@ from omniwatch.checks.events import EVENT_SOURCES  # sources only the pipeline w
 from omniwatch.errors import ErrorCode
 from omniwatch.serving.schemas import ErrorResponse
 from omniwatch.tasks.store import TaskErrorCode  # the task and backtest refusals (in_sample_window, ...)
+from omniwatch.trading.risk import RiskRule  # a limit that refused an order is named by its rule (423)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,38 @@ ERROR_EXAMPLES: dict[str, tuple[int, str, dict[str, Any]]] = {
     ApiErrorCode.REGISTRY_UNAVAILABLE: (503, "the MLflow model registry answered an error", {
         "code": "registry_unavailable", "detail": "the model registry failed: registry is restarting",
         "context": {"error_code": "TEMPORARILY_UNAVAILABLE"}}),
+    # 423: an order risk refused (omniwatch.serving.risk.service.risk_refused): the first violation's code.
+    ErrorCode.kill_switch("liquid", "liquid_v2"): (423, "a kill switch covers the strategy (HALTED: cancels only)", {
+        "code": "kill_switch_triggered:liquid:liquid_v2",
+        "detail": "kill switch liquid:liquid_v2 triggered by alice: fills far from the book",
+        "context": {"state": "HALTED", "codes": ["kill_switch_triggered:liquid:liquid_v2"], "violations": [
+            {"rule": "kill_switch", "code": "kill_switch_triggered:liquid:liquid_v2", "track": "liquid",
+             "strategy_id": "liquid_v2", "message": "kill switch liquid:liquid_v2 triggered by alice: fills far "
+             "from the book", "value": None, "threshold": None, "detail": {"triggered_by": "alice"}}]}}),
+    ErrorCode.DAILY_LOSS_EXCEEDED: (423, "today's loss passed the limit (REDUCING until 00:00 UTC)", {
+        "code": "daily_loss_exceeded",
+        "detail": "today's loss 2450.00 USD passed the 2000.00 USD limit (REDUCING until 00:00 UTC)",
+        "context": {"state": "REDUCING", "codes": ["daily_loss_exceeded"], "violations": [
+            {"rule": "daily_loss", "code": "daily_loss_exceeded", "track": "liquid", "strategy_id": "liquid_v2",
+             "message": "today's loss 2450.00 USD passed the 2000.00 USD limit (REDUCING until 00:00 UTC)",
+             "value": 2450.0, "threshold": 2000.0, "detail": {"day_pnl": -2450.0}}]}}),
+    ErrorCode.CONSECUTIVE_LOSS_EXCEEDED: (423, "N losing round trips in a row (REDUCING until a win or a reset)", {
+        "code": "consecutive_loss_exceeded",
+        "detail": "5 losing round trips in a row (limit 5); REDUCING until a win or a keyed reset",
+        "context": {"state": "REDUCING", "codes": ["consecutive_loss_exceeded"], "violations": [
+            {"rule": "consecutive_loss", "code": "consecutive_loss_exceeded", "track": "liquid",
+             "strategy_id": "liquid_v2", "message": "5 losing round trips in a row (limit 5); REDUCING until a win "
+             "or a keyed reset", "value": 5.0, "threshold": 5.0, "detail": {}}]}}),
+    RiskRule.MAX_ORDER_NOTIONAL: (423, "a limit refuses the order (codes: the limit's name)", {
+        "code": "max_order_notional", "detail": "order notional 60000.00 USD is above 50000.00 USD",
+        "context": {"state": "ACTIVE", "codes": ["max_order_notional"], "violations": [
+            {"rule": "max_order_notional", "code": "max_order_notional", "track": "liquid",
+             "strategy_id": "liquid_v2", "message": "order notional 60000.00 USD is above 50000.00 USD",
+             "value": 60000.0, "threshold": 50000.0, "detail": {}}]}}),
+    # 403: an order for the live adapter without the live gate (omniwatch.trading.coinbase_live).
+    "live_trading_disabled": (403, "live orders need OMNIWATCH_LIVE_TRADING=1, Coinbase keys and a live-scoped key", {
+        "code": "live_trading_disabled", "detail": "live trading is not allowed for this call: live_trading_off",
+        "context": {"gate": "live_trading_off"}}),
     TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE: (503, "the Dagster webserver did not take the run", {
         "code": "task_executor_unavailable",
         "detail": "the webserver executor did not accept the task (ConnectError); see the API log",
@@ -189,6 +222,9 @@ OPERATION_CODES: dict[str, dict[int, tuple[str, ...]]] = {
     "GET /api/v2/models/rollout/state": _REGISTRY,
     **{f"POST /api/v2/models/{name}": _REGISTRY for name in (
         "gate/evaluate", "gate/auto-evaluate", "rollout/advance", "rollback/check", "audit/log")},
+    "POST /api/v2/execution/run": {403: ("live_trading_disabled",)},
+    "POST /api/v2/execution/orders": {403: ("live_trading_disabled",),
+                                      422: (ApiErrorCode.VALIDATION_ERROR, ErrorCode.INSUFFICIENT_PRICES)},
     # An unknown model has no champion: drift answers (and audits) outcome inconclusive, not 404.
     "POST /api/v2/models/drift/evaluate": {**_REGISTRY, 404: ()},
 }
@@ -218,6 +254,13 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
 TASK_REFUSED: dict[int | str, dict[str, Any]] = {503: {
     "model": ErrorResponse, "description": _describe([TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE]),
     "content": _content([TaskErrorCode.TASK_EXECUTOR_UNAVAILABLE])}}
+
+
+# For routes that execute orders: risk refused the order (HTTP 423, the violation codes).
+RISK_REFUSED_CODES = (ErrorCode.kill_switch("liquid", "liquid_v2"), ErrorCode.DAILY_LOSS_EXCEEDED,
+                      ErrorCode.CONSECUTIVE_LOSS_EXCEEDED, RiskRule.MAX_ORDER_NOTIONAL)
+RISK_REFUSED: dict[int | str, dict[str, Any]] = {423: {
+    "model": ErrorResponse, "description": _describe(RISK_REFUSED_CODES), "content": _content(RISK_REFUSED_CODES)}}
 
 
 def _plain(schema: dict[str, Any]) -> dict[str, Any]:

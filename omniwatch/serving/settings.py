@@ -7,10 +7,15 @@ read, the signal thresholds, the risk limits and the cache intervals of the hot 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from omniwatch.trading.risk import LimitOverrides, RiskLimits, RiskSettings
+
+RISK_SCOPE = re.compile(r"[a-z][a-z0-9_]{0,7}:(\*|[A-Za-z0-9_.-]{1,64})")
 
 
 class ServingSettings(BaseSettings):
@@ -20,6 +25,8 @@ class ServingSettings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the REST API.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated keys accepted in X-API-Key (mutations).")
+    api_key_scopes: str = Field(default="", description="Scopes of keys by name, e.g. 'trader=live,ops=live' "
+                                                         "(omniwatch.serving.auth).")
     api_open_reads: bool = Field(default=True, description="Read endpoints need no key when true.")
 
     # Hot-path caches: how stale a route or a 'latest snapshot' may be before it is re-checked.
@@ -34,6 +41,12 @@ class ServingSettings(BaseSettings):
     signal_threshold_bps_4h: float = Field(default=20.0, ge=0)
     signal_threshold_bps_24h: float = Field(default=50.0, ge=0)
     signal_strategy_id: str = Field(default="liquid_v2", description="Default strategy of signals.")
+    execution_max_slippage_bps: float = Field(
+        default=50.0, ge=0, description="Slippage cap of the market orders execution/run sends (bps from the "
+        "reference price): levels beyond it are not taken.")
+    sizing_weight_band: float = Field(
+        default=0.05, ge=0, le=1, description="No-trade band of horizon sizing, a fraction of capital: the held "
+        "weight moves to the target only when they differ by more (execution/run and backtests).")
 
     # Risk limits of the rebalance (weights are fractions of capital; vol is annualised).
     target_annual_vol: float = Field(default=0.40, gt=0)
@@ -41,6 +54,20 @@ class ServingSettings(BaseSettings):
     max_gross_leverage: float = Field(default=1.0, gt=0)
     max_net_exposure: float = Field(default=1.0, gt=0)
     min_trade_weight: float = Field(default=0.01, ge=0)
+    # ... and of every order (omniwatch.trading.risk): the same set, defaults for every track and strategy.
+    capital_usd: float = Field(default=RiskLimits.capital_usd, gt=0,
+                               description="Capital a weight of 1.0 stands for (weight <-> notional).")
+    max_order_notional_usd: float = Field(default=RiskLimits.max_order_notional_usd, gt=0)
+    max_position_notional_usd: float = Field(default=RiskLimits.max_position_notional_usd, gt=0)
+    max_gross_exposure_usd: float = Field(default=RiskLimits.max_gross_exposure_usd, gt=0)
+    daily_loss_limit_fraction: float = Field(default=RiskLimits.daily_loss_limit_fraction, gt=0,
+                                             description="Daily loss limit as a fraction of capital_usd.")
+    daily_loss_limit_usd: float | None = Field(default=None, gt=0, description="A USD cap on the daily loss "
+                                               "limit; the smaller of the two applies.")
+    max_consecutive_losses: int = Field(default=RiskLimits.max_consecutive_losses, ge=1)
+    risk_limits: dict[str, LimitOverrides] = Field(
+        default_factory=dict, description='JSON: per "track:*" or "track:strategy_id" changes to the limits above, '
+        'e.g. {"liquid:*": {"capital_usd": 50000}, "liquid:liquid_v2": {"max_order_notional_usd": 5000}}.')
 
     # Asynchronous tasks are runs of serving_task_job: submitted to the webserver when its URL is
     # set (executor "webserver"), else executed in the API process (executor "in_process").
@@ -54,6 +81,22 @@ class ServingSettings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @field_validator("risk_limits")
+    @classmethod
+    def _scope_keys(cls, value: dict[str, LimitOverrides]) -> dict[str, LimitOverrides]:
+        bad = [k for k in value if not RISK_SCOPE.fullmatch(k)]
+        if bad:
+            raise ValueError(f"OMNIWATCH_RISK_LIMITS keys are 'track:*' or 'track:strategy_id', not {bad}")
+        return value
+
+    def risk_settings(self) -> RiskSettings:
+        """The limits of every order and rebalance: these defaults and the per-scope overrides."""
+        return RiskSettings(RiskLimits(
+            self.target_annual_vol, self.max_weight_per_asset, self.max_gross_leverage, self.max_net_exposure,
+            self.min_trade_weight, self.capital_usd, self.max_order_notional_usd, self.max_position_notional_usd,
+            self.max_gross_exposure_usd, self.daily_loss_limit_fraction, self.daily_loss_limit_usd,
+            self.max_consecutive_losses), self.risk_limits)
 
     def thresholds_bps(self) -> dict[str, float]:
         return {"1h": self.signal_threshold_bps_1h, "4h": self.signal_threshold_bps_4h,

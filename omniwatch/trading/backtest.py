@@ -25,7 +25,7 @@ from sqlalchemy import select
 from omniwatch.jsonsafe import json_safe
 from omniwatch.ml.inference import HORIZON_OF, PRED_COLUMNS, infer_lineage, score_positions
 from omniwatch.ml.metrics import POOLED, hourly_pnl, positions_from_predictions, strategy_pnl, summarize
-from omniwatch.trading.sizing import SizingRule, horizon_hours, sized_positions
+from omniwatch.trading.sizing import SizingRule, horizon_hours, position_rule, sized_positions
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
@@ -184,9 +184,10 @@ def evaluate(rep: Replay, params: BacktestParams) -> tuple[dict[str, Any], list[
     band, fee, slip = params.band_bps / 1e4, params.fee_bps, params.slippage_bps
     rule = sizing_rule(params)
     table = summarize(long, band=band, fee_bps=fee, slippage_bps=slip, null_shifts=0,
-                      sizing=(lambda h: replace(rule, horizon_hours=h)) if rule else None)
+                      sizing=(lambda h: position_rule(replace(rule, horizon_hours=h))) if rule else None)
     traded = long[long["horizon"] == horizon_hours(params.horizon)]
-    pnl = strategy_pnl(traded, band=band, fee_bps=fee, slippage_bps=slip, sizing=rule)
+    pnl = strategy_pnl(traded, band=band, fee_bps=fee, slippage_bps=slip,
+                       sizing=position_rule(rule) if rule else None)
     breakdown = {**_parts(pnl[POOLED]), "by_target": {s: _parts(f) for s, f in pnl.items() if s != POOLED}}
     metrics = [json_safe(row) for row in table.to_dict(orient="records")]
     return breakdown, metrics

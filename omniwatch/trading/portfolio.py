@@ -10,18 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+# One limits set for rebalances and orders (``trading.risk``); re-exported for the callers of this module.
+from omniwatch.trading.risk import RiskLimits as RiskLimits
 from omniwatch.trading.signals import decide_signal
 
 HOURS_PER_YEAR = 24 * 365
-
-
-@dataclass(frozen=True)
-class RiskLimits:
-    target_annual_vol: float
-    max_weight_per_asset: float
-    max_gross_leverage: float
-    max_net_exposure: float
-    min_trade_weight: float
 
 
 def annual_vol(hourly_vol: float | None) -> float | None:

@@ -21,8 +21,9 @@ Weights are fractions of capital; forecasts are basis points of log return.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -97,3 +98,14 @@ def sized_positions(forecasts_bps: Sequence[float] | np.ndarray,
         held = apply_band(float(target), held, rule.band)
         out[i] = held
     return out
+
+
+def position_rule(rule: SizingRule) -> Callable[..., np.ndarray]:
+    """``rule`` as the metrics take it: (forecasts_bps, hourly_vols) -> held positions."""
+    return partial(sized_positions, rule=rule)
+
+
+def walk_forward_sizing(band: float, target_annual_vol: float | None) -> Callable[[int], Callable[..., np.ndarray]]:
+    """The walk-forward's horizon sizing per horizon: sign tranches (no threshold: the table
+    judges the forecast's sign), volatility-scaled, held for the horizon, with ``band``."""
+    return lambda h: position_rule(SizingRule(h, band=band, target_annual_vol=target_annual_vol))

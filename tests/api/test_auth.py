@@ -1,10 +1,15 @@
-"""API keys: mutations always need one (constant-time comparison); reads only when closed."""
+"""API keys: mutations always need one (constant-time comparison); reads only when closed; scopes."""
 
 from __future__ import annotations
 
-import pytest
+from types import SimpleNamespace
 
-from omniwatch.serving.auth import key_matches
+import pytest
+from fastapi import FastAPI, Security
+from fastapi.testclient import TestClient
+
+from omniwatch.serving.auth import key_matches, named_key, require_api_key, require_scope
+from omniwatch.serving.errors import install_handlers
 from omniwatch.settings import Settings
 
 from .conftest import AUTH, KEY, client_for
@@ -79,3 +84,60 @@ def test_no_api_key_may_be_named_system_the_scheduler_s_actor():
         named_key("system:s3cret")
     with pytest.raises(ValueError, match="reserved"):
         named_key("SYSTEM:s3cret")
+
+
+# -- scopes: require_scope("live") on a bare app whose services hold only the keys and settings --
+def scoped_client(keys: list[str], scopes: str) -> TestClient:
+    """An app with one route behind ``require_scope("live")`` and the real error handlers."""
+    from omniwatch.serving.settings import ServingSettings
+
+    serving = ServingSettings(api_keys=keys, api_key_scopes=scopes)
+    app = FastAPI()
+    install_handlers(app)
+    app.state.services = SimpleNamespace(serving=serving,
+                                         named_keys=[named_key(k.get_secret_value()) for k in serving.api_keys])
+
+    @app.post("/live")
+    async def live(actor: str = Security(require_scope("live"))) -> dict:
+        return {"actor": actor}
+
+    @app.post("/keyed")
+    async def keyed(actor: str = Security(require_api_key)) -> dict:
+        return {"actor": actor}
+
+    return TestClient(app)
+
+
+def test_only_keys_holding_the_scope_pass_require_scope():
+    bare = "bare-secret"
+    fingerprint = named_key(bare)[0]
+    c = scoped_client(["trader:t-secret", "ops:o-secret", "viewer:v-secret", bare],
+                      f"trader=live, ops=admin+live ,{fingerprint}=live,viewer=read")
+    for secret, name in (("t-secret", "trader"), ("o-secret", "ops"), (bare, fingerprint)):
+        r = c.post("/live", headers={"X-API-Key": secret})
+        assert r.status_code == 200 and r.json() == {"actor": name}
+    r = c.post("/live", headers={"X-API-Key": "v-secret"})
+    assert r.status_code == 403 and r.json()["code"] == "missing_scope"
+    assert r.json()["context"] == {"scope": "live", "key": "viewer"} and "v-secret" not in r.text
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        r = c.post("/live", headers=headers)
+        assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+    # require_api_key is unchanged: any valid key, scoped or not
+    assert c.post("/keyed", headers={"X-API-Key": "v-secret"}).json() == {"actor": "viewer"}
+
+
+def test_without_scopes_configured_no_key_has_the_live_scope():
+    c = scoped_client(["trader:t-secret"], "")
+    assert c.post("/live", headers={"X-API-Key": "t-secret"}).status_code == 403
+    assert c.post("/keyed", headers={"X-API-Key": "t-secret"}).status_code == 200
+
+
+def test_key_scopes_come_from_the_environment_and_malformed_entries_are_errors(monkeypatch):
+    from omniwatch.serving.auth import parse_key_scopes
+    from omniwatch.serving.settings import ServingSettings
+
+    monkeypatch.setenv("OMNIWATCH_API_KEY_SCOPES", "trader=live,trader=admin")
+    assert parse_key_scopes(ServingSettings().api_key_scopes) == {"trader": frozenset({"live", "admin"})}
+    for bad in ("trader", "=live", "trader=", "trader=live+"):
+        with pytest.raises(ValueError, match="name=scope"):
+            parse_key_scopes(bad)

@@ -119,7 +119,9 @@ def test_every_error_example_is_the_one_error_shape_with_its_own_code():
     assert {c for s, c in by_status if s == 401} == {"unauthorized"}
     assert {c for s, c in by_status if s == 404} == {"not_found"}
     assert {c for s, c in by_status if s == 410} == {"gone"}
-    assert {c for s, c in by_status if s == 403} == {"pipeline_source"}
+    assert {c for s, c in by_status if s == 403} == {"pipeline_source", "live_trading_disabled"}
+    assert {c for s, c in by_status if s == 423} == {"kill_switch_triggered:liquid:liquid_v2", "daily_loss_exceeded",
+                                                     "consecutive_loss_exceeded", "max_order_notional"}
     assert {"validation_error", "insufficient_features", "in_sample_window", "blocked_by_data_quality"} <= {
         c for s, c in by_status if s == 422}
     assert {"stale_features", "model_artifact_missing", "registry_unavailable", "task_executor_unavailable"} == {
@@ -172,7 +174,8 @@ def apps(trained_home, tmp_path_factory) -> Iterator[Apps]:
     no_model = Settings(home=root / "empty", database_url=home.warehouse_url)
     stale = Settings(home=root / "stale")
     _bars_run_ahead(stale.warehouse_url, timedelta(hours=5))
-    with (client_for(home) as main, client_for(home, api_open_reads=False) as closed,
+    with (client_for(home, sizing_weight_band=0.0, risk_limits=PROVOKED_LIMITS) as main,
+          client_for(home, api_open_reads=False) as closed,
           client_for(no_model) as empty, client_for(stale, data_clock_ttl_s=0) as old,
           client_for(home, dagster_webserver_url=f"http://127.0.0.1:{free_port()}") as refusing):
         yield Apps(main, closed, empty, old, refusing, home)
@@ -203,6 +206,40 @@ PREDICTING: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "/api/v2/signals/generate": ({"targets": ["DOGE"]}, {}),
     "/api/v2/portfolio/score": ({"weights": {"DOGE": 0.1}}, {"weights": {"BTC": 0.1}}),
     "/api/v2/portfolio/rebalance": ({"targets": ["DOGE"]}, {})}
+# Strategies whose limits make each refusal easy to provoke (the main app's OMNIWATCH_RISK_LIMITS).
+PROVOKED_LIMITS = {"liquid:prov_daily": {"daily_loss_limit_usd": 0.01},
+                   "liquid:prov_streak": {"max_consecutive_losses": 1},
+                   "liquid:prov_big": {"max_order_notional_usd": 1.0}}
+RUN, ORDERS = "/api/v2/execution/run", "/api/v2/execution/orders"
+
+
+def _refused(route: str, code: str) -> Call:
+    """An execution route refused by risk with ``code``: the strategy is first put in that state
+    (a kill switch on liquid_v2, lifted again after; a losing fill for the daily loss; a losing round
+    trip for the streak; a one-dollar order limit). Each call uses its own strategy for the breakers."""
+    def call(a: Apps) -> httpx.Response:
+        body = {"horizon": "24h"} if route == RUN else {"symbol": "ETH", "side": "buy", "qty": 0.05}
+        if code.startswith("kill_switch_triggered"):
+            switch = {"track": "liquid", "strategy_id": "liquid_v2", "reason": "docs example"}
+            a.main.post("/api/v2/risk/kill-switch/trigger", json=switch, headers=AUTH)
+            try:
+                return a.main.post(route, json=body, headers=AUTH)
+            finally:
+                a.main.post("/api/v2/risk/kill-switch/reset", json=switch, headers=AUTH)
+        strategy = {"daily_loss_exceeded": "prov_daily", "consecutive_loss_exceeded": "prov_streak",
+                    "max_order_notional": "prov_big"}[code]
+        trade = {"symbol": "BTC", "qty": 0.01, "strategy_id": strategy, "client_order_id": f"{strategy}-{route[-3:]}"}
+        if strategy != "prov_big":
+            a.main.post(ORDERS, json={**trade, "side": "buy"}, headers=AUTH)
+        if strategy == "prov_streak":
+            a.main.post(ORDERS, json={**trade, "side": "sell", "client_order_id": f"{trade['client_order_id']}-x"},
+                        headers=AUTH)
+        return a.main.post(route, json={**body, "strategy_id": strategy}, headers=AUTH)
+    return call
+
+
+RISK_CODES = ("kill_switch_triggered:liquid:liquid_v2", "daily_loss_exceeded", "consecutive_loss_exceeded",
+              "max_order_notional")
 # Typed answers, by (operation, status, code): how to provoke each. 401, 404, 410 and
 # validation_error are provoked for every route below (``_generic``).
 PROVOKE: dict[tuple[str, int, str], Call] = {
@@ -227,6 +264,12 @@ PROVOKE: dict[tuple[str, int, str], Call] = {
         "main", "/api/v2/ingest/events", {"events": [DQ_EVENT]}),
     ("GET /api/v2/predictions/{prediction_id}/explanation", 503, "model_artifact_missing"): _explained_by(
         "no_model", "ETH"),
+    **{(f"POST {r}", 423, c): _refused(r, c) for r in (RUN, ORDERS) for c in RISK_CODES},
+    **{(f"POST {r}", 403, "live_trading_disabled"): _post("main", r, {**b, "adapter": "coinbase_live"})
+       for r, b in ((RUN, {}), (ORDERS, {"symbol": "BTC", "side": "buy", "qty": 0.01}))},
+    (f"POST {RUN}", 404, "not_found"): _post("main", RUN, {"signal_id": NO_ID}),
+    (f"POST {ORDERS}", 422, "insufficient_prices"): _post("main", ORDERS, {"symbol": "DOGE", "side": "buy",
+                                                                          "qty": 1.0}),
 }
 REGISTRY_DOWN = "registry_unavailable"  # every models route, with MLflow answering an error (below)
 

@@ -24,6 +24,7 @@ from omniwatch.ml.protocol import TrainingConfig, default_tsmixer, long_predicti
 from omniwatch.ml.reporting import PARAM_VALUE_LIMIT, headline_metrics, log_params_in_full, log_training
 from omniwatch.ml.reporting import walk_forward_table as wf_table
 from omniwatch.resources.mlflow import EXPERIMENT_KIND_TAG, TRAINING_KIND, MLflowResource
+from omniwatch.trading.sizing import walk_forward_sizing
 from tests.servers import free_port, running
 
 
@@ -87,7 +88,8 @@ def trained() -> tuple:
         protocol_ms = int(time.time() * 1000) - run.started_ms
     finally:
         log.removeHandler(handler)
-    table = wf_table(long_predictions(frame, run.walk_forward), TINY)
+    table = wf_table(long_predictions(frame, run.walk_forward), TINY,
+                     walk_forward_sizing(TINY.sizing_band, TINY.sizing_target_annual_vol))
     return run, table, reports, protocol_ms
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from omniwatch.ml.metrics import HOURS_PER_YEAR, evaluate_strategy, summarize
-from omniwatch.trading.sizing import SizingRule, apply_band, sized_positions, target_weight
+from omniwatch.trading.sizing import SizingRule, apply_band, position_rule, sized_positions, target_weight
 
 UNIT = dict(target_annual_vol=None, band=0.0)
 
@@ -63,13 +63,13 @@ def _noisy_frame(n: int = 24 * 60, seed: int = 3) -> pd.DataFrame:
 def test_horizon_sizing_cuts_turnover_of_a_24h_forecast():
     frame = _noisy_frame()
     sign = evaluate_strategy(frame, fee_bps=5, slippage_bps=5).loc["BTC"]
-    sized = evaluate_strategy(frame, fee_bps=5, slippage_bps=5, sizing=SizingRule(24)).loc["BTC"]
+    sized = evaluate_strategy(frame, fee_bps=5, slippage_bps=5, sizing=position_rule(SizingRule(24))).loc["BTC"]
     assert sized["turnover_annual"] < sign["turnover_annual"] / 5
     assert sized["fees"] < sign["fees"] / 5
 
 
 def test_summarize_adds_the_sized_row_beside_the_sign_rule():
-    table = summarize(_noisy_frame(24 * 10), null_shifts=0, sizing=lambda h: SizingRule(h))
+    table = summarize(_noisy_frame(24 * 10), null_shifts=0, sizing=lambda h: position_rule(SizingRule(h)))
     assert set(table["strategy"]) == {"model", "model_sized", "zero", "always_long", "always_short"}
     sized = table[(table["strategy"] == "model_sized") & (table["symbol"] == "pooled")].iloc[0]
     model = table[(table["strategy"] == "model") & (table["symbol"] == "pooled")].iloc[0]

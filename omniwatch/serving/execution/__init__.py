@@ -1,0 +1,1 @@
+"""execution/*: from forecast to orders through the risk guard, and the audit chain."""

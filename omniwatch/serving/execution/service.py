@@ -1,0 +1,237 @@
+"""execution/*: fetch what a decision needs, call the trading functions, persist, answer.
+
+The decision clock is the app's reference clock (the replay frontier, or the wall clock when
+live), the same one risk/check decides at. ``execution/run`` checks every planned order of the run
+with the risk guard before sending any: if one is refused the run sends nothing (HTTP 423 with the
+violation codes), so a run never leaves half a rebalance behind because of risk.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from omniwatch.errors import ErrorCode
+from omniwatch.serving.errors import ApiError, insufficient, not_found
+from omniwatch.serving.execution.schemas import DecisionView, ExecutionRunRequest, OrderCreateRequest
+from omniwatch.serving.risk.service import risk_refused
+from omniwatch.trading import ledger, store
+from omniwatch.trading.audit import order_view
+from omniwatch.trading.coinbase_live import CoinbaseLiveAdapter, CoinbaseLiveSettings, live_trading_allowed
+from omniwatch.trading.execution import (
+    Executor,
+    Plan,
+    RiskRefused,
+    client_order_id,
+    forecast_history,
+    plan_target,
+    record_decision,
+)
+from omniwatch.trading.orders import Order, OrderRequest, VenueUnavailable
+from omniwatch.trading.paper import PaperAdapter, PaperSettings, accrue_funding
+from omniwatch.trading.risk import RiskDecision
+from omniwatch.trading.risk_store import RiskGuard
+from omniwatch.trading.sizing import SizingRule, horizon_hours
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+
+
+class ExecutionErrorCode:
+    LIVE_TRADING_DISABLED = "live_trading_disabled"  # 403: the live gate refused (switch, keys or scope)
+    VENUE_UNAVAILABLE = "venue_unavailable"          # 503: the venue did not answer; the order stays submitted
+
+
+class ExecutionService:
+    def __init__(self, url: str, guard: RiskGuard, clock: Callable[[], datetime], *, default_strategy: str,
+                 thresholds_bps: dict[str, float], weight_band: float, max_slippage_bps: float,
+                 universe: list[str], paper: PaperSettings | None = None,
+                 live: CoinbaseLiveSettings | None = None):
+        self.url, self.guard, self.clock = url, guard, clock
+        self.default_strategy, self.thresholds_bps, self.weight_band = default_strategy, thresholds_bps, weight_band
+        self.max_slippage_bps, self.universe = max_slippage_bps, universe
+        self.paper_settings = paper or PaperSettings()
+        self.live_settings = live or CoinbaseLiveSettings()
+        self._live: CoinbaseLiveAdapter | None = None
+        self.executor = Executor(url, guard, {"paper": PaperAdapter(url, self.paper_settings)})
+
+    # ------------------------------------------------------------------ adapters
+    def allow(self, adapter: str, scopes: frozenset[str]) -> None:
+        """Live orders only with the switch on, the keys set and the caller's ``live`` scope (403)."""
+        if adapter != "coinbase_live":
+            return
+        ok, gate = live_trading_allowed(self.live_settings, scopes)
+        if not ok:
+            raise ApiError(403, ExecutionErrorCode.LIVE_TRADING_DISABLED,
+                           f"live trading is not allowed for this call: {gate.value}", {"gate": gate.value})
+        if self._live is None:
+            self._live = CoinbaseLiveAdapter(self.live_settings)
+            self.executor.adapters["coinbase_live"] = self._live
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.close()
+
+    def sizing_rule(self, horizon: str) -> SizingRule:
+        limits = self.guard.limits("liquid", self.default_strategy)
+        return SizingRule(horizon_hours(horizon), threshold_bps=self.thresholds_bps[horizon], band=self.weight_band,
+                          target_annual_vol=limits.target_annual_vol)
+
+    # ------------------------------------------------------------------ execution/run
+    def run(self, body: ExecutionRunRequest, signals: list[dict[str, Any]], actor: str,
+            skipped: list[dict[str, Any]]) -> dict[str, Any]:
+        """Size, check and execute ``signals`` (signal rows with their prediction's model version,
+        snapshot and as_of). Raises 423 when risk refuses any order of the run (nothing sent)."""
+        now = self.clock()
+        strategy = body.strategy_id or self.default_strategy
+        run_id = str(uuid.uuid4())
+        accrue_funding(self.url, body.track, strategy, now, self.paper_settings)
+        limits = self.guard.limits(body.track, strategy)
+        rule = self.sizing_rule(body.horizon)
+        prices = ledger.latest_closes(self.url, [s["target"] for s in signals], now)
+        book = ledger.positions(self.url, body.track, strategy)
+        planned: list[tuple[dict[str, Any], Plan, str, OrderRequest | None]] = []
+        for sig in signals:
+            target = sig["target"]
+            if target not in prices:
+                raise insufficient(ErrorCode.INSUFFICIENT_PRICES, f"no stored bar of {target} at {now.isoformat()} "
+                                   "to price the order", target=target)
+            history = forecast_history(self.url, target, sig["model_version"], body.horizon, sig["as_of_ts"])
+            plan = plan_target(target, body.horizon, history, sig["as_of_ts"], rule, price=prices[target],
+                               capital=limits.capital_usd, n_symbols=len(self.universe),
+                               held_qty=book.get(target, ledger.Position(target)).qty,
+                               max_weight=limits.max_weight_per_asset)
+            decision_id = str(uuid.uuid4())
+            request = None if plan.side is None else OrderRequest(
+                client_order_id=client_order_id(self.url, strategy, target, sig["signal_id"]), track=body.track,
+                strategy_id=strategy, symbol=target, side=plan.side, qty=plan.qty, order_type="market",
+                limit_price=None, time_in_force="IOC", max_slippage_bps=self.max_slippage_bps,
+                signal_id=sig["signal_id"], decision_id=decision_id)
+            planned.append((sig, plan, decision_id, request))
+        checks = {d: self.executor.check(r, p.price, now) for _, p, d, r in planned if r is not None}
+        refused = {d: c for d, c in checks.items() if not c.allowed}
+        views = []
+        for sig, plan, decision_id, request in planned:
+            base = self._decision_row(run_id, body, strategy, sig, plan, decision_id, actor, checks.get(decision_id))
+            if request is None:
+                views.append(self._store(base | {"action": "hold", "reason": plan.reason}, None))
+            elif refused:
+                decision = checks[decision_id]
+                if decision_id in refused:
+                    order = self.executor.deny(request, body.adapter, decision, now,
+                                               model_version=sig["model_version"], snapshot_id=sig["snapshot_id"])
+                    views.append(self._store(base | {"action": "denied", "reason": "; ".join(decision.codes),
+                                                     "order_id": order.order_id}, order))
+                else:
+                    views.append(self._store(base | {"action": "not_sent", "reason": "another order of the run "
+                                                     "was refused by risk; nothing was sent"}, None))
+            else:
+                views.append(self._send(base, request, body.adapter, plan, sig, checks[decision_id], now))
+        if refused:
+            first = next(iter(refused.values()))
+            error = risk_refused(first)
+            error.context = {**(error.context or {}), "run_id": run_id,
+                             "codes": sorted({c for d in refused.values() for c in d.codes}),
+                             "decisions": [v.model_dump(mode="json") for v in views]}
+            raise error
+        return {"run_id": run_id, "track": body.track, "strategy_id": strategy, "adapter": body.adapter,
+                "horizon": body.horizon, "as_of": now, "decisions": views, "skipped": skipped}
+
+    def _send(self, base: dict[str, Any], request: OrderRequest, adapter: str, plan: Plan, sig: dict[str, Any],
+              decision: RiskDecision, now: datetime) -> DecisionView:
+        try:
+            order = self.executor.submit(request, adapter, plan.price, now, model_version=sig["model_version"],
+                                         snapshot_id=sig["snapshot_id"], decision=decision)
+        except VenueUnavailable as exc:
+            stored = store.get_order_by_client_id(self.url, request.client_order_id)
+            return self._store(base | {"action": "venue_unavailable", "reason": str(exc),
+                                       "order_id": stored.order_id if stored else None}, stored)
+        action = "trade" if order.request.decision_id == base["decision_id"] else "hold"
+        reason = plan.reason if action == "trade" else (f"the order for this signal exists already "
+                                                        f"({order.order_id}, {order.status.value})")
+        return self._store(base | {"action": action, "reason": reason, "order_id": order.order_id}, order)
+
+    def _decision_row(self, run_id: str, body: ExecutionRunRequest, strategy: str, sig: dict[str, Any], plan: Plan,
+                      decision_id: str, actor: str, risk: RiskDecision | None) -> dict[str, Any]:
+        return {"decision_id": decision_id, "run_id": run_id, "track": body.track, "strategy_id": strategy,
+                "symbol": plan.symbol, "horizon": body.horizon, "adapter": body.adapter,
+                "signal_id": sig["signal_id"], "prediction_id": sig["prediction_id"],
+                "model_version": sig["model_version"], "snapshot_id": sig["snapshot_id"], "as_of_ts": sig["as_of_ts"],
+                "price": plan.price, "target_weight": plan.target_weight, "held_weight": plan.held_weight,
+                "new_weight": plan.new_weight, "actor": actor,
+                "sizing": {"rule": {"horizon_hours": horizon_hours(body.horizon), "band": self.weight_band,
+                                    "threshold_bps": self.thresholds_bps[body.horizon]},
+                           "capital_usd": plan.capital, "n_symbols": plan.n_symbols, "qty": plan.qty,
+                           "side": plan.side, "forecasts": plan.forecasts},
+                "risk": risk.model_dump(mode="json") if risk is not None else None}
+
+    def _store(self, row: dict[str, Any], order: Order | None) -> DecisionView:
+        from omniwatch.jsonsafe import json_safe
+
+        record_decision(self.url, {**row, "sizing": json_safe(row["sizing"]), "risk": row["risk"]})
+        risk = row.get("risk") or {}
+        return DecisionView.model_validate({
+            **{k: row.get(k) for k in ("decision_id", "symbol", "horizon", "action", "reason", "signal_id",
+                                        "model_version", "price", "target_weight", "held_weight", "new_weight")},
+            "order": order_view(order) if order is not None else None,
+            "risk_codes": [v["code"] for v in risk.get("violations", [])]})
+
+    # ------------------------------------------------------------------ signals
+    def signal(self, signal_id: str) -> dict[str, Any]:
+        """A stored signal with its prediction's version, snapshot and time (404 when unknown)."""
+        s, p = tables.signal_candidates, tables.predictions_v2
+        query = (select(s.c.signal_id, s.c.target, s.c.horizon, s.c.strategy_id, s.c.as_of_ts, s.c.prediction_id,
+                        p.c.model_version, p.c.snapshot_id)
+                 .select_from(s.outerjoin(p, p.c.prediction_id == s.c.prediction_id)).where(s.c.signal_id == signal_id))
+        with get_engine(self.url).connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise not_found("signal", signal_id)
+        return dict(row)
+
+    # ------------------------------------------------------------------ orders
+    def place(self, body: OrderCreateRequest, actor: str) -> Order:
+        now = self.clock()
+        strategy = body.strategy_id or self.default_strategy
+        price = body.limit_price or ledger.latest_closes(self.url, [body.symbol], now).get(body.symbol)
+        if price is None:
+            raise insufficient(ErrorCode.INSUFFICIENT_PRICES, f"no stored bar of {body.symbol} at {now.isoformat()} "
+                               "to price the order", target=body.symbol)
+        key = body.client_order_id or f"ow-{uuid.uuid4()}"
+        request = OrderRequest(client_order_id=key, track=body.track, strategy_id=strategy, symbol=body.symbol,
+                               side=body.side, qty=body.qty, order_type=body.order_type, limit_price=body.limit_price,
+                               time_in_force=body.time_in_force, max_slippage_bps=body.max_slippage_bps)
+        try:
+            return self.executor.submit(request, body.adapter, price, now)
+        except RiskRefused as exc:
+            error = risk_refused(exc.decision)
+            error.context = {**(error.context or {}), "order_id": exc.order.order_id}
+            raise error from exc
+        except VenueUnavailable as exc:
+            stored = store.get_order_by_client_id(self.url, key)
+            raise ApiError(503, ExecutionErrorCode.VENUE_UNAVAILABLE, f"{exc}; the order stays submitted until the "
+                           "venue answers (GET execution/orders/{id} re-checks it)",
+                           {"order_id": stored.order_id if stored else None}) from exc
+
+    def order(self, order_id: str) -> Order:
+        order = store.get_order(self.url, order_id)
+        if order is None:
+            raise not_found("order", order_id)
+        return order
+
+    def refresh(self, order_id: str) -> Order:
+        order = self.order(order_id)
+        try:
+            return self.executor.refresh(order, self.clock())
+        except VenueUnavailable as exc:
+            raise ApiError(503, ExecutionErrorCode.VENUE_UNAVAILABLE, str(exc), {"order_id": order_id}) from exc
+
+    def cancel(self, order_id: str) -> Order:
+        order = self.order(order_id)
+        try:
+            return self.executor.cancel(order, self.clock())
+        except VenueUnavailable as exc:
+            raise ApiError(503, ExecutionErrorCode.VENUE_UNAVAILABLE, str(exc), {"order_id": order_id}) from exc

@@ -1,0 +1,1 @@
+"""Risk over HTTP: limits, what-if order checks, kill switches and breakers (``/api/v2/risk``)."""

@@ -1,0 +1,230 @@
+"""From forecast to orders: sizing at the forecast's horizon, the risk check, the adapter, and the
+decision that ties them together.
+
+One target of ``execution/run`` goes through :func:`plan_target` (pure) and :class:`Executor`:
+
+1. **Sizing.** The forecasts of the last ``H`` hours of the signal's model version (one per hour,
+   ``predictions_v2``; an hour without one is a flat tranche) give the symbol's target weight with
+   :func:`omniwatch.trading.sizing.target_weight`, the same code the backtest sizes with. The book
+   holds the symbols with equal shares (weight = per-symbol target / N, as the backtest's pool is
+   the mean over N symbols), capped at ``max_weight_per_asset``. The no-trade band is applied in
+   per-symbol units, exactly as in the backtest: inside it the target is ``hold`` and nothing is sent.
+2. **Order.** The weight change at the newest close available now becomes a market IOC order with
+   the configured ``max_slippage_bps``; its ``client_order_id`` is derived from the strategy and
+   the signal, so running the same signal twice returns the stored order instead of trading again.
+3. **Risk** (``RiskGuard.check``) before anything is sent: a refused order is stored ``denied`` with
+   the violation codes, and a ``risk_events`` row is written by the guard.
+4. **Adapter** (paper or Coinbase live): the order moves ``initialized -> submitted`` and then as the
+   venue reports; fills, the position and its PnL follow in the store (``omniwatch.trading.store``).
+
+Every target's outcome is an ``execution_decisions`` row (append only), whose id the audit chain
+(``execution/audit/{decision_id}``) starts from.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from omniwatch.trading import store
+from omniwatch.trading.orders import (
+    ExecutionAdapter,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    VenueUnavailable,
+    apply_report,
+    new_order,
+    transition,
+)
+from omniwatch.trading.risk import RiskDecision
+from omniwatch.trading.risk_store import RiskGuard
+from omniwatch.trading.sizing import SizingRule, apply_band, horizon_hours, target_weight
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+
+ORDER_NAMESPACE = uuid.UUID("0c5f7f0e-2b61-4d0c-8d1a-6a3f1e9b7c21")
+MIN_ORDER_QTY = 1e-8  # below a satoshi: nothing to send
+
+
+@dataclass(frozen=True)
+class ForecastHour:
+    as_of_ts: datetime
+    forecast_bps: float
+    hourly_vol: float | None
+    prediction_id: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What sizing decided for one symbol (weights are fractions of capital)."""
+
+    symbol: str
+    horizon: str
+    price: float
+    capital: float
+    n_symbols: int
+    target_weight: float      # what the forecasts ask for (capped)
+    held_weight: float        # what the position is now
+    new_weight: float         # after the no-trade band
+    side: str | None          # None: hold
+    qty: float
+    reason: str
+    forecasts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def forecast_history(url: str, target: str, model_version: str, horizon: str, as_of: datetime,
+                     model_name: str = "omniwatch-liquid") -> list[ForecastHour]:
+    """The version's forecasts of ``horizon`` for the ``H`` hours ending at ``as_of`` (newest row
+    per hour, failed scorings left out), with each snapshot's 24 h volatility."""
+    h = horizon_hours(horizon)
+    p, f = tables.predictions_v2, tables.feature_snapshots
+    query = (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, p.c.created_at, f.c.features)
+             .select_from(p.outerjoin(f, f.c.id == p.c.snapshot_id))
+             .where(p.c.target == target, p.c.model_name == model_name, p.c.model_version == model_version,
+                    p.c.error.is_(None), p.c.as_of_ts > as_of - timedelta(hours=h), p.c.as_of_ts <= as_of)
+             .order_by(p.c.as_of_ts, p.c.created_at))
+    newest: dict[datetime, ForecastHour] = {}
+    with get_engine(url).connect() as conn:
+        for row in conn.execute(query):
+            value = (row.horizon_predictions or {}).get(f"pred_{horizon}")  # the stored keys: pred_1h, ...
+            if value is None:
+                continue
+            vol = (row.features or {}).get("vol_24h")
+            ts = pd.Timestamp(row.as_of_ts).tz_convert("UTC").floor("h").to_pydatetime()
+            newest[ts] = ForecastHour(ts, float(value), float(vol) if vol is not None else None, row.prediction_id)
+    return [newest[k] for k in sorted(newest)]
+
+
+def hourly_window(history: list[ForecastHour], as_of: datetime, hours: int) -> list[tuple[float, float | None]]:
+    """The ``hours`` hourly slots ending at ``as_of``, oldest first; an hour without a forecast is flat."""
+    end = pd.Timestamp(as_of).tz_convert("UTC").floor("h")
+    by_hour = {pd.Timestamp(x.as_of_ts): x for x in history}
+    slots = []
+    for k in range(hours - 1, -1, -1):
+        hit = by_hour.get(end - pd.Timedelta(hours=k))
+        slots.append((hit.forecast_bps, hit.hourly_vol) if hit else (math.nan, None))
+    return slots
+
+
+def plan_target(symbol: str, horizon: str, history: list[ForecastHour], as_of: datetime, rule: SizingRule, *,
+                price: float, capital: float, n_symbols: int, held_qty: float, max_weight: float) -> Plan:
+    """Sizing of one symbol: target from the horizon's tranches, band in per-symbol units (as the
+    backtest), then the order that moves the position there."""
+    unit_target = target_weight(hourly_window(history, as_of, rule.horizon_hours), rule)
+    held_w = held_qty * price / capital
+    unit_new = apply_band(unit_target, held_w * n_symbols, rule.band)
+    def cap(w: float) -> float:
+        return max(-max_weight, min(max_weight, w))
+
+    target_w, new_w = cap(unit_target / n_symbols), cap(unit_new / n_symbols)
+    qty = abs(new_w - held_w) * capital / price
+    used = [asdict(x) | {"as_of_ts": x.as_of_ts.isoformat()} for x in history]
+    if qty < MIN_ORDER_QTY or new_w == held_w:
+        why = (f"inside the no-trade band ({rule.band} per symbol): target {target_w:+.4f}, held {held_w:+.4f}"
+               if abs(target_w - held_w) > 1e-12 else f"at target {target_w:+.4f}")
+        return Plan(symbol, horizon, price, capital, n_symbols, target_w, held_w, held_w, None, 0.0, why, used)
+    side = "buy" if new_w > held_w else "sell"
+    return Plan(symbol, horizon, price, capital, n_symbols, target_w, held_w, new_w, side, qty,
+                f"move {held_w:+.4f} -> {new_w:+.4f} of capital ({len(history)} forecast hour(s) of {horizon})",
+                used)
+
+
+def client_order_id(url: str, strategy_id: str, symbol: str, key: str) -> str:
+    """Deterministic per (strategy, symbol, signal or request key): the idempotency key. A key
+    whose order risk denied is free again (a denial traded nothing): the next attempt gets
+    ``-r1``, ``-r2``, ... so the same signal can execute once the block is lifted, but never twice."""
+    base = f"ow-{uuid.uuid5(ORDER_NAMESPACE, f'{strategy_id}|{symbol}|{key}')}"
+    attempt = 0
+    while True:
+        candidate = base if attempt == 0 else f"{base}-r{attempt}"
+        existing = store.get_order_by_client_id(url, candidate)
+        if existing is None or existing.status != OrderStatus.DENIED:
+            return candidate
+        attempt += 1
+
+
+class RiskRefused(Exception):
+    """Risk refused an order before anything was sent; ``order`` is stored ``denied``."""
+
+    def __init__(self, decision: RiskDecision, order: Order):
+        super().__init__("; ".join(decision.codes))
+        self.decision, self.order = decision, order
+
+
+class Executor:
+    """Places orders through one of ``adapters`` after the risk guard, and stores everything."""
+
+    def __init__(self, url: str, guard: RiskGuard, adapters: Mapping[str, ExecutionAdapter]):
+        self.url, self.guard, self.adapters = url, guard, dict(adapters)
+
+    def check(self, request: OrderRequest, price: float, now: datetime) -> RiskDecision:
+        return self.guard.check(request, price, now)
+
+    def deny(self, request: OrderRequest, adapter: str, decision: RiskDecision, now: datetime, *,
+             model_version: str | None = None, snapshot_id: int | None = None) -> Order:
+        """Store ``request`` as ``denied`` with the violation codes (idempotent by client_order_id)."""
+        venue = self.adapters[adapter].venue if adapter in self.adapters else adapter
+        order = new_order(request, adapter, venue, now, model_version=model_version, snapshot_id=snapshot_id)
+        stored = store.create_order(self.url, order)
+        if stored.order_id != order.order_id:
+            return stored
+        return store.save_order(self.url, transition(stored, OrderStatus.DENIED, now, "; ".join(decision.codes)))
+
+    def submit(self, request: OrderRequest, adapter: str, price: float, now: datetime, *,
+               model_version: str | None = None, snapshot_id: int | None = None,
+               decision: RiskDecision | None = None) -> Order:
+        """Risk check (unless ``decision`` is the check already made), then the venue. Returns the
+        stored order (the existing one for a repeated ``client_order_id``). Raises
+        :class:`RiskRefused` (order stored denied) or ``VenueUnavailable`` (order stays submitted)."""
+        existing = store.get_order_by_client_id(self.url, request.client_order_id)
+        if existing is not None:
+            return existing
+        venue = self.adapters[adapter]
+        decision = decision or self.check(request, price, now)
+        if not decision.allowed:
+            raise RiskRefused(decision, self.deny(request, adapter, decision, now, model_version=model_version,
+                                                  snapshot_id=snapshot_id))
+        order = new_order(request, venue.name, venue.venue, now, model_version=model_version, snapshot_id=snapshot_id)
+        stored = store.create_order(self.url, order)
+        if stored.order_id != order.order_id:  # a concurrent request with the same key won
+            return stored
+        stored = store.save_order(self.url, transition(stored, OrderStatus.SUBMITTED, now, f"sent to {venue.name}"))
+        report = venue.submit(request, now)  # VenueUnavailable propagates: the order stays submitted
+        return store.save_order(self.url, apply_report(stored, report, now))
+
+    def refresh(self, order: Order, now: datetime) -> Order:
+        """Ask the venue about an open order (a resting GTC, or one left ``submitted`` by a timeout)."""
+        if order.is_terminal or order.venue_order_id is None or order.adapter not in self.adapters:
+            return order
+        report = self.adapters[order.adapter].get(order.venue_order_id, now)
+        return store.save_order(self.url, apply_report(order, report, now))
+
+    def cancel(self, order: Order, now: datetime) -> Order:
+        """Cancel an open order (allowed in every trading state: it takes risk off)."""
+        if order.is_terminal:
+            return order
+        if order.venue_order_id is None:
+            return store.save_order(self.url, transition(order, OrderStatus.CANCELED, now, "canceled before the "
+                                                         "venue acknowledged it"))
+        report = self.adapters[order.adapter].cancel(order.venue_order_id, now)
+        return store.save_order(self.url, apply_report(order, report, now))
+
+
+def record_decision(url: str, row: dict[str, Any]) -> str:
+    """Append one ``execution_decisions`` row; returns its id."""
+    decision_id = str(row.get("decision_id") or uuid.uuid4())
+    with get_engine(url).begin() as conn:
+        conn.execute(tables.execution_decisions.insert().values({**row, "decision_id": decision_id}))
+    return decision_id
+
+
+__all__ = ["Executor", "ForecastHour", "Plan", "RiskRefused", "VenueUnavailable", "client_order_id",
+           "forecast_history", "hourly_window", "plan_target", "record_decision"]

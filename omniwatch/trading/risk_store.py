@@ -1,0 +1,254 @@
+"""The risk guard: persisted kill switches and breakers, the ledger's figures, and the audit.
+
+``RiskGuard.check`` is what execution calls before an order leaves: it reads the switches and
+breaker marks from ``risk_controls``, the positions, day PnL and closed trades from the ledger,
+decides with :func:`omniwatch.trading.risk.check_order` and appends one ``risk_events`` row per
+violation of a refused order (code, and in ``detail`` the metric, the threshold and the order).
+Everything lives in the warehouse, so a restarted process, or another one, decides the same.
+
+``risk_controls`` is append only; a control's state is its latest row:
+
+- ``kill_switch``: ``trigger`` / ``reset`` rows, keyed (the API key's name is the actor);
+- ``daily_loss``: a ``trip`` row (actor ``system``) the first time a check sees the day's loss
+  past the limit; it holds REDUCING for that UTC day of the decision clock, even if marks recover;
+- ``consecutive_loss``: keyed ``reset`` rows; each remembers the close time of the newest round
+  trip at the reset, and only trades closed after it count (a clock-independent cut, so a reset
+  made on the wall clock works in a replay too).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from omniwatch.jsonsafe import json_safe
+from omniwatch.trading import ledger
+from omniwatch.trading.orders import OrderRequest
+from omniwatch.trading.risk import (
+    ALL_STRATEGIES,
+    EPS,
+    BreakerState,
+    KillSwitch,
+    RiskContext,
+    RiskDecision,
+    RiskLimits,
+    RiskSettings,
+    TradingState,
+    check_order,
+    consecutive_losses,
+    daily_loss_exceeded,
+    daily_loss_limit,
+    trading_state,
+)
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+
+SYSTEM_ACTOR = "system"
+KILL_SWITCH, DAILY_LOSS, CONSECUTIVE_LOSS = "kill_switch", "daily_loss", "consecutive_loss"
+TRIGGER, RESET, TRIP = "trigger", "reset", "trip"
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    """Where one strategy stands: its state, what drives it, and the figures behind the breakers."""
+
+    track: str
+    strategy_id: str
+    state: TradingState
+    as_of: datetime
+    kill_switches: tuple[KillSwitch, ...]
+    day_pnl: float
+    daily_loss_limit_usd: float
+    daily_loss_tripped: bool
+    consecutive_losses: int
+    max_consecutive_losses: int
+    consecutive_reset_at: datetime | None
+    consecutive_reset_by: str | None
+
+
+@dataclass(frozen=True)
+class Figures:
+    context: RiskContext
+    breakers: BreakerState
+    reset: dict[str, Any] | None
+
+
+def _day(now: datetime) -> tuple[datetime, datetime]:
+    start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    return start, start + timedelta(days=1)
+
+
+class RiskGuard:
+    """Risk decisions for orders, over one warehouse (thread-safe: it keeps no state of its own)."""
+
+    def __init__(self, url: str, settings: RiskSettings):
+        self.url, self.settings = url, settings
+
+    def limits(self, track: str, strategy_id: str) -> RiskLimits:
+        return self.settings.limits_for(track, strategy_id)
+
+    # ------------------------------------------------------------------ decisions
+    def check(self, order: OrderRequest, price: float, now: datetime, *, record: bool = True) -> RiskDecision:
+        """The decision for ``order`` at ``price`` and the decision clock ``now``. With ``record``
+        (execution), a refusal appends its ``risk_events`` rows and a newly passed daily-loss limit
+        its trip; without it (``risk/check``, a what-if) nothing is written."""
+        limits = self.limits(order.track, order.strategy_id)
+        figures = self._figures(order.track, order.strategy_id, now, {order.symbol: price})
+        decision = check_order(order, price, figures.context, limits, figures.breakers)
+        if record:
+            self._record(order, decision, figures, limits, now)
+        return decision
+
+    def _figures(self, track: str, strategy_id: str, now: datetime, prices: dict[str, float]) -> Figures:
+        book = ledger.positions(self.url, track, strategy_id)
+        held = {s: p.qty for s, p in book.items() if abs(p.qty) > EPS}
+        # The day's PnL marks at the newest close available at ``now`` (the entry price without a
+        # bar), never at the order's price: a limit price far from the market must not trip the
+        # daily loss. The order's price values its own symbol's exposure only.
+        marks = {s: p.avg_price for s, p in book.items() if s in held and p.avg_price is not None}
+        marks.update(ledger.latest_closes(self.url, list(held), now))
+        pnl = ledger.day_pnl(self.url, track, strategy_id, now.astimezone(UTC).date(),
+                             {s: marks[s] for s in held})
+        marks.update(prices)
+        reset = self._latest(track, strategy_id, CONSECUTIVE_LOSS)
+        cut = datetime.fromisoformat(reset["detail"]["last_trade_at"]) if reset and reset["detail"].get(
+            "last_trade_at") else None
+        trades = [p for ts, p in ledger.closed_trade_pnls(self.url, track, strategy_id) if cut is None or ts > cut]
+        context = RiskContext(positions=held, marks=marks, day_pnl=pnl, closed_trade_pnls=tuple(trades))
+        breakers = BreakerState(kill_switches=tuple(self._covering(track, strategy_id)),
+                                daily_loss_tripped=self._tripped_on(track, strategy_id, now))
+        return Figures(context, breakers, reset)
+
+    def _record(self, order: OrderRequest, decision: RiskDecision, figures: Figures, limits: RiskLimits,
+                now: datetime) -> None:
+        trip = not figures.breakers.daily_loss_tripped and daily_loss_exceeded(figures.context.day_pnl, limits)
+        block = str(uuid.uuid4())
+        order_detail = {"client_order_id": order.client_order_id, "symbol": order.symbol, "side": order.side,
+                        "qty": order.qty, "price": decision.price, "notional": decision.notional,
+                        "order_type": order.order_type, "signal_id": order.signal_id,
+                        "decision_id": order.decision_id}
+        with get_engine(self.url).begin() as conn:
+            if trip:
+                conn.execute(tables.risk_controls.insert().values(
+                    track=order.track, strategy_id=order.strategy_id, control=DAILY_LOSS, action=TRIP,
+                    actor=SYSTEM_ACTOR, reason=f"day PnL {figures.context.day_pnl:.2f} USD passed the "
+                                               f"{daily_loss_limit(limits):.2f} USD limit",
+                    detail=json_safe({"day": now.astimezone(UTC).date(), "day_pnl": figures.context.day_pnl,
+                                      "limit_usd": daily_loss_limit(limits)}),
+                    as_of=now))
+            if decision.allowed:
+                return
+            conn.execute(tables.risk_events.insert(), [dict(
+                track=order.track, strategy_id=order.strategy_id, code=v.code,
+                detail=json_safe({"block_id": block, "as_of": now, "rule": v.rule, "scope": v.strategy_id,
+                                  "message": v.message, "value": v.value, "threshold": v.threshold, **v.detail,
+                                  "state": decision.state, "order": order_detail}))
+                for v in decision.violations])
+
+    def status(self, track: str, strategy_id: str, now: datetime) -> BreakerStatus:
+        """The strategy's state now, with every figure behind it (nothing written)."""
+        limits = self.limits(track, strategy_id)
+        figures = self._figures(track, strategy_id, now, {})
+        ctx, breakers = figures.context, figures.breakers
+        daily = breakers.daily_loss_tripped or daily_loss_exceeded(ctx.day_pnl, limits)
+        losses = consecutive_losses(ctx.closed_trade_pnls)
+        reset = figures.reset
+        return BreakerStatus(
+            track, strategy_id,
+            trading_state(bool(breakers.kill_switches), daily, losses >= limits.max_consecutive_losses), now,
+            breakers.kill_switches, ctx.day_pnl, daily_loss_limit(limits), daily, losses,
+            limits.max_consecutive_losses, reset["as_of"] if reset else None, reset["actor"] if reset else None)
+
+    # ------------------------------------------------------------------ controls
+    def _append(self, track: str, strategy_id: str, control: str, action: str, actor: str, reason: str,
+                now: datetime, detail: dict[str, Any] | None = None) -> None:
+        with get_engine(self.url).begin() as conn:
+            conn.execute(tables.risk_controls.insert().values(
+                track=track, strategy_id=strategy_id, control=control, action=action, actor=actor,
+                reason=reason, detail=json_safe(detail or {}), as_of=now))
+
+    def _latest(self, track: str, strategy_id: str, control: str, action: str | None = None) -> dict[str, Any] | None:
+        c = tables.risk_controls.c
+        query = select(tables.risk_controls).where(c.track == track, c.strategy_id == strategy_id, c.control == control)
+        if action is not None:
+            query = query.where(c.action == action)
+        with get_engine(self.url).connect() as conn:
+            row = conn.execute(query.order_by(c.id.desc()).limit(1)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def _tripped_on(self, track: str, strategy_id: str, now: datetime) -> bool:
+        c = tables.risk_controls.c
+        start, end = _day(now)
+        with get_engine(self.url).connect() as conn:
+            return conn.execute(select(c.id).where(
+                c.track == track, c.strategy_id == strategy_id, c.control == DAILY_LOSS, c.action == TRIP,
+                c.as_of >= start, c.as_of < end).limit(1)).first() is not None
+
+    def trigger_kill_switch(self, track: str, strategy_id: str, actor: str, reason: str, now: datetime) -> KillSwitch:
+        """Halt ``track:strategy_id`` (``*``: every strategy of the track); audited, even if already on."""
+        self._append(track, strategy_id, KILL_SWITCH, TRIGGER, actor, reason, now)
+        return self.kill_switch(track, strategy_id)
+
+    def reset_kill_switch(self, track: str, strategy_id: str, actor: str, reason: str, now: datetime) -> KillSwitch:
+        """Release the switch (a track-wide one does not release a strategy's own); audited."""
+        self._append(track, strategy_id, KILL_SWITCH, RESET, actor, reason, now)
+        return self.kill_switch(track, strategy_id)
+
+    def kill_switch(self, track: str, strategy_id: str) -> KillSwitch:
+        return self._switch(track, strategy_id, self._rows(track, strategy_id))
+
+    def kill_switches(self, track: str | None = None) -> list[KillSwitch]:
+        """Every switch ever set (triggered or reset), in track and strategy order."""
+        rows = self._rows(track)
+        keys = sorted({(r["track"], r["strategy_id"]) for r in rows})
+        return [self._switch(t, s, [r for r in rows if (r["track"], r["strategy_id"]) == (t, s)]) for t, s in keys]
+
+    def _covering(self, track: str, strategy_id: str) -> list[KillSwitch]:
+        scopes = dict.fromkeys((strategy_id, ALL_STRATEGIES))
+        return [k for k in (self.kill_switch(track, s) for s in scopes) if k.triggered]
+
+    def _rows(self, track: str | None, strategy_id: str | None = None) -> list[dict[str, Any]]:
+        c = tables.risk_controls.c
+        query = select(tables.risk_controls).where(c.control == KILL_SWITCH)
+        if track is not None:
+            query = query.where(c.track == track)
+        if strategy_id is not None:
+            query = query.where(c.strategy_id == strategy_id)
+        with get_engine(self.url).connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(c.id)).mappings()]
+
+    @staticmethod
+    def _switch(track: str, strategy_id: str, rows: list[dict[str, Any]]) -> KillSwitch:
+        triggers = [r for r in rows if r["action"] == TRIGGER]
+        resets = [r for r in rows if r["action"] == RESET]
+        on = bool(rows) and rows[-1]["action"] == TRIGGER
+        last_trigger = triggers[-1] if triggers else None
+        last_reset = resets[-1] if resets else None
+        return KillSwitch(
+            track=track, strategy_id=strategy_id, triggered=on,
+            triggered_by=last_trigger["actor"] if last_trigger else None,
+            triggered_at=last_trigger["created_at"] if last_trigger else None,
+            reason=(last_trigger or {}).get("reason") if on else (last_reset or last_trigger or {}).get("reason"),
+            reset_by=last_reset["actor"] if last_reset else None,
+            reset_at=last_reset["created_at"] if last_reset else None)
+
+    def reset_consecutive_losses(self, track: str, strategy_id: str, actor: str, reason: str,
+                                 now: datetime) -> BreakerStatus:
+        """Keyed reset of the consecutive-loss breaker: trades closed so far stop counting."""
+        trades = ledger.closed_trade_pnls(self.url, track, strategy_id)
+        before = self.status(track, strategy_id, now)
+        self._append(track, strategy_id, CONSECUTIVE_LOSS, RESET, actor, reason, now,
+                     {"last_trade_at": trades[-1][0] if trades else None,
+                      "consecutive_losses_before": before.consecutive_losses})
+        return self.status(track, strategy_id, now)
+
+    def events(self, track: str, strategy_id: str) -> list[dict[str, Any]]:
+        """The ``risk_events`` rows of a strategy, oldest first (what its blocks wrote)."""
+        e = tables.risk_events.c
+        query = select(tables.risk_events).where(e.track == track, e.strategy_id == strategy_id)
+        with get_engine(self.url).connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(e.id)).mappings()]

@@ -1,0 +1,140 @@
+"""execution/run, execution/orders, execution/audit and metrics/pnl-attribution over real HTTP,
+on a private copy of the trained warehouse (SQLite and PostgreSQL): the paper adapter fills against
+the stored bars, the risk guard refuses with 423, and the audit chain links every step."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from omniwatch.trading import ledger
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+
+from .conftest import AUTH, client_for
+
+P = "/api/v2"
+
+
+def _count(url: str, table, *where) -> int:
+    with get_engine(url).connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def test_execution_run_sizes_checks_fills_and_chains_every_step(own_warehouse):
+    url = own_warehouse.warehouse_url
+    with client_for(own_warehouse) as c:
+        # The fixture scored no earlier hours: one forecast hour of 24 is a 24th of a tranche, inside
+        # the default no-trade band (0.05 per symbol): every target holds and nothing is sent.
+        r = c.post(f"{P}/execution/run", json={"horizon": "24h"}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert {d["action"] for d in r.json()["decisions"]} == {"hold"}
+        reasons = [d["reason"] for d in r.json()["decisions"]]
+        assert any("no-trade band" in x for x in reasons), reasons
+        assert _count(url, tables.orders_sim) == 0
+    with client_for(own_warehouse, sizing_weight_band=0.0) as c:
+        r = c.post(f"{P}/execution/run", json={"horizon": "24h", "adapter": "paper"}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert {d["symbol"] for d in out["decisions"]} == {"BTC", "ETH", "SOL"}
+        traded = [d for d in out["decisions"] if d["action"] == "trade"]
+        assert traded, out["decisions"]
+        for d in out["decisions"]:
+            # One forecast hour of 24: the target is a 24th of a tranche, split over three symbols.
+            assert abs(d["target_weight"]) <= 1 / 3 + 1e-9
+        d = traded[0]
+        order = d["order"]
+        assert order["status"] in ("filled", "partially_filled") and order["adapter"] == "paper"
+        assert [e["to"] for e in order["lifecycle"]][:2] == ["initialized", "submitted"]
+        assert order["model_version"] == "1" and order["signal_id"] == d["signal_id"]
+        signed = order["filled_qty"] * (1 if order["side"] == "buy" else -1)
+        assert signed * d["price"] / 100_000 == pytest.approx(d["new_weight"] - d["held_weight"], rel=0.02)
+
+        chain = c.get(f"{P}/execution/audit/{d['decision_id']}").json()
+        assert chain["decision"]["action"] == "trade" and chain["signal"]["signal_id"] == d["signal_id"]
+        assert chain["prediction"]["model_version"] == "1" == chain["model"]["version"]
+        assert chain["feature_snapshot"]["id"] == chain["prediction"]["snapshot_id"]
+        assert chain["order"]["order_id"] == order["order_id"] and chain["order"]["lifecycle"] == order["lifecycle"]
+        assert math.fsum(f["qty"] for f in chain["fills"]) == pytest.approx(order["filled_qty"])
+        assert chain["position"]["after_order"]["qty"] == pytest.approx(signed)
+        assert chain["pnl"]["order_contribution"] == pytest.approx(
+            signed * (chain["pnl"]["mark_price"] - order["avg_fill_price"]) - order["fee"])
+        assert c.get(f"{P}/execution/orders/{order['order_id']}").json() == chain["order"]
+
+        # The same signals again: nothing is traded twice (the signal's order exists, or the
+        # position is at its target).
+        orders_before = _count(url, tables.orders_sim)
+        again = c.post(f"{P}/execution/run", json={"horizon": "24h"}, headers=AUTH).json()
+        assert {x["action"] for x in again["decisions"]} == {"hold"}
+        assert _count(url, tables.orders_sim) == orders_before
+        assert _count(url, tables.execution_decisions) == 9  # every decision is recorded, holds too
+
+        # Unknown ids of any format: 404.
+        for bad in ("does-not-exist-123", str(uuid.uuid4()), "1"):
+            assert c.get(f"{P}/execution/orders/{bad}").status_code == 404
+            assert c.get(f"{P}/execution/audit/{bad}").status_code == 404
+
+        # Executed PnL: by symbol and by model version, each summing to the ledger's PnL.
+        attr = c.get(f"{P}/metrics/pnl-attribution", params={"track": "liquid"}).json()
+        total = attr["total"]
+        assert total["net"] == pytest.approx(total["gross"] - total["slippage"] - total["fees"] - total["funding"])
+        for group in ("by_symbol", "by_model_version"):
+            assert math.fsum(p["net"] for p in attr[group].values()) == pytest.approx(total["net"], abs=1e-9)
+        assert set(attr["by_model_version"]) == {"1"}
+        book = ledger.positions(url, "liquid", "liquid_v2")
+        expected = math.fsum(p.equity(attr["marks"][s]) for s, p in book.items())
+        assert total["net"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_kill_switch_refuses_execution_with_423_and_the_denied_orders_are_audited(own_warehouse):
+    url = own_warehouse.warehouse_url
+    with client_for(own_warehouse, sizing_weight_band=0.0) as c:
+        r = c.post(f"{P}/risk/kill-switch/trigger", json={"track": "liquid", "strategy_id": "liquid_v2",
+                                                          "reason": "test: venue incident"}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        r = c.post(f"{P}/execution/run", json={"horizon": "24h"}, headers=AUTH)
+        assert r.status_code == 423, r.text
+        body = r.json()
+        assert body["code"] == "kill_switch_triggered:liquid:liquid_v2"
+        assert "kill_switch_triggered:liquid:liquid_v2" in body["context"]["codes"]
+        denied = [d for d in body["context"]["decisions"] if d["action"] == "denied"]
+        assert denied and all(d["order"]["status"] == "denied" for d in denied)
+        assert all(d["order"]["lifecycle"][-1]["reason"].startswith("kill_switch_triggered") for d in denied)
+        assert _count(url, tables.fills) == 0
+        assert _count(url, tables.risk_events, tables.risk_events.c.code.like("kill_switch_triggered%")) == len(denied)
+        chain = c.get(f"{P}/execution/audit/{denied[0]['decision_id']}").json()
+        assert chain["decision"]["action"] == "denied" and chain["order"]["status"] == "denied"
+        # A single order is refused the same way.
+        one = c.post(f"{P}/execution/orders", json={"symbol": "BTC", "side": "buy", "qty": 0.001}, headers=AUTH)
+        assert one.status_code == 423 and one.json()["code"] == "kill_switch_triggered:liquid:liquid_v2"
+        # After a keyed reset the same run trades.
+        assert c.post(f"{P}/risk/kill-switch/reset", json={"track": "liquid", "strategy_id": "liquid_v2",
+                                                           "reason": "test: resolved"}, headers=AUTH).status_code == 200
+        r = c.post(f"{P}/execution/run", json={"horizon": "24h"}, headers=AUTH)
+        assert r.status_code == 200 and any(d["action"] == "trade" for d in r.json()["decisions"]), r.text
+
+
+def test_orders_are_idempotent_by_client_order_id_and_live_needs_its_gate(own_home):
+    with client_for(own_home) as c:
+        body = {"symbol": "ETH", "side": "buy", "qty": 0.05, "client_order_id": "test-idem-1"}
+        first = c.post(f"{P}/execution/orders", json=body, headers=AUTH)
+        assert first.status_code == 200, first.text
+        second = c.post(f"{P}/execution/orders", json=body, headers=AUTH)
+        assert second.json()["order_id"] == first.json()["order_id"]
+        assert first.json()["status"] == "filled" and first.json()["fills"]
+        assert c.post(f"{P}/execution/orders", json=body).status_code == 401
+        live = c.post(f"{P}/execution/orders", json={**body, "adapter": "coinbase_live",
+                                                      "client_order_id": "test-live-1"}, headers=AUTH)
+        assert live.status_code == 403 and live.json()["code"] == "live_trading_disabled"
+        assert live.json()["context"]["gate"] == "live_trading_off"
+        # A resting limit far from the market stays open; cancel closes it (allowed in any state).
+        rest = c.post(f"{P}/execution/orders", json={"symbol": "BTC", "side": "buy", "qty": 0.01,
+                                                      "order_type": "limit", "limit_price": 1.0,
+                                                      "time_in_force": "GTC"}, headers=AUTH).json()
+        assert rest["status"] == "accepted", rest
+        canceled = c.post(f"{P}/execution/orders/{rest['order_id']}/cancel", headers=AUTH).json()
+        assert canceled["status"] == "canceled"
+        assert [e["to"] for e in canceled["lifecycle"]] == ["initialized", "submitted", "accepted", "canceled"]
