@@ -213,9 +213,8 @@ OPERATION_CODES: dict[str, dict[int, tuple[str, ...]]] = {
     "POST /api/v2/signals/generate": _PREDICTING,
     "POST /api/v2/portfolio/score": _PREDICTING,
     "POST /api/v2/portfolio/rebalance": _PREDICTING,
-    # Its 422 insufficient_features ("snapshots are gone") cannot happen today: deleting a snapshot
-    # nulls the prediction's snapshot_id, and the explanation then reads it as request features.
-    "GET /api/v2/predictions/{prediction_id}/explanation": {422: ()},
+    # A prediction whose snapshot was deleted cannot be explained (422 insufficient_features).
+    "GET /api/v2/predictions/{prediction_id}/explanation": {422: (ErrorCode.INSUFFICIENT_FEATURES,)},
     "POST /api/v2/backtest/run": {422: (ApiErrorCode.VALIDATION_ERROR, ErrorCode.INSUFFICIENT_FEATURES,
                                         ErrorCode.INSUFFICIENT_PRICES, TaskErrorCode.IN_SAMPLE_WINDOW)},
     "POST /api/v2/ingest/events": {422: (ApiErrorCode.VALIDATION_ERROR, ErrorCode.BLOCKED_BY_DATA_QUALITY)},

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -200,6 +201,22 @@ def _explained_by(app: str, target: str) -> Call:
     return call
 
 
+def _snapshot_gone(a: Apps) -> httpx.Response:
+    """A stored prediction whose feature snapshot was deleted since (its snapshot_id nulled by the
+    foreign key): a copy of a fresh SOL prediction pointed at SOL's oldest snapshot, then deleted."""
+    p, f = tables.predictions_v2, tables.feature_snapshots
+    pid = a.main.post("/api/v2/predict/liquid", json={"target": "SOL"}, headers=AUTH).json()["prediction_id"]
+    flush(a.main)
+    copy = str(uuid.uuid4())
+    with get_engine(a.home.warehouse_url).begin() as conn:
+        row = dict(conn.execute(select(p).where(p.c.prediction_id == pid)).mappings().one())
+        oldest = conn.execute(select(func.min(f.c.id)).where(f.c.target == "SOL")).scalar_one()
+        conn.execute(p.insert().values({**row, "prediction_id": copy, "snapshot_id": oldest}))
+        conn.execute(f.delete().where(f.c.id == oldest))
+        assert conn.execute(select(p.c.snapshot_id).where(p.c.prediction_id == copy)).scalar_one() is None
+    return a.main.get(f"/api/v2/predictions/{copy}/explanation", headers=AUTH)
+
+
 # Per predicting route: a body naming a target without snapshots, and one the trained home serves.
 PREDICTING: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "/api/v2/predict/liquid": ({"target": "DOGE"}, {"target": "BTC"}),
@@ -262,6 +279,7 @@ PROVOKE: dict[tuple[str, int, str], Call] = {
         "main", "/api/v2/ingest/events", {"events": [{**DQ_EVENT, "source": "edgar", "title": "Form D"}]}),
     ("POST /api/v2/ingest/events", 422, "blocked_by_data_quality"): _post(
         "main", "/api/v2/ingest/events", {"events": [DQ_EVENT]}),
+    ("GET /api/v2/predictions/{prediction_id}/explanation", 422, "insufficient_features"): _snapshot_gone,
     ("GET /api/v2/predictions/{prediction_id}/explanation", 503, "model_artifact_missing"): _explained_by(
         "no_model", "ETH"),
     **{(f"POST {r}", 423, c): _refused(r, c) for r in (RUN, ORDERS) for c in RISK_CODES},

@@ -293,6 +293,11 @@ class Predictor:
         if row["track"] != "liquid":
             raise ApiError(404, ApiErrorCode.NOT_FOUND, f"prediction {prediction_id!r} is not a liquid prediction: "
                                              "explanations exist for the liquid ensemble only")
+        if row["snapshot_id"] is None and "request_features" not in (row["horizon_predictions"] or {}):
+            # It read a stored snapshot, since deleted (the foreign key nulls snapshot_id): the
+            # rows it saw cannot be rebuilt, and the newest ones would explain another prediction.
+            raise ApiError(422, ErrorCode.INSUFFICIENT_FEATURES, "the prediction's feature snapshot is gone: it "
+                           "cannot be explained on the rows it read", {"prediction_id": prediction_id})
         loaded = self.router.pinned(row["model_name"], row["model_version"])
         window = stored_window(self.snapshots, row, int(loaded.model.meta["lookback"]))
         if window.frame.empty:
