@@ -35,6 +35,7 @@ class DemoSummary:
     registered: str = ""
     vc: str = ""
     live: str = ""
+    trading: str = ""
     live_day: date | None = None  # the held-back day the live segment replays
 
     def render(self) -> str:
@@ -54,6 +55,8 @@ class DemoSummary:
             lines += ["", self.vc]
         if self.live:
             lines += ["", self.live]
+        if self.trading:
+            lines += ["", self.trading]
         lines += ["", "SUCCESS" if self.success else "FAILED"]
         return "\n".join(lines)
 
@@ -162,6 +165,12 @@ def run_demo(settings: Settings, start: date, end: date, train: bool = True, liv
         with _stage("live segment", summary.seconds, echo), _progress(echo):
             summary.live, live_ok = run_live_segment(settings, instance, summary.live_day, log_level)
         summary.success = summary.success and live_ok
+        if live_ok:
+            from omniwatch.demo_trading import run_paper_execution
+
+            with _stage("paper execution", summary.seconds, echo):
+                summary.trading, trading_ok = run_paper_execution(settings)
+            summary.success = summary.success and trading_ok
     from omniwatch.resources.warehouse import WarehouseResource
     from omniwatch.warehouse.tables import RAW_MARKET_TABLES
 
@@ -346,10 +355,15 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     rows = [r for r in audit_rows(settings.warehouse_url, "omniwatch-liquid")
             if r["action"] in ("drift", "gate", "rollout", "rollback", "manual")]
     lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)
+    parts: dict[str, float] = {}
+    for t in replay.ticks:
+        for part, secs in t.seconds.items():
+            parts[part] = parts.get(part, 0.0) + secs
     lines = [f"live segment: {day} replayed hour by hour ({len(replay.ticks)} ticks); demo thresholds "
              f"{DEMO_LIVE_THRESHOLDS}",
              f"bar close -> stored snapshot: median {statistics.median(lags):.1f} s, max {lags[-1]:.1f} s"
              if lags else "",
+             "where the segment's time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()),
              f"{'id':>4}  {'action':<9}{'outcome':<14}{'version':>7}{'stage':>6}  {'who':<7}{'source':<10}"
              "window / reason"]
     for r in rows:

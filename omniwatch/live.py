@@ -46,6 +46,7 @@ class TickResult:
     success: bool
     snapshot_lag_s: float | None
     decisions: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per part: data, sensors, ...
 
 
 @dataclass
@@ -95,14 +96,26 @@ class LiveReplay:
         arrived = time.time()
         run = launcher.launch("liquid_data_job", run_config=quiet, tags={**tags, "dagster/partition": day})
         tick = TickResult(clock, run.run_id, run.is_success, self._snapshot_lag(run.run_id, arrived))
+        mark = time.time()
+        tick.seconds["data"] = mark - arrived
+
+        def lap(part: str) -> None:
+            nonlocal mark
+            now = time.time()
+            tick.seconds[part] = tick.seconds.get(part, 0.0) + now - mark
+            mark = now
+
         if clock.hour % AUTOMATION_EVERY_HOURS == 0:
             tick.success = self._automation(launcher, quiet, tags) and tick.success
+            lap("automation")
         for name in SENSORS:
             tick.decisions.append(self._sensor(launcher, name))
+            lap("sensors")
         if clock.hour == DRIFT_HOUR:  # once a replayed day, as the hourly cron would within the hour
             drift = launcher.launch("model_drift_job", run_config=quiet, tags=tags)
             tick.success = tick.success and drift.is_success
             tick.decisions.append(self._sensor(launcher, "drift_sensor"))
+            lap("drift")
         tick.success = tick.success and not any(d.startswith("FAILED") for d in tick.decisions)
         self.ticks.append(tick)
         return tick

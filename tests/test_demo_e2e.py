@@ -51,7 +51,7 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     assert "training=tiny" in first.splitlines()[0]
     # Each stage says when it starts and how long it took, in order, before the summary.
     stages = ["liquid_data_job", "liquid_training_job", "liquid_training_job (challenger)", "sec_filings_job",
-              "vc_job", "live segment"]
+              "vc_job", "live segment", "paper execution"]
     said = [m.group(1) for m in re.finditer(r"^\[\d\d:\d\d:\d\d\] (.+)$", first, re.M)]
     assert [x for x in said if x.endswith(" started")] == [f"{s} started" for s in stages], said
     assert all(any(x.startswith(f"{s} finished in ") for x in said) for s in stages), said
@@ -82,6 +82,7 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     # A progress bar over the long loops (single-run backfill days, epochs, folds, live hours).
     assert re.search(r"^  live hours\s+\[#+\] 24/24$", first, re.M), first[-3000:]
     _assert_runs_launched_through_the_code_location(home)
+    _assert_paper_execution(first, home)
 
     _serve_from_the_demo(home)
 
@@ -94,6 +95,26 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     # the company it names.
     expected = {**rows, "events": rows["events"] + 1, "event_links": rows["event_links"] + 1}
     assert again == {k: expected[k] for k in again}
+
+
+def _assert_paper_execution(out: str, home: Path) -> None:
+    """The demo's last stage: execution/run in paper mode after the live day, one audit chain."""
+    from sqlalchemy import select
+
+    from omniwatch.settings import Settings
+    from omniwatch.warehouse import tables
+    from omniwatch.warehouse.engine import get_engine
+
+    trading = out[out.index("paper execution: execution/run"):]
+    assert re.search(r"^  (BTC|ETH|SOL)\s+trade\s+v2 ", trading, re.M), trading[:2000]
+    assert "audit chain of decision" in trading and "initialized -> submitted -> filled" in trading
+    assert re.search(r"^executed PnL now \(USD\): net [-+]", trading, re.M)
+    url = Settings(home=home).warehouse_url
+    with get_engine(url).connect() as conn:
+        orders = conn.execute(select(tables.orders_sim.c.status, tables.orders_sim.c.model_version)).all()
+        fills = conn.execute(select(tables.fills.c.order_id)).all()
+    assert orders and all(version == "2" for _, version in orders) and fills
+    get_engine(url).dispose()
 
 
 def _assert_runs_launched_through_the_code_location(home: Path) -> None:

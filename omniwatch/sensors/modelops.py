@@ -90,6 +90,10 @@ def build_modelops_sensors(default_status: dg.DefaultSensorStatus, interval_s: i
                     "no candidate in rollout, or its current window has not closed and matured")
         if isinstance(d, dg.SkipReason):
             return d
+        if d.outcome not in ("advance", "promote"):
+            # Decided and audited, but the standing did not change (the stage holds): no run, the
+            # tick says why (a run per held window cost the replay ~6 s each and showed nothing new).
+            return dg.SkipReason(f"{d.outcome.value} at stage {d.from_stage}: {d.reason}")
         return _standing(f"rollout:{LIQUID_MODEL}:{d.version}:{d.from_stage}->{d.to_stage}:"
                          f"{d.window.end.isoformat() if d.window.end else ''}", d)
 

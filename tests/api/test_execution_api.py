@@ -138,3 +138,23 @@ def test_orders_are_idempotent_by_client_order_id_and_live_needs_its_gate(own_ho
         canceled = c.post(f"{P}/execution/orders/{rest['order_id']}/cancel", headers=AUTH).json()
         assert canceled["status"] == "canceled"
         assert [e["to"] for e in canceled["lifecycle"]] == ["initialized", "submitted", "accepted", "canceled"]
+
+
+def test_each_order_is_checked_again_when_sent_against_the_fills_of_the_run(own_home):
+    """Two orders that each pass the gross limit alone breach it together: the first trades, the
+    next is refused when it is sent (stored denied), the rest is not sent, and the run answers 423."""
+    with client_for(own_home, sizing_weight_band=0.0) as c:
+        probe = c.post(f"{P}/execution/run", json={"horizon": "24h", "strategy_id": "probe"}, headers=AUTH).json()
+    notionals = sorted(abs(d["new_weight"]) * 100_000 for d in probe["decisions"] if d["action"] == "trade")
+    assert len(notionals) == 3
+    cap = notionals[-1] * 1.2  # each order alone passes; any two together do not
+    assert notionals[0] + notionals[1] > cap
+    limits = {"liquid:gross_test": {"max_gross_exposure_usd": cap}}
+    with client_for(own_home, sizing_weight_band=0.0, risk_limits=limits) as c:
+        r = c.post(f"{P}/execution/run", json={"horizon": "24h", "strategy_id": "gross_test"}, headers=AUTH)
+    assert r.status_code == 423, r.text
+    assert r.json()["code"] == "max_gross_exposure"
+    actions = [d["action"] for d in r.json()["context"]["decisions"]]
+    assert actions == ["trade", "denied", "not_sent"], actions
+    book = ledger.positions(own_home.warehouse_url, "liquid", "gross_test")
+    assert sum(1 for p in book.values() if abs(p.qty) > 0) == 1

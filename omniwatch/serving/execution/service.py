@@ -3,7 +3,11 @@
 The decision clock is the app's reference clock (the replay frontier, or the wall clock when
 live), the same one risk/check decides at. ``execution/run`` checks every planned order of the run
 with the risk guard before sending any: if one is refused the run sends nothing (HTTP 423 with the
-violation codes), so a run never leaves half a rebalance behind because of risk.
+violation codes), so a run never leaves half a rebalance behind because of a state or limit known
+before it started. Each order is checked again when it is sent, against the fills of the run so
+far (two orders can pass alone and breach a gross limit together): one refused then is stored
+``denied``, the rest of the run is not sent, and the run answers 423 too, listing the trades
+already made.
 """
 
 from __future__ import annotations
@@ -129,7 +133,10 @@ class ExecutionService:
                     views.append(self._store(base | {"action": "not_sent", "reason": "another order of the run "
                                                      "was refused by risk; nothing was sent"}, None))
             else:
-                views.append(self._send(base, request, body.adapter, plan, sig, checks[decision_id], now))
+                view, late = self._send(base, request, body.adapter, plan, sig, now)
+                views.append(view)
+                if late is not None:
+                    refused[decision_id] = late
         if refused:
             first = next(iter(refused.values()))
             error = risk_refused(first)
@@ -141,18 +148,23 @@ class ExecutionService:
                 "horizon": body.horizon, "as_of": now, "decisions": views, "skipped": skipped}
 
     def _send(self, base: dict[str, Any], request: OrderRequest, adapter: str, plan: Plan, sig: dict[str, Any],
-              decision: RiskDecision, now: datetime) -> DecisionView:
+              now: datetime) -> tuple[DecisionView, RiskDecision | None]:
+        """Send one planned order (checked again now); the view, and the decision if risk refused it."""
         try:
             order = self.executor.submit(request, adapter, plan.price, now, model_version=sig["model_version"],
-                                         snapshot_id=sig["snapshot_id"], decision=decision)
+                                         snapshot_id=sig["snapshot_id"])
+        except RiskRefused as exc:
+            row = base | {"action": "denied", "reason": "; ".join(exc.decision.codes), "order_id": exc.order.order_id,
+                          "risk": exc.decision.model_dump(mode="json")}
+            return self._store(row, exc.order), exc.decision
         except VenueUnavailable as exc:
             stored = store.get_order_by_client_id(self.url, request.client_order_id)
             return self._store(base | {"action": "venue_unavailable", "reason": str(exc),
-                                       "order_id": stored.order_id if stored else None}, stored)
+                                       "order_id": stored.order_id if stored else None}, stored), None
         action = "trade" if order.request.decision_id == base["decision_id"] else "hold"
         reason = plan.reason if action == "trade" else (f"the order for this signal exists already "
                                                         f"({order.order_id}, {order.status.value})")
-        return self._store(base | {"action": action, "reason": reason, "order_id": order.order_id}, order)
+        return self._store(base | {"action": action, "reason": reason, "order_id": order.order_id}, order), None
 
     def _decision_row(self, run_id: str, body: ExecutionRunRequest, strategy: str, sig: dict[str, Any], plan: Plan,
                       decision_id: str, actor: str, risk: RiskDecision | None) -> dict[str, Any]:
