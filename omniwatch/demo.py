@@ -63,16 +63,23 @@ class DemoSummary:
 
 # The demo's live segment: a few replayed hours must show a whole rollout and a rollback, so its
 # windows are short and its tolerances wide (on this sample no model has skill, MODEL-NOTES: Rank IC
-# over nine predictions is noise). Only the error rate can fail a window here; the gate waits for
-# a shadow window of six matured 1 h predictions. Printed by the demo.
+# over six predictions is noise). Only the error rate can fail a window here; the gate waits for
+# a shadow hour of three matured 1 h predictions, a rollout window is two hours (six predictions).
+# Printed by the demo.
 DEMO_LIVE_THRESHOLDS = dict(
-    gate={"horizon": "1h", "min_shadow_predictions": 6, "tol_shadow_rank_ic": 2.0, "tol_shadow_hit_rate": 1.0,
+    gate={"horizon": "1h", "min_shadow_predictions": 3, "tol_shadow_rank_ic": 2.0, "tol_shadow_hit_rate": 1.0,
           "max_shadow_error_rate": 0.1, "tol_ic": 1.0, "tol_rank_ic": 1.0, "tol_hit_rate": 1.0,
           "tol_net_pnl": 10.0, "tol_max_drawdown": 10.0, "tol_turnover": 100.0},
-    rollout={"horizon": "1h", "window_hours": 3, "min_matured": 6, "tol_rank_ic": 2.0, "tol_hit_rate": 1.0,
+    rollout={"horizon": "1h", "window_hours": 2, "min_matured": 6, "tol_rank_ic": 2.0, "tol_hit_rate": 1.0,
              "max_error_rate": 0.1},
     rollback={"failed_windows": 2},
 )
+# The live segment replays the held-back day from 09:00 (its first tick brings 00:00..08:00 at once,
+# as when the loop is started mid-day) to 24:00: sixteen hourly ticks, which hold the whole story
+# (gate, 10 -> 30 -> 100, the degraded version gated and rolled back) within the 90 s it may take.
+LIVE_FROM_HOUR = 9
+# The degraded copy is sound for its first hours (so it passes its shadow gate), broken after.
+DEGRADED_SOUND_HOURS = 2
 
 
 def training_overrides(settings: Settings) -> dict:
@@ -330,16 +337,17 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
     from omniwatch.promotions import audit_rows, registry_rows
     from omniwatch.resources.mlflow import MLflowResource
 
-    first = datetime.combine(day, dtime(1), tzinfo=UTC)
+    first = datetime.combine(day, dtime(LIVE_FROM_HOUR), tzinfo=UTC)
+    last = datetime.combine(day + timedelta(days=1), dtime(0), tzinfo=UTC)
     stored = data_clock(settings.warehouse_url)
-    if stored is not None and stored >= first + timedelta(hours=23):
+    if stored is not None and stored >= last:
         return (f"live segment: {day} was replayed already (bars stored through {stored.isoformat()}); "
                 "nothing new arrives, so it is not replayed again"), True
     live_settings = settings.model_copy(update={
         k: getattr(settings, k).model_copy(update=v) for k, v in DEMO_LIVE_THRESHOLDS.items()})
     mlflow = MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir))
     degraded = None
-    hours = replay_hours(first, first + timedelta(hours=23))
+    hours = replay_hours(first, last)
     with LiveReplay(live_settings, instance, log_level=log_level) as replay:
         for i, clock in enumerate(hours, 1):
             tick = replay.tick(clock)
@@ -349,9 +357,10 @@ def run_live_segment(settings: Settings, instance, day: date, log_level: str = "
                 return f"live segment: the tick at {clock:%Y-%m-%d %H:%M} failed (run {tick.run_id}) {failed}", False
             aliases = mlflow.aliases("omniwatch-liquid")
             if degraded is None and aliases.get("champion") not in (None, "1") and "candidate" not in aliases:
-                # Sound through its shadow window, so it passes the gate; broken from 4 hours on.
-                degraded = register_degraded_copy(mlflow, settings.warehouse_url, aliases["champion"],
-                                                  actor="demo:drill", fails_from=clock + timedelta(hours=4))
+                # Sound through its shadow window, so it passes the gate; broken after.
+                degraded = register_degraded_copy(
+                    mlflow, settings.warehouse_url, aliases["champion"], actor="demo:drill",
+                    fails_from=clock + timedelta(hours=DEGRADED_SOUND_HOURS))
     rows = [r for r in audit_rows(settings.warehouse_url, "omniwatch-liquid")
             if r["action"] in ("drift", "gate", "rollout", "rollback", "manual")]
     lags = sorted(t.snapshot_lag_s for t in replay.ticks if t.snapshot_lag_s is not None)

@@ -20,6 +20,8 @@ import httpx
 import pytest
 from servers import free_port, running
 
+from omniwatch.demo import LIVE_FROM_HOUR
+
 REPO = Path(__file__).resolve().parents[1]
 # Four months: the tiny profile's 45 training days plus two walk-forward months before the
 # challenger's window, which ends the week before the held-back (live) day 2025-09-26.
@@ -60,11 +62,12 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     assert rows["market_bars"] == 3 * 24 * DAYS
     assert rows["funding_rates"] == 3 * 3 * DAYS
     # One liquid snapshot per symbol-hour, plus each VC entity's newest month (the serving view),
-    # plus the live day's earlier versions: each hourly refresh of 2025-09-26 stored the day's hours
-    # so far under the day's new data version (what was known at that hour), 1 + 2 + ... + 23
-    # superseded rows per symbol; and the day before once more: the labels automation re-ran it
+    # plus the live day's earlier versions: each hourly refresh of 2025-09-26 (from 09:00) stored the
+    # day's hours so far under the day's new data version (what was known at that hour), 9 + 10 +
+    # ... + 23 superseded rows per symbol; and the day before once more: the labels automation re-ran it
     # when the live day's bars landed, and its lineage now holds the 00:00 funding settlement.
-    assert rows["feature_snapshots"] == 3 * 24 * DAYS + rows["entities"] + 3 * (23 * 24 // 2) + 3 * 24
+    superseded = sum(range(LIVE_FROM_HOUR, 24))  # the tick at hh:00 stored the day's hours 0..hh-1
+    assert rows["feature_snapshots"] == 3 * 24 * DAYS + rows["entities"] + 3 * superseded + 3 * 24
     assert rows["onchain_signals"] > 0 and rows["trades_ticks"] == 0 and rows["orderbook_l2"] == 0
     assert re.search(r"market_bars\.have_sane_ohlcv\s+PASS", first)
     assert re.search(r"funding_rates\.cover_settlements\s+PASS\s+WARN", first)
@@ -80,7 +83,8 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     assert (home / "warehouse.db").exists() and (home / "mlflow.db").exists()
     assert (home / "dagster" / "dagster.yaml").is_file()  # DAGSTER_HOME under OMNIWATCH_HOME
     # A progress bar over the long loops (single-run backfill days, epochs, folds, live hours).
-    assert re.search(r"^  live hours\s+\[#+\] 24/24$", first, re.M), first[-3000:]
+    ticks = 24 - LIVE_FROM_HOUR + 1  # 09:00 .. 24:00
+    assert re.search(rf"^  live hours\s+\[#+\] {ticks}/{ticks}$", first, re.M), first[-3000:]
     _assert_runs_launched_through_the_code_location(home)
     _assert_paper_execution(first, home)
 
