@@ -31,6 +31,10 @@ class DriftThresholds(_Frozen):
         10.0, description="Mean realised slippage above the assumed cost by more than this is drift.")
     assumed_slippage_bps: float = Field(5.0, description="The slippage the backtests assume.")
     min_orders: int = Field(20, description="Fewer filled orders leaves slippage inconclusive.")
+    cap_reject_rate: float = Field(
+        0.1, description="A share of capped orders stopped by max_slippage_bps above this is drift.")
+    min_capped_orders: int = Field(
+        20, description="Fewer answered orders with a max_slippage_bps leaves the cap rate inconclusive.")
 
 
 class GateThresholds(_Frozen):

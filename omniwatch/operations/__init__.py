@@ -24,7 +24,6 @@ from omniwatch.operations.context import (
 )
 from omniwatch.operations.drift import REFERENCE_ARTIFACT, evaluate_drift, load_reference
 from omniwatch.operations.evidence import (
-    filled_orders,
     first_live_hour,
     gated_versions,
     live_predictions,
@@ -48,7 +47,7 @@ __all__ = [
     "HOUR", "LIQUID_MODEL", "REFERENCE_ARTIFACT", "OpsContext", "Recorded", "Thresholds", "UnknownModel",
     "require_model",
     "advance_rollout", "auto_evaluate_gate", "check_rollback", "data_clock", "evaluate_drift", "evaluate_gate",
-    "filled_orders", "first_live_hour", "gated_versions", "live_predictions", "load_reference", "log_note",
+    "first_live_hour", "gated_versions", "live_predictions", "load_reference", "log_note",
     "matured_count", "monitored_previous", "next_window", "rejected_versions", "rollout_state", "rollout_step",
     "walk_forward_evidence", "window_evidence",
 ]

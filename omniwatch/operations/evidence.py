@@ -10,7 +10,6 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from omniwatch.modelops.records import Action, Outcome
-from omniwatch.operations.context import HOUR
 from omniwatch.promotions import audit_rows, registry_rows
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
@@ -101,25 +100,3 @@ def gated_versions(database_url: str, model_name: str) -> set[str]:
 def rejected_versions(database_url: str, model_name: str) -> set[str]:
     return {str(r["version"]) for r in registry_rows(database_url, model_name) if r["status"] == "rejected"}
 
-
-def filled_orders(database_url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Orders in the window with their realised slippage (bps, against the hour's bar close, signed
-    so that paying up is positive). The rule counts only filled|partially_filled ones."""
-    o, b = tables.orders_sim, tables.market_bars
-    with get_engine(database_url).connect() as conn:
-        orders = pd.DataFrame(conn.execute(select(o.c.symbol, o.c.side, o.c.status, o.c.avg_fill_price,
-                                                  o.c.created_at).where(o.c.created_at >= start,
-                                                                        o.c.created_at < end)).mappings().all())
-        if orders.empty:
-            return pd.DataFrame(columns=["status", "slippage_bps"])
-        bars = pd.DataFrame(conn.execute(select(b.c.symbol, b.c.event_time, b.c.close).where(
-            b.c.event_time >= start - HOUR, b.c.event_time < end)).mappings().all())
-    orders["hour"] = pd.to_datetime(orders["created_at"], utc=True).dt.floor("h") - HOUR
-    if bars.empty:
-        orders["slippage_bps"] = float("nan")
-    else:
-        bars["hour"] = pd.to_datetime(bars["event_time"], utc=True)
-        orders = orders.merge(bars[["symbol", "hour", "close"]], on=["symbol", "hour"], how="left")
-        sign = orders["side"].str.lower().map({"buy": 1.0, "sell": -1.0})
-        orders["slippage_bps"] = sign * (orders["avg_fill_price"] / orders["close"] - 1.0) * 1e4
-    return orders[["status", "slippage_bps"]]

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omniwatch.modelops.drift import DriftReference, build_reference, evaluate_drift, feature_psi, ks_pvalue, psi
+from omniwatch.modelops.drift import (
+    DriftReference,
+    ExecutionEvidence,
+    build_reference,
+    evaluate_drift,
+    feature_psi,
+    ks_pvalue,
+    psi,
+)
 from omniwatch.modelops.records import Action, Outcome, Window
 from omniwatch.modelops.thresholds import DriftThresholds
 
@@ -26,8 +34,11 @@ def current(shift_a: float = 0.0, shift_forecast: float = 0.0, n: int = 500):
     return feats, pd.Series(rng.normal(shift_forecast, 1, n))
 
 
-def orders(status: list[str], slippage: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"status": status, "slippage_bps": slippage})
+def orders(status: list[str], slippage: list[float]) -> ExecutionEvidence:
+    """One fill of 1 unit at 100 per order, with the order's status."""
+    ids = [f"o{i}" for i in range(len(status))]
+    fills = pd.DataFrame({"order_id": ids, "status": status, "qty": 1.0, "price": 100.0, "slippage_bps": slippage})
+    return ExecutionEvidence(fills=fills, orders=ExecutionEvidence.empty().orders)
 
 
 def run(feats, fc, ords=None, t=T):
@@ -120,7 +131,8 @@ def test_slippage_counts_only_filled_orders():
     t = T.model_copy(update={"min_orders": 2})
     ok = orders(["filled", "partially_filled", "canceled", "rejected"], [6.0, 8.0, 900.0, 900.0])
     d = run(feats, fc, ok, t)
-    assert d.metrics["slippage"] == {"mean_bps": 7.0, "n": 2, "status": "stable"}
+    assert d.metrics["slippage"] == {"mean_bps": 7.0, "unweighted_mean_bps": 7.0, "n": 2, "fills": 2,
+                                     "notional": 200.0, "status": "stable"}
     assert d.outcome == Outcome.no_drift
 
     bad = orders(["filled", "partially_filled", "canceled"], [20.0, 16.0, 0.0])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +42,7 @@ class PredictionWriter:
         self.written = dict.fromkeys(ORDER, 0)  # rows stored per table
         self.failures = self.pending = 0         # rows lost in failed batches, rows queued
         self.failing: str | None = None          # the last batch's error, until a batch succeeds
+        self._hurry = threading.Event()          # set by flush: cut the batching wait short
 
     @property
     def saturated(self) -> bool:
@@ -66,6 +66,7 @@ class PredictionWriter:
             return True
         done = threading.Event()
         self._queue.put(done)
+        self._hurry.set()  # a caller waits on these rows (execution/run reads its signals back)
         return done.wait(timeout)
 
     def close(self) -> None:
@@ -87,7 +88,8 @@ class PredictionWriter:
             if first is None:
                 return
             if not isinstance(first, threading.Event) and self.interval_s > 0:
-                time.sleep(self.interval_s)  # let concurrent requests join this batch
+                self._hurry.wait(self.interval_s)  # let concurrent requests join this batch
+            self._hurry.clear()
             items, stop = [first], False
             while len(items) < self.max_batch:
                 try:
