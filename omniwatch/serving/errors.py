@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omniwatch.checks.events import EVENT_SOURCES  # sources only the pipeline writes (403 pipeline_source)
 from omniwatch.errors import ErrorCode
+from omniwatch.jsonsafe import json_safe
 from omniwatch.serving.schemas import ErrorResponse
 from omniwatch.tasks.store import TaskErrorCode  # the task and backtest refusals (in_sample_window, ...)
 from omniwatch.trading.risk import RiskRule  # a limit that refused an order is named by its rule (423)
@@ -76,7 +77,10 @@ def _field(loc: tuple) -> str:
 
 
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(_body(exc.code, exc.detail, exc.errors, exc.context), exc.status, headers=exc.headers)
+    # A context may carry figures that overflowed (an order's notional at an absurd price): JSON
+    # has no inf or NaN, so they answer null rather than turning the answer into a 500.
+    context = json_safe(exc.context) if exc.context else exc.context
+    return JSONResponse(_body(exc.code, exc.detail, exc.errors, context), exc.status, headers=exc.headers)
 
 
 async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

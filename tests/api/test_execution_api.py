@@ -126,6 +126,10 @@ def test_orders_are_idempotent_by_client_order_id_and_live_needs_its_gate(own_ho
         assert second.json()["order_id"] == first.json()["order_id"]
         assert first.json()["status"] == "filled" and first.json()["fills"]
         assert c.post(f"{P}/execution/orders", json=body).status_code == 401
+        # An absurd price is refused as input (its notional would overflow to inf), not a 500.
+        absurd = c.post(f"{P}/execution/orders", json={**body, "order_type": "limit", "limit_price": 1e308,
+                                                        "client_order_id": "test-absurd"}, headers=AUTH)
+        assert absurd.status_code == 422 and absurd.json()["errors"][0]["field"] == "body.limit_price"
         live = c.post(f"{P}/execution/orders", json={**body, "adapter": "coinbase_live",
                                                       "client_order_id": "test-live-1"}, headers=AUTH)
         assert live.status_code == 403 and live.json()["code"] == "live_trading_disabled"

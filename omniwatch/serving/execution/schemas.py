@@ -46,11 +46,11 @@ class OrderCreateRequest(Strict):
     strategy_id: StrategyId | None = None
     symbol: Symbol
     side: Literal["buy", "sell"]
-    qty: float = Field(gt=0, le=1e9, description="Base units.")
+    qty: float = Field(gt=0, le=1e9, allow_inf_nan=False, description="Base units.")
     order_type: Literal["market", "limit"] = "market"
-    limit_price: float | None = Field(default=None, gt=0)
+    limit_price: float | None = Field(default=None, gt=0, le=1e12, allow_inf_nan=False, description="USD per unit.")
     time_in_force: Literal["GTC", "IOC", "FOK"] = "IOC"
-    max_slippage_bps: float | None = Field(default=None, ge=0, le=10_000)
+    max_slippage_bps: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
     client_order_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                                         description="Idempotency key: the same one twice returns the stored order.")
     adapter: Adapter = "paper"
