@@ -211,20 +211,38 @@ def run_script(home: Path, *args: str, **env: str) -> tuple[int, dict]:
     return out.returncode, json.loads(out.stdout)
 
 
-def test_script_passes_on_the_default_window_and_fails_with_a_wrong_paper_fee(home):
+def run_main(home: Path, monkeypatch, capsys, *args: str, **env: str) -> tuple[int, dict]:
+    """The script's ``main`` in this process (no interpreter start-up): the same code as the
+    subprocess, for the cases after the first."""
+    import runpy
+
+    for key in [k for k in os.environ if k.startswith(("OMNIWATCH_DATABASE_URL", "OMNIWATCH_MLFLOW_TRACKING_URI",
+                                                        "OMNIWATCH_PAPER_"))]:
+        monkeypatch.delenv(key)
+    for key, value in {"OMNIWATCH_HOME": str(home), "OMNIWATCH_SERVING_DEVICE": "cpu", **env}.items():
+        monkeypatch.setenv(key, value)
+    main = runpy.run_path(str(SCRIPT), run_name="parity_script")["main"]
+    capsys.readouterr()
+    code = main(["--track", "liquid", "--target", "BTC", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_script_passes_on_the_default_window_and_fails_with_a_wrong_paper_fee(home, monkeypatch, capsys):
     code, report = run_script(home, "--days", "3", "--threshold-bps", "0.01")
     assert code == 0, report
     assert report["status"] == "ok" and report["end"] == "2024-09-01T00:00:00+00:00"
     assert report["model_version"] == "1" and report["orders"]["sent"] > 0 and report["in_sample"] is True
 
-    code, report = run_script(home, "--days", "3", "--threshold-bps", "0.01", OMNIWATCH_PAPER_TAKER_FEE_BPS="60")
+    code, report = run_main(home, monkeypatch, capsys, "--days", "3", "--threshold-bps", "0.01",
+                            OMNIWATCH_PAPER_TAKER_FEE_BPS="60")
     assert code == 1, report
     assert report["status"] == "diverged" and report["costs"]["paper"]["taker_fee_bps"] == 60.0
     assert report["divergence_by_cause_bps"]["fees"] < -25.0
 
 
-def test_script_refuses_a_window_it_cannot_replay(home):
-    code, report = run_script(home, "--start", "2030-01-01T00:00:00Z", "--end", "2030-01-02T00:00:00Z")
+def test_script_refuses_a_window_it_cannot_replay(home, monkeypatch, capsys):
+    code, report = run_main(home, monkeypatch, capsys, "--start", "2030-01-01T00:00:00Z",
+                            "--end", "2030-01-02T00:00:00Z")
     assert (code, report["status"], report["code"]) == (2, "not_replayable", "insufficient_features")
-    code, report = run_script(home, "--model-version", "7")
+    code, report = run_main(home, monkeypatch, capsys, "--model-version", "7")
     assert (code, report["code"]) == (2, "model_artifact_missing")
