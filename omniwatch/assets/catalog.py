@@ -53,7 +53,7 @@ def _column_type(column: Column) -> str:
 
 
 def column_schema(table_name: str) -> dg.TableSchema:
-    """The warehouse table's columns as Alembic creates them (``omniwatch/warehouse/tables.py``):
+    """The warehouse table's columns as Alembic creates them (``omniwatch/warehouse/tables/``):
     type, nullability, primary and foreign keys, and the natural key every write upserts on."""
     from sqlalchemy import UniqueConstraint
 

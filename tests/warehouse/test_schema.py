@@ -35,7 +35,7 @@ def test_migrations_create_every_canonical_table_with_natural_keys(warehouse_url
 
 
 def test_migrated_schema_matches_the_table_definitions(warehouse_url):
-    """No drift between tables.py and the Alembic history (autogenerate finds nothing to do)."""
+    """No drift between the tables package and the Alembic history (autogenerate finds nothing to do)."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
