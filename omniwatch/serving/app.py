@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Security
 from fastapi_offline import FastAPIOffline
 
-from omniwatch.serving import health, legacy
+from omniwatch.serving import health, legacy, metrics
 from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.backtest import router as backtest
 from omniwatch.serving.data_quality import router as data_quality
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
         app.include_router(area.router, prefix="/api/v2", dependencies=reads)
     app.include_router(health.router, prefix="/api/v2")
     app.include_router(legacy.router)
+    metrics.install(app, services.database_url, services.execution.clock)
     return app
 
 

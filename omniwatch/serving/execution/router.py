@@ -16,6 +16,7 @@ from omniwatch.serving.execution.schemas import (
     OrderView,
     PnlAttributionResponse,
 )
+from omniwatch.serving.metrics import Metrics, metrics_of
 from omniwatch.serving.signals.schemas import SignalsRequest, StrategyId
 from omniwatch.serving.signals.service import generate_signals
 from omniwatch.trading.audit import audit_chain, order_view, pnl_attribution
@@ -35,10 +36,14 @@ async def run(body: ExecutionRunRequest, request: Request, actor: str = Security
     ``venue_unavailable``) whose id opens its audit chain. If risk refuses any order, nothing is
     sent: HTTP 423 with the violation codes (the refused orders are stored ``denied``)."""
     services.execution.allow(body.adapter, key_scopes(request, actor))
-    return ExecutionRunResponse.model_validate(await run_in_threadpool(_run, services, body, actor))
+    metrics = metrics_of(request)
+    with metrics.execution("execution/run", body.adapter):
+        out = await run_in_threadpool(_run, services, body, actor, metrics)
+    metrics.record_decisions(out["decisions"])
+    return ExecutionRunResponse.model_validate(out)
 
 
-def _run(services: Services, body: ExecutionRunRequest, actor: str) -> dict:
+def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Metrics) -> dict:
     execution = services.execution
     if body.signal_id is not None:
         signal = execution.signal(body.signal_id)
@@ -48,9 +53,10 @@ def _run(services: Services, body: ExecutionRunRequest, actor: str) -> dict:
         body = body.model_copy(update={"strategy_id": body.strategy_id or signal["strategy_id"]})
         return execution.run(body, [signal], actor, [])
     targets = body.targets or list(services.settings.liquid_symbols)
-    generated = generate_signals(services, SignalsRequest(targets=targets, horizons=[body.horizon],
-                                                          strategy_id=body.strategy_id,
-                                                          request_key=body.request_key), targets, True)
+    with metrics.signal_timer("execution/run"):
+        generated = generate_signals(services, SignalsRequest(targets=targets, horizons=[body.horizon],
+                                                              strategy_id=body.strategy_id,
+                                                              request_key=body.request_key), targets, True)
     # The signals (and their predictions) go through the batching writer: wait for them to be stored.
     if not services.writer.flush() or services.writer.failing:
         raise ApiError(503, "signals_not_stored", f"the signals could not be stored: {services.writer.failing}")
@@ -64,8 +70,11 @@ async def create_order(body: OrderCreateRequest, request: Request, actor: str = 
     """One order through the risk check and the adapter (no sizing). The same ``client_order_id``
     twice returns the stored order. Refused by risk: HTTP 423, the order stored ``denied``."""
     services.execution.allow(body.adapter, key_scopes(request, actor))
-    order = await run_in_threadpool(services.execution.place, body, actor)
-    return OrderView.model_validate(order_view(order))
+    metrics = metrics_of(request)
+    with metrics.execution("execution/orders", body.adapter):
+        order = order_view(await run_in_threadpool(services.execution.place, body, actor))
+    metrics.record_order(order)
+    return OrderView.model_validate(order)
 
 
 @router.get("/execution/orders/{order_id}", response_model=OrderView, responses=documented(401, 404))
