@@ -1,7 +1,8 @@
 """The demo's paper-trading stage: ``execution/run`` over real HTTP, and one audit chain.
 
 After the live segment the champion (and the versions scored beside it) has a forecast for every
-replayed hour, so the 24 h horizon sizing has a day of tranches to hold. The stage starts the API
+replayed hour. The stage trades the 1 h forecast (one tranche: the 24 h sizing averages a day of
+forecasts whose signs flip on this sample, and its target stays inside the no-trade band). The stage starts the API
 app in process (``fastapi.testclient``: the real routes, validation and middleware, no port),
 with a one-off key named ``demo``, sends ``POST /api/v2/execution/run`` in paper mode, and prints
 each target's decision and the audit chain of the first trade: signal -> order (lifecycle) ->

@@ -83,13 +83,16 @@ class Plan:
 def forecast_history(url: str, target: str, model_version: str, horizon: str, as_of: datetime,
                      model_name: str = "omniwatch-liquid") -> list[ForecastHour]:
     """The version's forecasts of ``horizon`` for the ``H`` hours ending at ``as_of`` (newest row
-    per hour, failed scorings left out), with each snapshot's 24 h volatility."""
+    per hour), with each snapshot's 24 h volatility. Failed scorings and predictions made on a
+    client's own features (``predict/liquid`` with ``features``: no snapshot, any ``as_of``) are
+    left out: only the stored snapshots' forecasts size real positions."""
     h = horizon_hours(horizon)
     p, f = tables.predictions_v2, tables.feature_snapshots
     query = (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, p.c.created_at, f.c.features)
              .select_from(p.outerjoin(f, f.c.id == p.c.snapshot_id))
              .where(p.c.target == target, p.c.model_name == model_name, p.c.model_version == model_version,
-                    p.c.error.is_(None), p.c.as_of_ts > as_of - timedelta(hours=h), p.c.as_of_ts <= as_of)
+                    p.c.error.is_(None), p.c.snapshot_id.is_not(None),  # not a client's what-if features
+                    p.c.as_of_ts > as_of - timedelta(hours=h), p.c.as_of_ts <= as_of)
              .order_by(p.c.as_of_ts, p.c.created_at))
     newest: dict[datetime, ForecastHour] = {}
     with get_engine(url).connect() as conn:
@@ -200,20 +203,31 @@ class Executor:
         report = venue.submit(request, now)  # VenueUnavailable propagates: the order stays submitted
         return store.save_order(self.url, apply_report(stored, report, now))
 
+    def _reconcile(self, order: Order, now: datetime) -> Order:
+        """An order a timeout left ``submitted`` with no venue id: the venue may have taken it. Send
+        the same request again: both venues key on ``client_order_id`` and answer with the order
+        they already hold (or take it now), so this never places a second one."""
+        report = self.adapters[order.adapter].submit(order.request, now)
+        return store.save_order(self.url, apply_report(order, report, now))
+
     def refresh(self, order: Order, now: datetime) -> Order:
         """Ask the venue about an open order (a resting GTC, or one left ``submitted`` by a timeout)."""
-        if order.is_terminal or order.venue_order_id is None or order.adapter not in self.adapters:
+        if order.is_terminal or order.adapter not in self.adapters:
             return order
+        if order.venue_order_id is None:
+            return self._reconcile(order, now)
         report = self.adapters[order.adapter].get(order.venue_order_id, now)
         return store.save_order(self.url, apply_report(order, report, now))
 
     def cancel(self, order: Order, now: datetime) -> Order:
-        """Cancel an open order (allowed in every trading state: it takes risk off)."""
+        """Cancel an open order (allowed in every trading state: it takes risk off). One with no
+        venue id is reconciled first: canceling it only locally could lose a fill the venue made."""
         if order.is_terminal:
             return order
         if order.venue_order_id is None:
-            return store.save_order(self.url, transition(order, OrderStatus.CANCELED, now, "canceled before the "
-                                                         "venue acknowledged it"))
+            order = self._reconcile(order, now)
+            if order.is_terminal or order.venue_order_id is None:
+                return order
         report = self.adapters[order.adapter].cancel(order.venue_order_id, now)
         return store.save_order(self.url, apply_report(order, report, now))
 

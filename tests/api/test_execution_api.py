@@ -69,6 +69,10 @@ def test_execution_run_sizes_checks_fills_and_chains_every_step(own_warehouse):
         orders_before = _count(url, tables.orders_sim)
         again = c.post(f"{P}/execution/run", json={"horizon": "24h"}, headers=AUTH).json()
         assert {x["action"] for x in again["decisions"]} == {"hold"}
+        # A retried signal answers with the order it placed (no new risk check, no new order).
+        traded_symbols = {x["symbol"] for x in traded}
+        assert all(x["order"]["order_id"] == next(t["order"]["order_id"] for t in traded if t["symbol"] == x["symbol"])
+                   for x in again["decisions"] if x["symbol"] in traded_symbols)
         assert _count(url, tables.orders_sim) == orders_before
         assert _count(url, tables.execution_decisions) == 9  # every decision is recorded, holds too
 

@@ -33,8 +33,10 @@ async def run(body: ExecutionRunRequest, request: Request, actor: str = Security
     predicted and its signal stored, as signals/generate does) through sizing at the forecast's
     horizon (held hourly tranches, volatility-scaled, no-trade band), the risk check and the
     adapter. Every target's outcome is a decision (``trade``, ``hold``, ``denied``, ``not_sent``,
-    ``venue_unavailable``) whose id opens its audit chain. If risk refuses any order, nothing is
-    sent: HTTP 423 with the violation codes (the refused orders are stored ``denied``)."""
+    ``venue_unavailable``) whose id opens its audit chain. Risk refusing an order before any is
+    sent sends nothing; refusing one when it is sent (checked again against the run's fills) stops
+    the rest: HTTP 423 with the violation codes either way, the refused orders stored ``denied``,
+    the trades already made listed in ``context.decisions``."""
     services.execution.allow(body.adapter, key_scopes(request, actor))
     metrics = metrics_of(request)
     with metrics.execution("execution/run", body.adapter):

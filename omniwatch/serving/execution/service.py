@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ from omniwatch.trading.execution import (
 )
 from omniwatch.trading.orders import Order, OrderRequest, VenueUnavailable
 from omniwatch.trading.paper import PaperAdapter, PaperSettings, accrue_funding
-from omniwatch.trading.risk import RiskDecision
+from omniwatch.trading.risk import RiskDecision, RiskLimits
 from omniwatch.trading.risk_store import RiskGuard
 from omniwatch.trading.sizing import SizingRule, horizon_hours
 from omniwatch.warehouse import tables
@@ -79,8 +80,8 @@ class ExecutionService:
         if self._live is not None:
             self._live.close()
 
-    def sizing_rule(self, horizon: str) -> SizingRule:
-        limits = self.guard.limits("liquid", self.default_strategy)
+    def sizing_rule(self, horizon: str, limits: RiskLimits) -> SizingRule:
+        """The horizon sizing with the strategy's own volatility target (its limits set)."""
         return SizingRule(horizon_hours(horizon), threshold_bps=self.thresholds_bps[horizon], band=self.weight_band,
                           target_annual_vol=limits.target_annual_vol)
 
@@ -88,40 +89,58 @@ class ExecutionService:
     def run(self, body: ExecutionRunRequest, signals: list[dict[str, Any]], actor: str,
             skipped: list[dict[str, Any]]) -> dict[str, Any]:
         """Size, check and execute ``signals`` (signal rows with their prediction's model version,
-        snapshot and as_of). Raises 423 when risk refuses any order of the run (nothing sent)."""
+        snapshot and as_of). Raises 423 when risk refuses an order: before any is sent (nothing
+        sent), or when one is sent (the trades already made are listed)."""
         now = self.clock()
         strategy = body.strategy_id or self.default_strategy
         run_id = str(uuid.uuid4())
         accrue_funding(self.url, body.track, strategy, now, self.paper_settings)
         limits = self.guard.limits(body.track, strategy)
-        rule = self.sizing_rule(body.horizon)
+        rule = self.sizing_rule(body.horizon, limits)
         prices = ledger.latest_closes(self.url, [s["target"] for s in signals], now)
         book = ledger.positions(self.url, body.track, strategy)
         planned: list[tuple[dict[str, Any], Plan, str, OrderRequest | None]] = []
+        held: dict[str, Order] = {}  # decision -> the order its signal placed before
         for sig in signals:
             target = sig["target"]
             if target not in prices:
                 raise insufficient(ErrorCode.INSUFFICIENT_PRICES, f"no stored bar of {target} at {now.isoformat()} "
                                    "to price the order", target=target)
             history = forecast_history(self.url, target, sig["model_version"], body.horizon, sig["as_of_ts"])
+            if sig["prediction_id"] not in {x.prediction_id for x in history}:
+                # Its own forecast is gone (or failed): sizing on the others would trade without it.
+                raise insufficient(ErrorCode.INSUFFICIENT_FEATURES, f"signal {sig['signal_id']} has no stored "
+                                   f"{body.horizon} forecast of {target} to size from", target=target,
+                                   signal_id=sig["signal_id"])
             plan = plan_target(target, body.horizon, history, sig["as_of_ts"], rule, price=prices[target],
                                capital=limits.capital_usd, n_symbols=len(self.universe),
                                held_qty=book.get(target, ledger.Position(target)).qty,
                                max_weight=limits.max_weight_per_asset)
             decision_id = str(uuid.uuid4())
+            key = client_order_id(self.url, strategy, target, sig["signal_id"])
+            existing = store.get_order_by_client_id(self.url, key)
+            if existing is not None and plan.side is not None:
+                # This signal traded already: a retry answers with that order, checks nothing again.
+                plan = replace(plan, side=None, qty=0.0, new_weight=plan.held_weight,
+                               reason=f"the order for this signal exists already ({existing.order_id}, "
+                                      f"{existing.status.value})")
             request = None if plan.side is None else OrderRequest(
-                client_order_id=client_order_id(self.url, strategy, target, sig["signal_id"]), track=body.track,
+                client_order_id=key, track=body.track,
                 strategy_id=strategy, symbol=target, side=plan.side, qty=plan.qty, order_type="market",
                 limit_price=None, time_in_force="IOC", max_slippage_bps=self.max_slippage_bps,
                 signal_id=sig["signal_id"], decision_id=decision_id)
             planned.append((sig, plan, decision_id, request))
+            if existing is not None and request is None:
+                held[decision_id] = existing
         checks = {d: self.executor.check(r, p.price, now) for _, p, d, r in planned if r is not None}
         refused = {d: c for d, c in checks.items() if not c.allowed}
         views = []
         for sig, plan, decision_id, request in planned:
             base = self._decision_row(run_id, body, strategy, sig, plan, decision_id, actor, checks.get(decision_id))
             if request is None:
-                views.append(self._store(base | {"action": "hold", "reason": plan.reason}, None))
+                prior = held.get(decision_id)
+                views.append(self._store(base | {"action": "hold", "reason": plan.reason,
+                                                 "order_id": prior.order_id if prior else None}, prior))
             elif refused:
                 decision = checks[decision_id]
                 if decision_id in refused:

@@ -1,0 +1,83 @@
+"""The executor's edges: an order a timeout left without a venue id, and what sizing may read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from omniwatch.trading import store
+from omniwatch.trading.execution import Executor, forecast_history
+from omniwatch.trading.orders import OrderStatus, VenueUnavailable
+from omniwatch.trading.paper import PaperAdapter
+from omniwatch.trading.risk import RiskLimits, RiskSettings
+from omniwatch.trading.risk_store import RiskGuard
+from omniwatch.warehouse import tables
+from omniwatch.warehouse.engine import get_engine
+
+from .conftest import T0
+
+
+class DroppedAnswer(PaperAdapter):
+    """The paper venue behind a link that loses the answer to the first submit: the venue took the
+    order, the caller saw a timeout (what a Coinbase create that times out after its retries is)."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.dropped = False
+
+    def submit(self, order, now):
+        report = super().submit(order, now)
+        if not self.dropped:
+            self.dropped = True
+            raise VenueUnavailable("timed out waiting for the venue's answer")
+        return report
+
+
+def _executor(url: str) -> Executor:
+    guard = RiskGuard(url, RiskSettings(RiskLimits(0.4, 0.5, 1.0, 1.0, 0.01)))
+    return Executor(url, guard, {"paper": DroppedAnswer(url)})
+
+
+def _count(url: str, table, *where) -> int:
+    with get_engine(url).connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+
+@pytest.mark.parametrize("action", ["refresh", "cancel"])
+def test_an_order_a_timeout_left_without_a_venue_id_is_reconciled_never_duplicated(warehouse_url, make_request,
+                                                                                   put_bars, action):
+    put_bars(warehouse_url, "BTC", [(T0 - timedelta(hours=1), 99, 101, 98, 100.0, 400.0)])
+    executor = _executor(warehouse_url)
+    request = make_request(qty=0.1)
+    with pytest.raises(VenueUnavailable):
+        executor.submit(request, "paper", 100.0, T0)
+    stuck = store.get_order_by_client_id(warehouse_url, request.client_order_id)
+    assert stuck is not None and (stuck.status, stuck.venue_order_id) == (OrderStatus.SUBMITTED, None)
+    # The venue filled it: a refresh learns that, and so does a cancel (canceling only locally
+    # would lose the position the venue holds).
+    done = getattr(executor, action)(stuck, T0)
+    assert done.status == OrderStatus.FILLED and done.filled_qty == pytest.approx(0.1)
+    assert done.venue_order_id is not None
+    venue_orders = tables.paper_orders
+    assert _count(warehouse_url, venue_orders, venue_orders.c.client_order_id == request.client_order_id) == 1
+    assert _count(warehouse_url, tables.fills, tables.fills.c.order_id == done.order_id) == 1
+
+
+def test_sizing_reads_only_the_stored_snapshots_forecasts(warehouse_url):
+    """A client's what-if prediction (its own features: no snapshot) never sizes a position."""
+    p, f = tables.predictions_v2, tables.feature_snapshots
+    common = {"track": "liquid", "target": "BTC", "model_name": "omniwatch-liquid", "model_version": "1",
+              "as_of_ts": T0, "infer_lineage_id": "x"}
+    with get_engine(warehouse_url).begin() as conn:
+        snap = conn.execute(f.insert().values(track="liquid", target="BTC", as_of_ts=T0, event_time=T0,
+                                              data_version="v", lineage_id="l", features={"vol_24h": 0.004})
+                            .returning(f.c.id)).scalar_one()
+        conn.execute(p.insert(), [
+            {**common, "prediction_id": "stored", "snapshot_id": snap, "horizon_predictions": {"pred_24h": 12.0}},
+            {**common, "prediction_id": "what-if", "snapshot_id": None,
+             "horizon_predictions": {"pred_24h": -900.0, "request_features": {"ret_1h": 1.0}}},
+        ])
+    history = forecast_history(warehouse_url, "BTC", "1", "24h", T0)
+    assert [(h.prediction_id, h.forecast_bps, h.hourly_vol) for h in history] == [("stored", 12.0, 0.004)]
