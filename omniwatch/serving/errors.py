@@ -228,8 +228,8 @@ OPERATION_CODES: dict[str, dict[int, tuple[str, ...]]] = {
     "POST /api/v2/execution/run": {403: ("live_trading_disabled",)},
     "POST /api/v2/execution/orders": {403: ("live_trading_disabled",),
                                       422: (ApiErrorCode.VALIDATION_ERROR, ErrorCode.INSUFFICIENT_PRICES)},
-    # An unknown model has no champion: drift answers (and audits) outcome inconclusive, not 404.
-    "POST /api/v2/models/drift/evaluate": {**_REGISTRY, 404: ()},
+    # An unknown model is 404 (a registered one without a champion yet is an audited inconclusive).
+    "POST /api/v2/models/drift/evaluate": _REGISTRY,
 }
 
 
