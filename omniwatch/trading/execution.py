@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import case, func, literal, select
 
 from omniwatch.trading import store
 from omniwatch.trading.orders import (
@@ -81,19 +81,28 @@ class Plan:
 
 
 def forecast_history(url: str, target: str, model_version: str, horizon: str, as_of: datetime,
-                     model_name: str = "omniwatch-liquid") -> list[ForecastHour]:
+                     model_name: str = "omniwatch-liquid", prefer: str | None = None) -> list[ForecastHour]:
     """The version's forecasts of ``horizon`` for the ``H`` hours ending at ``as_of`` (newest row
-    per hour), with each snapshot's 24 h volatility. Failed scorings and predictions made on a
-    client's own features (``predict/liquid`` with ``features``: no snapshot, any ``as_of``) are
-    left out: only the stored snapshots' forecasts size real positions."""
+    per hour; ``prefer``: that prediction for its hour), with each snapshot's 24 h volatility.
+    Failed scorings and predictions made on a client's own features (``predict/liquid`` with
+    ``features``: no snapshot, any ``as_of``) are left out: only the stored snapshots' forecasts
+    size real positions."""
     h = horizon_hours(horizon)
     p, f = tables.predictions_v2, tables.feature_snapshots
-    query = (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, p.c.created_at, f.c.features)
-             .select_from(p.outerjoin(f, f.c.id == p.c.snapshot_id))
-             .where(p.c.target == target, p.c.model_name == model_name, p.c.model_version == model_version,
-                    p.c.error.is_(None), p.c.snapshot_id.is_not(None),  # not a client's what-if features
-                    p.c.as_of_ts > as_of - timedelta(hours=h), p.c.as_of_ts <= as_of)
-             .order_by(p.c.as_of_ts, p.c.created_at))
+    # One prediction per as_of (a signal re-generated for the same hour stores another one): the
+    # ``prefer``red one (the signal's own), else the newest; ranked in the database, so the read
+    # stays one row per hour however often an hour was scored.
+    preferred = case((p.c.prediction_id == prefer, 0), else_=1) if prefer is not None else literal(1)
+    newest_first = func.row_number().over(
+        partition_by=p.c.as_of_ts, order_by=(preferred, p.c.created_at.desc(), p.c.prediction_id.desc())).label("rank")
+    ranked = (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, p.c.snapshot_id, newest_first)
+              .where(p.c.target == target, p.c.model_name == model_name, p.c.model_version == model_version,
+                     p.c.error.is_(None), p.c.snapshot_id.is_not(None),  # not a client's what-if features
+                     p.c.as_of_ts > as_of - timedelta(hours=h), p.c.as_of_ts <= as_of)
+              .subquery())
+    query = (select(ranked.c.prediction_id, ranked.c.as_of_ts, ranked.c.horizon_predictions, f.c.features)
+             .select_from(ranked.outerjoin(f, f.c.id == ranked.c.snapshot_id))
+             .where(ranked.c.rank == 1).order_by(ranked.c.as_of_ts))
     newest: dict[datetime, ForecastHour] = {}
     with get_engine(url).connect() as conn:
         for row in conn.execute(query):
@@ -144,13 +153,18 @@ def client_order_id(url: str, strategy_id: str, symbol: str, key: str) -> str:
     """Deterministic per (strategy, symbol, signal or request key): the idempotency key. A key
     whose order risk denied is free again (a denial traded nothing): the next attempt gets
     ``-r1``, ``-r2``, ... so the same signal can execute once the block is lifted, but never twice."""
+    return order_key(url, strategy_id, symbol, key)[0]
+
+
+def order_key(url: str, strategy_id: str, symbol: str, key: str) -> tuple[str, Order | None]:
+    """:func:`client_order_id` and the order stored under it (None: the key is free)."""
     base = f"ow-{uuid.uuid5(ORDER_NAMESPACE, f'{strategy_id}|{symbol}|{key}')}"
     attempt = 0
     while True:
         candidate = base if attempt == 0 else f"{base}-r{attempt}"
         existing = store.get_order_by_client_id(url, candidate)
         if existing is None or existing.status != OrderStatus.DENIED:
-            return candidate
+            return candidate, existing
         attempt += 1
 
 
@@ -175,31 +189,33 @@ class Executor:
              model_version: str | None = None, snapshot_id: int | None = None) -> Order:
         """Store ``request`` as ``denied`` with the violation codes (idempotent by client_order_id)."""
         venue = self.adapters[adapter].venue if adapter in self.adapters else adapter
-        order = new_order(request, adapter, venue, now, model_version=model_version, snapshot_id=snapshot_id)
-        stored = store.create_order(self.url, order)
-        if stored.order_id != order.order_id:
-            return stored
-        return store.save_order(self.url, transition(stored, OrderStatus.DENIED, now, "; ".join(decision.codes)))
+        order = transition(new_order(request, adapter, venue, now, model_version=model_version,
+                                     snapshot_id=snapshot_id), OrderStatus.DENIED, now, "; ".join(decision.codes))
+        return store.create_order(self.url, order)  # the stored one when the key was taken meanwhile
 
     def submit(self, request: OrderRequest, adapter: str, price: float, now: datetime, *,
                model_version: str | None = None, snapshot_id: int | None = None,
-               decision: RiskDecision | None = None) -> Order:
+               decision: RiskDecision | None = None, key_is_new: bool = False) -> Order:
         """Risk check (unless ``decision`` is the check already made), then the venue. Returns the
-        stored order (the existing one for a repeated ``client_order_id``). Raises
-        :class:`RiskRefused` (order stored denied) or ``VenueUnavailable`` (order stays submitted)."""
-        existing = store.get_order_by_client_id(self.url, request.client_order_id)
-        if existing is not None:
-            return existing
+        stored order (the existing one for a repeated ``client_order_id``; ``key_is_new``: the
+        caller has just looked the key up and found none). Raises :class:`RiskRefused` (order
+        stored denied) or ``VenueUnavailable`` (order stays submitted)."""
+        if not key_is_new:
+            existing = store.get_order_by_client_id(self.url, request.client_order_id)
+            if existing is not None:
+                return existing
         venue = self.adapters[adapter]
         decision = decision or self.check(request, price, now)
         if not decision.allowed:
             raise RiskRefused(decision, self.deny(request, adapter, decision, now, model_version=model_version,
                                                   snapshot_id=snapshot_id))
-        order = new_order(request, venue.name, venue.venue, now, model_version=model_version, snapshot_id=snapshot_id)
+        # Stored as submitted (initialized -> submitted, both in its lifecycle) before the venue
+        # hears of it: a crash after this leaves an order that refresh reconciles, never a lost one.
+        order = transition(new_order(request, venue.name, venue.venue, now, model_version=model_version,
+                                     snapshot_id=snapshot_id), OrderStatus.SUBMITTED, now, f"sent to {venue.name}")
         stored = store.create_order(self.url, order)
         if stored.order_id != order.order_id:  # a concurrent request with the same key won
             return stored
-        stored = store.save_order(self.url, transition(stored, OrderStatus.SUBMITTED, now, f"sent to {venue.name}"))
         report = venue.submit(request, now)  # VenueUnavailable propagates: the order stays submitted
         return store.save_order(self.url, apply_report(stored, report, now))
 
@@ -241,4 +257,4 @@ def record_decision(url: str, row: dict[str, Any]) -> str:
 
 
 __all__ = ["Executor", "ForecastHour", "Plan", "RiskRefused", "VenueUnavailable", "client_order_id",
-           "forecast_history", "hourly_window", "plan_target", "record_decision"]
+           "forecast_history", "hourly_window", "order_key", "plan_target", "record_decision"]

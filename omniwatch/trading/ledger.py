@@ -197,14 +197,19 @@ def slippage_cost(side: str, qty: float, price: float, slippage_bps: float | Non
 
 def latest_closes(url: str, symbols: Iterable[str], at: datetime) -> dict[str, float]:
     """The close of each symbol's newest bar available at ``at`` (point in time)."""
+    with get_engine(url).connect() as conn:
+        return read_latest_closes(conn, symbols, at)
+
+
+def read_latest_closes(conn: Connection, symbols: Iterable[str], at: datetime) -> dict[str, float]:
+    """:func:`latest_closes` on an open connection."""
     b = tables.market_bars
     out: dict[str, float] = {}
-    with get_engine(url).connect() as conn:
-        for symbol in sorted(set(symbols)):
-            row = conn.execute(select(b.c.close).where(b.c.symbol == symbol, b.c.available_time <= at)
-                               .order_by(b.c.available_time.desc(), b.c.event_time.desc()).limit(1)).first()
-            if row is not None:
-                out[symbol] = float(row.close)
+    for symbol in sorted(set(symbols)):
+        row = conn.execute(select(b.c.close).where(b.c.symbol == symbol, b.c.available_time <= at)
+                           .order_by(b.c.available_time.desc(), b.c.event_time.desc()).limit(1)).first()
+        if row is not None:
+            out[symbol] = float(row.close)
     return out
 
 
@@ -226,14 +231,21 @@ def day_pnl(url: str, track: str, strategy_id: str, day: date, marks: dict[str, 
     priced at the newest bar close available then (their entry price when no bar is stored). A
     symbol open at the end without a mark is priced at its newest close available then (now, or the
     day's end for a past day); with none, ValueError names it."""
+    with get_engine(url).connect() as conn:
+        return read_day_pnl(conn, read_events(conn, track, strategy_id), day, marks)
+
+
+def read_day_pnl(conn: Connection, events: Iterable[LedgerEvent], day: date, marks: dict[str, float]) -> float:
+    """:func:`day_pnl` over ``events`` (the strategy's, any span: those after the day are left
+    out) on an open connection, which prices the marks that ``marks`` lacks."""
     start = datetime.combine(day, time(), UTC)
     end = start + timedelta(days=1)
-    events = [e for e in load_events(url, track, strategy_id, until=end) if e.ts < end]
+    events = [e for e in events if e.ts < end]
     before, _ = replay(e for e in events if e.ts < start)
     after, _ = replay(events)
     open_before = [s for s, p in before.items() if abs(p.qty) > EPS]
     start_marks = {s: before[s].avg_price or 0.0 for s in open_before}
-    start_marks.update(latest_closes(url, open_before, start))
+    start_marks.update(read_latest_closes(conn, open_before, start))
     missing = [s for s, p in after.items() if abs(p.qty) > EPS and s not in marks]
-    end_marks = {**latest_closes(url, missing, min(datetime.now(UTC), end)), **marks}
+    end_marks = {**read_latest_closes(conn, missing, min(datetime.now(UTC), end)), **marks}
     return day_pnl_of(events, day, start_marks, end_marks)

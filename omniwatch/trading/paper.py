@@ -291,16 +291,20 @@ def accrue_funding(url: str, track: str, strategy_id: str, now: datetime,
     with get_engine(url).connect() as conn:
         events = ledger.read_events(conn, track, strategy_id, until=now)
         fills = [e for e in events if isinstance(e, ledger.LedgerFill)]
+        charged = {(e.symbol, e.ts) for e in events if isinstance(e, ledger.FundingPayment)}
         for symbol in sorted({f.symbol for f in fills}):
             mine = [f for f in fills if f.symbol == symbol]
             times = [f.ts for f in mine]
             held = [0.0]
             for f in mine:
                 held.append(held[-1] + (f.qty if f.side == "buy" else -f.qty))
-            for ts, venue, rate, mark in funding_between(conn, symbol, None, now, settings.funding_venue):
+            # Settlements before the first fill find no position: read from it on (a settlement at
+            # the fill's instant counts), and skip those already charged.
+            since = times[0] - timedelta(microseconds=1)
+            for ts, venue, rate, mark in funding_between(conn, symbol, since, now, settings.funding_venue):
                 i = bisect_right(times, ts)
                 qty = held[i]
-                if i == 0 or abs(qty) <= EPS:
+                if i == 0 or abs(qty) <= EPS or (symbol, ts) in charged:
                     continue
                 if mark is None:
                     mark = ledger.latest_closes(url, [symbol], ts).get(symbol, mine[i - 1].price)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from omniwatch.jsonsafe import json_safe
 from omniwatch.trading import ledger
@@ -104,24 +104,41 @@ class RiskGuard:
         return decision
 
     def _figures(self, track: str, strategy_id: str, now: datetime, prices: dict[str, float]) -> Figures:
-        book = ledger.positions(self.url, track, strategy_id)
-        held = {s: p.qty for s, p in book.items() if abs(p.qty) > EPS}
-        # The day's PnL marks at the newest close available at ``now`` (the entry price without a
-        # bar), never at the order's price: a limit price far from the market must not trip the
-        # daily loss. The order's price values its own symbol's exposure only.
-        marks = {s: p.avg_price for s, p in book.items() if s in held and p.avg_price is not None}
-        marks.update(ledger.latest_closes(self.url, list(held), now))
-        pnl = ledger.day_pnl(self.url, track, strategy_id, now.astimezone(UTC).date(),
-                             {s: marks[s] for s in held})
+        """Everything a decision reads, on one connection: the strategy's ledger events (once: its
+        positions, closed trades and day PnL all come from them), its controls and the marks."""
+        with get_engine(self.url).connect() as conn:
+            events = ledger.read_events(conn, track, strategy_id)
+            controls = self._controls(conn, track, strategy_id)
+            book, closed = ledger.replay(events)
+            held = {s: p.qty for s, p in book.items() if abs(p.qty) > EPS}
+            # The day's PnL marks at the newest close available at ``now`` (the entry price without
+            # a bar), never at the order's price: a limit price far from the market must not trip
+            # the daily loss. The order's price values its own symbol's exposure only.
+            marks = {s: p.avg_price for s, p in book.items() if s in held and p.avg_price is not None}
+            marks.update(ledger.read_latest_closes(conn, list(held), now))
+            pnl = ledger.read_day_pnl(conn, events, now.astimezone(UTC).date(), {s: marks[s] for s in held})
         marks.update(prices)
-        reset = self._latest(track, strategy_id, CONSECUTIVE_LOSS)
+        resets = [r for r in controls if r["strategy_id"] == strategy_id and r["control"] == CONSECUTIVE_LOSS]
+        reset = resets[-1] if resets else None
         cut = datetime.fromisoformat(reset["detail"]["last_trade_at"]) if reset and reset["detail"].get(
             "last_trade_at") else None
-        trades = [p for ts, p in ledger.closed_trade_pnls(self.url, track, strategy_id) if cut is None or ts > cut]
+        trades = [t.pnl for t in closed if cut is None or t.closed_at > cut]
         context = RiskContext(positions=held, marks=marks, day_pnl=pnl, closed_trade_pnls=tuple(trades))
-        breakers = BreakerState(kill_switches=tuple(self._covering(track, strategy_id)),
-                                daily_loss_tripped=self._tripped_on(track, strategy_id, now))
+        start, end = _day(now)
+        switches = [self._switch(track, s, [r for r in controls if r["strategy_id"] == s
+                                            and r["control"] == KILL_SWITCH])
+                    for s in dict.fromkeys((strategy_id, ALL_STRATEGIES))]
+        tripped = any(r["strategy_id"] == strategy_id and r["control"] == DAILY_LOSS and r["action"] == TRIP
+                      and start <= r["as_of"] < end for r in controls)
+        breakers = BreakerState(kill_switches=tuple(k for k in switches if k.triggered), daily_loss_tripped=tripped)
         return Figures(context, breakers, reset)
+
+    @staticmethod
+    def _controls(conn: Connection, track: str, strategy_id: str) -> list[dict[str, Any]]:
+        """The ``risk_controls`` rows of the strategy and of its track-wide scope, oldest first."""
+        c = tables.risk_controls.c
+        query = select(tables.risk_controls).where(c.track == track, c.strategy_id.in_({strategy_id, ALL_STRATEGIES}))
+        return [dict(r) for r in conn.execute(query.order_by(c.id)).mappings()]
 
     def _record(self, order: OrderRequest, decision: RiskDecision, figures: Figures, limits: RiskLimits,
                 now: datetime) -> None:
@@ -171,23 +188,6 @@ class RiskGuard:
                 track=track, strategy_id=strategy_id, control=control, action=action, actor=actor,
                 reason=reason, detail=json_safe(detail or {}), as_of=now))
 
-    def _latest(self, track: str, strategy_id: str, control: str, action: str | None = None) -> dict[str, Any] | None:
-        c = tables.risk_controls.c
-        query = select(tables.risk_controls).where(c.track == track, c.strategy_id == strategy_id, c.control == control)
-        if action is not None:
-            query = query.where(c.action == action)
-        with get_engine(self.url).connect() as conn:
-            row = conn.execute(query.order_by(c.id.desc()).limit(1)).mappings().first()
-        return dict(row) if row is not None else None
-
-    def _tripped_on(self, track: str, strategy_id: str, now: datetime) -> bool:
-        c = tables.risk_controls.c
-        start, end = _day(now)
-        with get_engine(self.url).connect() as conn:
-            return conn.execute(select(c.id).where(
-                c.track == track, c.strategy_id == strategy_id, c.control == DAILY_LOSS, c.action == TRIP,
-                c.as_of >= start, c.as_of < end).limit(1)).first() is not None
-
     def trigger_kill_switch(self, track: str, strategy_id: str, actor: str, reason: str, now: datetime) -> KillSwitch:
         """Halt ``track:strategy_id`` (``*``: every strategy of the track); audited, even if already on."""
         self._append(track, strategy_id, KILL_SWITCH, TRIGGER, actor, reason, now)
@@ -206,10 +206,6 @@ class RiskGuard:
         rows = self._rows(track)
         keys = sorted({(r["track"], r["strategy_id"]) for r in rows})
         return [self._switch(t, s, [r for r in rows if (r["track"], r["strategy_id"]) == (t, s)]) for t, s in keys]
-
-    def _covering(self, track: str, strategy_id: str) -> list[KillSwitch]:
-        scopes = dict.fromkeys((strategy_id, ALL_STRATEGIES))
-        return [k for k in (self.kill_switch(track, s) for s in scopes) if k.triggered]
 
     def _rows(self, track: str | None, strategy_id: str | None = None) -> list[dict[str, Any]]:
         c = tables.risk_controls.c

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from omniwatch.trading import ledger
-from omniwatch.trading.orders import FillReport, LifecycleEvent, Order, OrderError, OrderRequest, OrderStatus
+from omniwatch.trading.orders import (
+    FillReport,
+    LifecycleEvent,
+    Order,
+    OrderError,
+    OrderRequest,
+    OrderStatus,
+    merge_fills,
+)
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.upsert import upsert_rows
@@ -145,9 +154,11 @@ def save_order(url: str, order: Order) -> Order:
                                  "reference_price", "updated_at")}))
         known = {f.venue_fill_id for f in stored.fills}
         _write_fills(conn, order, tuple(f for f in order.fills if f.venue_fill_id not in known))
-        saved = _read(conn, o.c.order_id == order.order_id)
-    assert saved is not None
-    return saved
+    # As stored: the row now holds ``order``'s fields, and its fills are the stored ones (a prefix of
+    # the lifecycle's) plus the new ones just written, in the order a read returns them.
+    fills = merge_fills(stored.fills, order.fills)
+    return replace(order, fills=tuple(sorted(fills, key=lambda f: (f.ts, f.venue_fill_id))),
+                   created_at=stored.created_at)
 
 
 def _write_fills(conn: Connection, order: Order, fills: tuple[FillReport, ...]) -> None:

@@ -81,3 +81,30 @@ def test_sizing_reads_only_the_stored_snapshots_forecasts(warehouse_url):
         ])
     history = forecast_history(warehouse_url, "BTC", "1", "24h", T0)
     assert [(h.prediction_id, h.forecast_bps, h.hourly_vol) for h in history] == [("stored", 12.0, 0.004)]
+
+
+def test_sizing_reads_one_forecast_per_hour_and_the_signals_own(warehouse_url):
+    """An hour scored many times (every signals/generate stores a prediction) is read as one row:
+    the newest, or the signal's own prediction when it is named, whatever their stored order."""
+    p, f = tables.predictions_v2, tables.feature_snapshots
+    common = {"track": "liquid", "target": "ETH", "model_name": "omniwatch-liquid", "model_version": "7",
+              "infer_lineage_id": "x"}
+    with get_engine(warehouse_url).begin() as conn:
+        snaps = [conn.execute(f.insert().values(track="liquid", target="ETH", as_of_ts=T0 - timedelta(hours=k),
+                                                event_time=T0, data_version="v", lineage_id="l",
+                                                features={"vol_24h": 0.01 * (k + 1)}).returning(f.c.id)).scalar_one()
+                 for k in range(2)]
+        conn.execute(p.insert(), [
+            {**common, "prediction_id": "old-hour", "as_of_ts": T0 - timedelta(hours=1), "snapshot_id": snaps[1],
+             "horizon_predictions": {"pred_24h": 3.0}, "created_at": T0},
+            *({**common, "prediction_id": f"dup-{i}", "as_of_ts": T0, "snapshot_id": snaps[0],
+               "horizon_predictions": {"pred_24h": float(i)}, "created_at": T0 + timedelta(seconds=i % 3)}
+              for i in range(30)),
+        ])
+    newest = forecast_history(warehouse_url, "ETH", "7", "24h", T0)
+    assert [h.prediction_id for h in newest][0] == "old-hour" and len(newest) == 2
+    assert newest[1].prediction_id in {f"dup-{i}" for i in range(30) if i % 3 == 2}  # the newest created
+    assert newest[1].forecast_bps == float(newest[1].prediction_id.split("-")[1])
+    own = forecast_history(warehouse_url, "ETH", "7", "24h", T0, prefer="dup-4")
+    assert [(h.prediction_id, h.forecast_bps, h.hourly_vol) for h in own] == [
+        ("old-hour", 3.0, pytest.approx(0.02)), ("dup-4", 4.0, pytest.approx(0.01))]

@@ -12,6 +12,7 @@ already made.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,8 +32,8 @@ from omniwatch.trading.execution import (
     Executor,
     Plan,
     RiskRefused,
-    client_order_id,
     forecast_history,
+    order_key,
     plan_target,
     record_decision,
 )
@@ -62,6 +63,11 @@ class ExecutionService:
         self.live_settings = live or CoinbaseLiveSettings()
         self._live: CoinbaseLiveAdapter | None = None
         self.executor = Executor(url, guard, {"paper": PaperAdapter(url, self.paper_settings)})
+        # One decision at a time in this process: a risk check and the orders it allows are atomic
+        # (two runs of one strategy cannot both pass a limit that only one of them fits), and the
+        # warehouse sees one writer from here (SQLite's lock retries sleep: 16 threads fighting
+        # for it served fewer runs per second than one). Signals are predicted outside it.
+        self._decide = threading.Lock()
 
     # ------------------------------------------------------------------ adapters
     def allow(self, adapter: str, scopes: frozenset[str]) -> None:
@@ -91,6 +97,11 @@ class ExecutionService:
         """Size, check and execute ``signals`` (signal rows with their prediction's model version,
         snapshot and as_of). Raises 423 when risk refuses an order: before any is sent (nothing
         sent), or when one is sent (the trades already made are listed)."""
+        with self._decide:
+            return self._run(body, signals, actor, skipped)
+
+    def _run(self, body: ExecutionRunRequest, signals: list[dict[str, Any]], actor: str,
+             skipped: list[dict[str, Any]]) -> dict[str, Any]:
         now = self.clock()
         strategy = body.strategy_id or self.default_strategy
         run_id = str(uuid.uuid4())
@@ -106,7 +117,8 @@ class ExecutionService:
             if target not in prices:
                 raise insufficient(ErrorCode.INSUFFICIENT_PRICES, f"no stored bar of {target} at {now.isoformat()} "
                                    "to price the order", target=target)
-            history = forecast_history(self.url, target, sig["model_version"], body.horizon, sig["as_of_ts"])
+            history = forecast_history(self.url, target, sig["model_version"], body.horizon, sig["as_of_ts"],
+                                       prefer=sig["prediction_id"])
             if sig["prediction_id"] not in {x.prediction_id for x in history}:
                 # Its own forecast is gone (or failed): sizing on the others would trade without it.
                 raise insufficient(ErrorCode.INSUFFICIENT_FEATURES, f"signal {sig['signal_id']} has no stored "
@@ -117,8 +129,7 @@ class ExecutionService:
                                held_qty=book.get(target, ledger.Position(target)).qty,
                                max_weight=limits.max_weight_per_asset)
             decision_id = str(uuid.uuid4())
-            key = client_order_id(self.url, strategy, target, sig["signal_id"])
-            existing = store.get_order_by_client_id(self.url, key)
+            key, existing = order_key(self.url, strategy, target, sig["signal_id"])
             if existing is not None and plan.side is not None:
                 # This signal traded already: a retry answers with that order, checks nothing again.
                 plan = replace(plan, side=None, qty=0.0, new_weight=plan.held_weight,
@@ -171,7 +182,7 @@ class ExecutionService:
         """Send one planned order (checked again now); the view, and the decision if risk refused it."""
         try:
             order = self.executor.submit(request, adapter, plan.price, now, model_version=sig["model_version"],
-                                         snapshot_id=sig["snapshot_id"])
+                                         snapshot_id=sig["snapshot_id"], key_is_new=True)
         except RiskRefused as exc:
             row = base | {"action": "denied", "reason": "; ".join(exc.decision.codes), "order_id": exc.order.order_id,
                           "risk": exc.decision.model_dump(mode="json")}
@@ -225,6 +236,10 @@ class ExecutionService:
 
     # ------------------------------------------------------------------ orders
     def place(self, body: OrderCreateRequest, actor: str) -> Order:
+        with self._decide:
+            return self._place(body)
+
+    def _place(self, body: OrderCreateRequest) -> Order:
         now = self.clock()
         strategy = body.strategy_id or self.default_strategy
         price = body.limit_price or ledger.latest_closes(self.url, [body.symbol], now).get(body.symbol)
@@ -254,15 +269,15 @@ class ExecutionService:
         return order
 
     def refresh(self, order_id: str) -> Order:
-        order = self.order(order_id)
         try:
-            return self.executor.refresh(order, self.clock())
+            with self._decide:  # read under the lock: another thread may be moving it
+                return self.executor.refresh(self.order(order_id), self.clock())
         except VenueUnavailable as exc:
             raise ApiError(503, ExecutionErrorCode.VENUE_UNAVAILABLE, str(exc), {"order_id": order_id}) from exc
 
     def cancel(self, order_id: str) -> Order:
-        order = self.order(order_id)
         try:
-            return self.executor.cancel(order, self.clock())
+            with self._decide:  # read under the lock: another thread may be moving it
+                return self.executor.cancel(self.order(order_id), self.clock())
         except VenueUnavailable as exc:
             raise ApiError(503, ExecutionErrorCode.VENUE_UNAVAILABLE, str(exc), {"order_id": order_id}) from exc
