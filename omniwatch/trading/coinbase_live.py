@@ -9,8 +9,11 @@ in ``tests/fixtures/api_samples/coinbase_advanced/`` (see PROVENANCE.md there).
   ids as UUIDs, and a stable id is what makes a repeated create safe, see below). The order
   configuration follows order type and time in force: market -> ``market_market_ioc`` (FOK ->
   ``market_market_fok``), limit GTC -> ``limit_limit_gtc``, limit IOC -> ``sor_limit_ioc``, limit
-  FOK -> ``limit_limit_fok``. Sizes are always ``base_size`` (the request's ``qty`` is in base
-  units; a ``quote_size`` would make the filled quantity depend on the price). ``success: false``
+  FOK -> ``limit_limit_fok``; a market order with ``max_slippage_bps`` goes as an IOC/FOK limit
+  at the cap (see ``omniwatch.trading.coinbase_products``, which also fits the size to the
+  product's increment and refuses what the product would). Sizes are always ``base_size`` (the
+  request's ``qty`` is in base units; a ``quote_size`` would make the filled quantity depend on
+  the price). ``success: false``
   (e.g. ``INSUFFICIENT_FUND``) and a 4xx answer are a REJECTED report, never an exception: the
   order does not exist at the venue. A success is followed by one ``get`` so a market order
   comes back with its fills.
@@ -37,6 +40,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -44,12 +48,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+from cachetools import TTLCache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from omniwatch.connectors.http import RETRY_STATUSES, parse_float, parse_utc
 from omniwatch.trading.coinbase_auth import PrivateKey, build_rest_jwt, load_private_key
+from omniwatch.trading.coinbase_products import ProductRules, best_bid_ask, configuration
 from omniwatch.trading.orders import (
     FillReport,
     OrderRequest,
@@ -121,12 +127,6 @@ class _Retryable(Exception):
     """One failed attempt worth another (timeout, connection error, 429, 5xx)."""
 
 
-def _decimal(value: float) -> str:
-    """A venue size/price string: shortest exact decimal of the float, never an exponent."""
-    text = format(Decimal(repr(value)).normalize(), "f")
-    return text if text != "-0" else "0"
-
-
 _CLIENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://omniwatch/coinbase_live/client_order_id")
 
 
@@ -139,15 +139,8 @@ def venue_client_order_id(client_order_id: str) -> str:
 
 
 def order_configuration(order: OrderRequest) -> dict[str, dict[str, Any]]:
-    """The ``order_configuration`` object for a request (see the module docstring)."""
-    size = {"base_size": _decimal(order.qty)}
-    if order.order_type == "market":
-        return {"market_market_fok" if order.time_in_force == "FOK" else "market_market_ioc": size}
-    assert order.limit_price is not None  # OrderRequest guarantees it for limit orders
-    limit = {**size, "limit_price": _decimal(order.limit_price)}
-    if order.time_in_force == "GTC":
-        return {"limit_limit_gtc": {**limit, "post_only": False}}
-    return {"limit_limit_fok" if order.time_in_force == "FOK" else "sor_limit_ioc": limit}
+    """The ``order_configuration`` object for a request as asked (no product rounding, no bound)."""
+    return configuration(order, Decimal(repr(order.qty)), None)
 
 
 _LIVE = frozenset({"OPEN", "PENDING", "QUEUED", "CANCEL_QUEUED", "EDIT_QUEUED"})
@@ -201,15 +194,33 @@ class CoinbaseLiveAdapter:
         self._private_key: PrivateKey | None = None
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._products: TTLCache[str, ProductRules] = TTLCache(maxsize=64, ttl=3600)
 
     def __repr__(self) -> str:
         return f"CoinbaseLiveAdapter(base_url={self.base_url!r}, key_name={self._key_name!r})"
 
     # -- ExecutionAdapter ------------------------------------------------------------------
     def submit(self, order: OrderRequest, now: datetime) -> VenueReport:
-        body = {"client_order_id": venue_client_order_id(order.client_order_id),
-                "product_id": self.product_id(order.symbol), "side": order.side.upper(),
-                "order_configuration": order_configuration(order)}
+        product = self.product_id(order.symbol)
+        try:
+            rules = self.rules(product)
+        except CoinbaseApiError as exc:
+            if exc.status != 404:
+                raise
+            return VenueReport(None, OrderStatus.REJECTED, (), f"not sent: Coinbase does not list {product} ({exc})")
+        refusal = rules.refusal(order)
+        if refusal is not None:  # the venue would refuse it: nothing is sent
+            return VenueReport(None, OrderStatus.REJECTED, (), f"not sent: {refusal}")
+        bound, reference = None, None
+        if order.order_type == "market" and order.max_slippage_bps is not None:
+            bid, ask = self.best_bid_ask(product)
+            bound, reference = rules.slippage_bound(order.side, bid, ask, order.max_slippage_bps), (bid + ask) / 2
+        body = {"client_order_id": venue_client_order_id(order.client_order_id), "product_id": product,
+                "side": order.side.upper(), "order_configuration": configuration(order, rules.size(order.qty), bound)}
+        report = self._create(order, body, now)
+        return replace(report, reference_price=reference) if reference is not None else report
+
+    def _create(self, order: OrderRequest, body: dict[str, Any], now: datetime) -> VenueReport:
         status, payload = self._call("POST", f"{API}/orders", body=body, accept_4xx=True)
         if status >= 400:
             return VenueReport(None, OrderStatus.REJECTED, (), _reason(f"HTTP {status}", _message(payload)))
@@ -273,6 +284,23 @@ class CoinbaseLiveAdapter:
             if not cursor or not page.get("fills"):
                 break
         return tuple(sorted(seen.values(), key=lambda f: f.ts))
+
+    def rules(self, product_id: str) -> ProductRules:
+        """The product's increments, bounds and trading flags (``GET /products/{id}``, cached 1 h)."""
+        with self._lock:
+            cached = self._products.get(product_id)
+        if cached is not None:
+            return cached
+        _, payload = self._call("GET", f"{API}/products/{quote(product_id, safe='')}")
+        rules = ProductRules.from_payload(payload)
+        with self._lock:
+            self._products[product_id] = rules
+        return rules
+
+    def best_bid_ask(self, product_id: str) -> tuple[float, float]:
+        """The best bid and ask now (``GET /product_book?limit=1``)."""
+        _, payload = self._call("GET", f"{API}/product_book", params={"product_id": product_id, "limit": "1"})
+        return best_bid_ask(payload)
 
     def key_permissions(self) -> dict[str, Any]:
         """``GET /key_permissions``: what the key may do (read-only; the validation script's probe)."""

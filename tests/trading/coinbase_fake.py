@@ -26,6 +26,7 @@ import json
 import threading
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -65,6 +66,8 @@ class CoinbaseFake(LoopbackServer):
         self.marks = {"BTC-USD": 45123.45, "ETH-USD": 3076.92, "SOL-USD": 150.0, **(marks or {})}
         accounts = sample("accounts.json")["accounts"]
         self.balances = {a["currency"]: float(a["available_balance"]["value"]) for a in accounts}
+        self.book_marks: dict[str, float] = {}  # where the book is centred when not at the mark (a moving market)
+        self.product_overrides: dict[str, dict[str, Any]] = {}  # product id -> fields replaced in its answer
         self.orders: dict[str, dict[str, Any]] = {}
         self.fills: dict[str, list[dict[str, Any]]] = {}
         self.by_client_id: dict[str, str] = {}
@@ -117,6 +120,10 @@ class CoinbaseFake(LoopbackServer):
                     return json_reply(404, {"error": "NOT_FOUND", "error_details": "order with this orderID was "
                                             "not found", "message": "order with this orderID was not found"})
                 return json_reply(200, {"order": copy.deepcopy(order)})
+            if path.startswith(f"{API}/products/"):
+                return self._product(path.rsplit("/", 1)[1])
+            if path == f"{API}/product_book":
+                return self._book(params.get("product_id", ""), int(params.get("limit") or 50))
             if path == f"{API}/key_permissions":
                 return json_reply(200, sample("key_permissions.json"))
             if path == f"{API}/accounts":
@@ -152,6 +159,11 @@ class CoinbaseFake(LoopbackServer):
         if kind not in TIF or product not in self.marks or side not in ("BUY", "SELL"):
             return json_reply(400, {"error": "INVALID_ARGUMENT", "error_details": f"invalid order {kind} {product}",
                                     "message": f"invalid order {kind} {product}"})
+        increment = Decimal(self.product_overrides.get(product, {}).get(
+            "base_increment", sample("products_product.json")["base_increment"]))
+        if Decimal(config["base_size"]) % increment != 0:
+            return json_reply(400, {"error": "INVALID_ARGUMENT", "error_details": "Too many decimals in order amount",
+                                    "message": "Too many decimals in order amount"})
         size, mark = float(config["base_size"]), self.marks[product]
         limit = float(config["limit_price"]) if "limit_price" in config else None
         base, quote = product.split("-")
@@ -175,6 +187,32 @@ class CoinbaseFake(LoopbackServer):
         elif kind != "limit_limit_gtc":
             order.update(status="CANCELLED", cancel_message="Order not filled immediately")
         return json_reply(200, self._created(order))
+
+    def _product(self, product: str) -> Reply:
+        if product not in self.marks:
+            return json_reply(404, {"error": "NOT_FOUND", "error_details": "product not found",
+                                    "message": "product not found"})
+        base, quote = product.split("-")
+        reply = sample("products_product.json")
+        reply.update(product_id=product, display_name=product, base_currency_id=base, quote_currency_id=quote,
+                     base_display_symbol=base, quote_display_symbol=quote, price=_num(self.marks[product]),
+                     **self.product_overrides.get(product, {}))
+        return json_reply(200, reply)
+
+    def _book(self, product: str, limit: int) -> Reply:
+        if product not in self.marks:
+            return json_reply(400, {"error": "INVALID_ARGUMENT", "error_details": f"invalid product {product}",
+                                    "message": f"invalid product {product}"})
+        reply = sample("product_book.json")
+        ratio = self.book_marks.get(product, self.marks[product]) / float(reply["mid_market"])
+        book = reply["pricebook"]
+        for side in ("bids", "asks"):
+            book[side] = [{"price": _num(round(float(level["price"]) * ratio, 2)), "size": level["size"]}
+                          for level in book[side][:max(1, limit)]]
+        book.update(product_id=product, time=_now())
+        mid = (float(book["bids"][0]["price"]) + float(book["asks"][0]["price"])) / 2
+        reply.update(mid_market=_num(mid), last=_num(mid))
+        return json_reply(200, reply)
 
     def _created(self, order: dict[str, Any]) -> dict[str, Any]:
         reply = sample("orders_create_success.json")

@@ -40,9 +40,14 @@ async def run(body: ExecutionRunRequest, request: Request, actor: str = Security
     services.execution.allow(body.adapter, key_scopes(request, actor))
     metrics = metrics_of(request)
     with metrics.execution("execution/run", body.adapter):
-        out = await run_in_threadpool(_run, services, body, actor, metrics)
+        out = await run_in_threadpool(_run_one_at_a_time, services, body, actor, metrics)
     metrics.record_decisions(out["decisions"])
     return ExecutionRunResponse.model_validate(out)
+
+
+def _run_one_at_a_time(services: Services, body: ExecutionRunRequest, actor: str, metrics: Metrics) -> dict:
+    with services.execution.deciding():
+        return _run(services, body, actor, metrics)
 
 
 def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Metrics) -> dict:
@@ -59,10 +64,20 @@ def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Met
         generated = generate_signals(services, SignalsRequest(targets=targets, horizons=[body.horizon],
                                                               strategy_id=body.strategy_id,
                                                               request_key=body.request_key), targets, True)
-    # The signals (and their predictions) go through the batching writer: wait for them to be stored.
-    if not services.writer.flush() or services.writer.failing:
-        raise ApiError(503, "signals_not_stored", f"the signals could not be stored: {services.writer.failing}")
-    signals = [execution.signal(s.signal_id) for s in generated.signals]
+    # The signals (and their predictions) go through the batching writer: wait for them to be
+    # stored, then read them back. Their rows are the proof, not the writer's last-error flag (which
+    # another request's batch sets and clears).
+    if not services.writer.flush():
+        raise ApiError(503, "signals_not_stored", "the signals were not stored in time (the writer is behind)")
+    signals = []
+    for s in generated.signals:
+        try:
+            signals.append(execution.signal(s.signal_id))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            raise ApiError(503, "signals_not_stored", f"signal {s.signal_id} was not stored "
+                           f"({services.writer.failing or 'the writer recorded no error'})") from exc
     return execution.run(body, signals, actor, [s.model_dump(mode="json") for s in generated.skipped])
 
 

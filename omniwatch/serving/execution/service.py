@@ -66,8 +66,9 @@ class ExecutionService:
         # One decision at a time in this process: a risk check and the orders it allows are atomic
         # (two runs of one strategy cannot both pass a limit that only one of them fits), and the
         # warehouse sees one writer from here (SQLite's lock retries sleep: 16 threads fighting
-        # for it served fewer runs per second than one). Signals are predicted outside it.
-        self._decide = threading.Lock()
+        # for it served fewer runs per second than one). execution/run holds it from its signals
+        # on (``deciding``): 16 runs predicting at once in threads served fewer than one at a time.
+        self._decide = threading.RLock()
 
     # ------------------------------------------------------------------ adapters
     def allow(self, adapter: str, scopes: frozenset[str]) -> None:
@@ -81,6 +82,10 @@ class ExecutionService:
         if self._live is None:
             self._live = CoinbaseLiveAdapter(self.live_settings)
             self.executor.adapters["coinbase_live"] = self._live
+
+    def deciding(self) -> threading.RLock:
+        """The process's decision lock (re-entrant), for a caller that prepares a run's signals."""
+        return self._decide
 
     def close(self) -> None:
         if self._live is not None:
