@@ -136,6 +136,9 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=16000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3, help="alternating ours/theirs fits (comparison only)")
+    ap.add_argument("--mix-steps", type=int, default=None,
+                    help="our TSMixer with TSMixerx's early temporal projection to this many steps "
+                         "(default: the demo's setting)")
     args = ap.parse_args()
 
     import torch
@@ -154,7 +157,8 @@ def main() -> None:
     print(f"windows: {w.X.shape} built in {time.perf_counter() - t:.2f} s ({w.X.nbytes / 2**20:.0f} MiB)")
     split = int(len(pos) * 0.85)
     data = dict(X_train=w.X[:split], y_train=w.y[:split], X_val=w.X[split:], y_val=w.y[split:])
-    cfg = TSMixerConfig(**{**default_tsmixer(), "max_epochs": args.epochs, "patience": args.epochs})
+    cfg = TSMixerConfig(**{**default_tsmixer(), "max_epochs": args.epochs, "patience": args.epochs,
+                           **({"mix_steps": args.mix_steps} if args.mix_steps else {})})
     mean_mse = float(((data["y_val"] - data["y_train"].mean(axis=0)) ** 2).mean())
     print(f"config: {cfg.to_json()}")
     print(f"conditions: {args.threads} torch thread(s), device {args.device}, torch {torch.__version__}; "

@@ -43,6 +43,10 @@ class TSMixerConfig(BaseModel):
 
     lookback: int = Field(168, ge=1)
     path_steps: int = Field(24, ge=1)
+    # TSMixerx's early temporal projection: the lookback is projected to ``mix_steps`` steps
+    # (one Linear over time shared by the channels) before the mixing blocks, which then mix
+    # over ``mix_steps`` instead of ``lookback`` steps. None: mix over the whole lookback.
+    mix_steps: int | None = Field(None, ge=1)
     horizons: tuple[int, ...] = (1, 4, 24)
     target_channel: int = Field(0, ge=0)
     n_blocks: int = Field(2, ge=0)
@@ -95,7 +99,10 @@ class TSMixerConfig(BaseModel):
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no whitespace; equal configs give equal strings."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if data["mix_steps"] is None:  # configs from before the option hash (and name runs) as they did
+            del data["mix_steps"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
@@ -257,6 +264,7 @@ class TSMixer(nn.Module):
         dropout: float = 0.1,
         revin: bool = True,
         revin_eps: float = 1e-5,
+        mix_steps: int | None = None,
     ) -> None:
         super().__init__()
         horizons = tuple(int(h) for h in horizons)
@@ -266,30 +274,35 @@ class TSMixer(nn.Module):
             raise ValueError(f"horizons {horizons} must be non-empty and lie in 1..{path_steps}")
         if not 0 <= target_channel < n_channels:
             raise ValueError(f"target_channel {target_channel} outside 0..{n_channels - 1}")
+        if mix_steps is not None and mix_steps < 1:
+            raise ValueError(f"mix_steps must be >= 1, got {mix_steps}")
         self.n_channels = n_channels
         self.lookback = lookback
         self.path_steps = path_steps
         self.horizons = horizons
         self.target_channel = target_channel
         self.revin = RevIN(n_channels, revin_eps) if revin else None
+        self.mix_steps = mix_steps
+        steps = mix_steps or lookback
+        self.project = nn.Linear(lookback, mix_steps) if mix_steps is not None else None
         self.blocks = nn.Sequential(
             *(
                 nn.Sequential(
-                    TimeMixing(lookback, n_channels, dropout),
-                    FeatureMixing(lookback, n_channels, d_ff, dropout),
+                    TimeMixing(steps, n_channels, dropout),
+                    FeatureMixing(steps, n_channels, d_ff, dropout),
                 )
                 for _ in range(n_blocks)
             )
         )
         # The paper projects every channel with one shared Linear; only the target channel's
         # projection is used, so it is the only one computed (same weights, same result).
-        self.head = nn.Linear(lookback, path_steps)
+        self.head = nn.Linear(steps, path_steps)
         # horizon_sum[s, j] = 1 when path step s (0-based) lies within horizon j: the horizon
         # forecasts are path @ horizon_sum. A matmul rather than torch.cumsum because cumsum on
         # CUDA raises under torch.use_deterministic_algorithms(True). Not persistent: it follows
         # from the config, so artifacts only carry learned weights.
-        steps = torch.arange(path_steps).unsqueeze(1)
-        horizon_sum = (steps < torch.tensor(horizons).unsqueeze(0)).float()
+        path = torch.arange(path_steps).unsqueeze(1)
+        horizon_sum = (path < torch.tensor(horizons).unsqueeze(0)).float()
         self.register_buffer("horizon_sum", horizon_sum, persistent=False)
 
     @classmethod
@@ -298,7 +311,7 @@ class TSMixer(nn.Module):
             n_channels, lookback=config.lookback, path_steps=config.path_steps,
             horizons=config.horizons, target_channel=config.target_channel,
             n_blocks=config.n_blocks, d_ff=config.d_ff, dropout=config.dropout,
-            revin=config.revin, revin_eps=config.revin_eps,
+            revin=config.revin, revin_eps=config.revin_eps, mix_steps=config.mix_steps,
         )
 
     def forward_path(self, x: Tensor) -> Tensor:
@@ -309,6 +322,8 @@ class TSMixer(nn.Module):
             )
         if self.revin is not None:
             x, mean, std = self.revin.normalize(x)
+        if self.project is not None:  # (batch, lookback, C) -> (batch, mix_steps, C), as TimeMixing mixes
+            x = torch.matmul(self.project.weight, x) + self.project.bias[:, None]
         z = self.blocks(x)
         path = self.head(z[:, :, self.target_channel])
         if self.revin is not None:

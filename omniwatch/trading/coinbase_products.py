@@ -122,7 +122,11 @@ def configuration(order: OrderRequest, size: Decimal, bound: Decimal | None) -> 
     base = {"base_size": plain(size)}
     if order.order_type == "market" and bound is None:
         return {"market_market_fok" if order.time_in_force == "FOK" else "market_market_ioc": base}
-    price = bound if order.order_type == "market" else Decimal(repr(order.limit_price))
+    if order.order_type == "market":
+        assert bound is not None  # a market order without a bound returned above
+        price = bound
+    else:
+        price = Decimal(repr(order.limit_price))
     limit = {**base, "limit_price": plain(price)}
     if order.order_type == "limit" and order.time_in_force == "GTC":
         return {"limit_limit_gtc": {**limit, "post_only": False}}

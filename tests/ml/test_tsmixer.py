@@ -163,3 +163,31 @@ def test_invalid_arguments_are_refused(overrides: dict) -> None:
 def test_wrong_input_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="expected input"):
         make_model()(torch.zeros(2, LOOKBACK - 1, CHANNELS))
+
+
+def test_early_temporal_projection_mixes_over_fewer_steps() -> None:
+    """mix_steps (TSMixerx's first projection): the blocks and the head see mix_steps steps, the
+    projection is one Linear over time shared by the channels, and the parameters shrink."""
+    full, short = make_model(revin=False), make_model(revin=False, mix_steps=6)
+    x = windows()
+    assert short(x).shape == (5, len(HORIZONS)) and short.head.in_features == 6
+    assert short.blocks[0][0].linear.in_features == 6 and short.project.in_features == LOOKBACK
+    assert sum(p.numel() for p in short.parameters()) < sum(p.numel() for p in full.parameters())
+    # The projection is linear over time per channel: projecting x equals W @ x + b per channel.
+    with torch.no_grad():
+        projected = torch.matmul(short.project.weight, x) + short.project.bias[:, None]
+        expected = torch.stack([short.project(x[:, :, c]) for c in range(CHANNELS)], dim=2)
+    torch.testing.assert_close(projected, expected)
+    # and it is wired in: the forecast depends on the projection's weights.
+    with torch.no_grad():
+        before = short(x).clone()
+        short.project.weight.mul_(2.0)
+        assert not torch.allclose(before, short(x))
+
+
+def test_mix_steps_is_in_the_config_and_leaves_older_configs_hashes_alone() -> None:
+    plain = TSMixerConfig(lookback=LOOKBACK, path_steps=PATH, horizons=HORIZONS)
+    assert "mix_steps" not in plain.to_json()  # runs named before the option keep their names
+    projected = TSMixerConfig(lookback=LOOKBACK, path_steps=PATH, horizons=HORIZONS, mix_steps=6)
+    assert projected.config_hash() != plain.config_hash()
+    assert TSMixer.from_config(projected, CHANNELS).mix_steps == 6
