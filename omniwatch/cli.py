@@ -1,4 +1,4 @@
-"""The project's one command line: ``omniwatch db upgrade``, ``omniwatch demo``."""
+"""The project's one command line: ``omniwatch db upgrade``, ``omniwatch demo``, ``omniwatch slo``."""
 
 from __future__ import annotations
 
@@ -109,6 +109,34 @@ def live(replay_from, until, speed) -> None:
         click.echo(f"{len(replay.ticks)} hours replayed; bar close -> stored snapshot: median "
                    f"{statistics.median(lags):.1f} s, max {lags[-1]:.1f} s")
     sys.exit(0 if all(t.success for t in replay.ticks) else 1)
+
+
+@main.command()
+@click.option("--window", default=None, help="How far back: 90s, 30m, 1h, 7d (default OMNIWATCH_SLO_WINDOW, 1h).")
+@click.option("--prometheus-url", default=None, help="Query this Prometheus (default OMNIWATCH_PROMETHEUS_URL).")
+@click.option("--metrics-url", default=None, help="Without Prometheus: scrape this /metrics (default: the API's).")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the report as JSON.")
+def slo(window: str | None, prometheus_url: str | None, metrics_url: str | None, as_json: bool) -> None:
+    """The API's SLOs over a window: latency p50/p95/p99 against the thresholds and availability.
+    Exit status 0 when no objective is breached, 1 on a breach, 2 when the counts cannot be read."""
+    from omniwatch.observability.settings import SloSettings
+    from omniwatch.observability.slo import evaluate, parse_duration, render
+    from omniwatch.observability.sources import SloSourceError, build_source
+
+    conf = SloSettings()
+    try:
+        span = parse_duration(window or conf.slo_window)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from exc
+    source = build_source(conf.prometheus_url if prometheus_url is None else prometheus_url,
+                          metrics_url or conf.metrics_url, get_settings().warehouse_url, conf.slo_timeout_s)
+    try:
+        report = evaluate(source.counts(span))
+    except SloSourceError as exc:
+        click.echo(f"slo: {exc}", err=True)
+        sys.exit(2)
+    click.echo(report.model_dump_json(indent=2) if as_json else render(report))
+    sys.exit(1 if report.breached else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

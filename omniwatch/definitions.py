@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from omniwatch.assets import coverage, ensemble, events, features, live, market, training, vc
+from omniwatch.assets import coverage, ensemble, events, features, live, market, slo, trading, training, vc
 from omniwatch.checks.model_standing import newest_version_passed_gate
 from omniwatch.jobs import (
     EVENTS_GROUP,
@@ -63,17 +63,18 @@ def build_definitions(settings: Settings, resource_overrides: dict | None = None
         *dg.load_assets_from_modules([features], group_name=FEATURES_GROUP),
         *dg.load_assets_from_modules([training, ensemble], group_name=TRAINING_GROUP),
         *dg.load_assets_from_modules([vc], group_name=VC_GROUP),
-        *dg.load_assets_from_modules([live], group_name=MODELOPS_GROUP),
+        *dg.load_assets_from_modules([live, trading], group_name=MODELOPS_GROUP),
+        *dg.load_assets_from_modules([slo], group_name=slo.OBSERVABILITY_GROUP),
     ]
     return dg.Definitions(
         assets=with_code_references(assets, settings.git_url or None, settings.git_branch),
         asset_checks=[newest_version_passed_gate],
-        jobs=[*JOBS, model_standing_job, model_drift_job],
-        schedules=SCHEDULES,
+        jobs=[*JOBS, model_standing_job, model_drift_job, slo.api_slo_job],
+        schedules=[*SCHEDULES, slo.api_slo_schedule],
         sensors=[labels_automation_sensor, run_failure_sensor, *build_modelops_sensors(
             dg.DefaultSensorStatus.RUNNING if settings.automation_running else dg.DefaultSensorStatus.STOPPED,
             settings.sensor_interval_s)],
-        resources={**build_resources(settings), **(resource_overrides or {})},
+        resources={**build_resources(settings), **slo.slo_resources(), **(resource_overrides or {})},
     )
 
 

@@ -14,21 +14,32 @@ from omniwatch.warehouse.engine import get_engine
 from omniwatch.warehouse.upsert import upsert_rows
 
 REGISTERED_CLOCK_TAG = "omniwatch.registered_at_clock"
+REGISTRATION_KEY_TAG = "omniwatch.registration_key"  # makes a retried registration idempotent
 
 
 def record_registration(mlflow: MLflowResource, database_url: str, name: str, model_uri: str, *, run_id: str,
                         track: str, train_lineage_id: str, data_version: str, metrics: dict,
-                        actor: str) -> tuple[str, list[str]]:
-    """Register ``model_uri`` as a new version of ``name``; returns (version, aliases set)."""
-    first = mlflow.alias_version(name, "champion") is None and not _has_versions(mlflow, name)
+                        actor: str, registration_key: str | None = None) -> tuple[str, list[str]]:
+    """Register ``model_uri`` as a new version of ``name``; returns (version, aliases set).
+
+    With ``registration_key`` a retry is idempotent: the version carries the key as a tag from its
+    creation on, and a retry (after the registry died between creating the version and moving
+    its aliases) completes that version instead of registering a second one, which would also
+    have lost the first version's claim to ``champion``.
+    """
+    existing = _version_with_key(mlflow, name, registration_key) if registration_key else None
+    current = mlflow.aliases(name)
+    first = current.get("champion") is None and not _has_versions(mlflow, name, besides=existing)
     # The data clock at registration: live scoring (its shadow) starts there, not at hours it
     # would only be scored on in hindsight (in replay the data clock is not the wall clock).
     from omniwatch.operations import data_clock
 
     clock = data_clock(database_url)
-    version = mlflow.register(model_uri, name, tags={"train_lineage_id": train_lineage_id,
-                                                     "data_version": data_version, "track": track,
-                                                     REGISTERED_CLOCK_TAG: clock.isoformat() if clock else ""})
+    tags = {"train_lineage_id": train_lineage_id, "data_version": data_version, "track": track,
+            REGISTERED_CLOCK_TAG: clock.isoformat() if clock else ""}
+    if registration_key:
+        tags[REGISTRATION_KEY_TAG] = registration_key
+    version = existing or mlflow.register(model_uri, name, tags=tags)
     with get_engine(database_url).begin() as conn:
         upsert_rows(conn, tables.model_registry, [{
             "model_name": name, "version": version, "mlflow_run_id": run_id, "track": track,
@@ -36,24 +47,41 @@ def record_registration(mlflow: MLflowResource, database_url: str, name: str, mo
             "data_version": data_version, "metrics": metrics,
         }], ["model_name", "version"])
     aliases = ["challenger"]
-    mlflow.move_alias(name, "challenger", version, actor=actor, database_url=database_url,
-                      reason="new version trained and registered")
+    if current.get("challenger") != version:  # a retry whose first try moved it already moves nothing
+        mlflow.move_alias(name, "challenger", version, actor=actor, database_url=database_url,
+                          reason="new version trained and registered")
     if first:
         mlflow.move_alias(name, "champion", version, actor=actor, database_url=database_url,
                           reason="first registered version of the model becomes champion")
+    if first or current.get("champion") == version:
         aliases.append("champion")
     return version, aliases
 
 
-def _has_versions(mlflow: MLflowResource, name: str) -> bool:
+def _has_versions(mlflow: MLflowResource, name: str, besides: str | None = None) -> bool:
+    """Whether ``name`` has a version other than ``besides``."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return bool(mlflow.client().search_model_versions(f"name='{name}'", max_results=1))
+        found = mlflow.client().search_model_versions(f"name='{name}'", max_results=2)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return False
         raise  # a transient registry error must fail the step, not register a "first" champion
+    return any(str(v.version) != besides for v in found)
+
+
+def _version_with_key(mlflow: MLflowResource, name: str, key: str) -> str | None:
+    """The version of ``name`` registered under ``key`` (see ``record_registration``), or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = mlflow.client().search_model_versions(f"name='{name}' and tags.`{REGISTRATION_KEY_TAG}` = '{key}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return str(min(int(v.version) for v in found)) if found else None
 
 
 def alias_history(database_url: str, name: str) -> list[dict]:

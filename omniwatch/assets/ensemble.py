@@ -130,13 +130,15 @@ def liquid_ensemble(
             # Drift reference (fixed bins + sample) of the training rows and the 24 h forecasts.
             mlflow_lib.log_text(drift_reference_json(frame, long.loc[long["horizon"] == 24, "prediction"] * 1e4),
                                 "drift/reference.json")
+    fingerprint = frame.attrs.get("training_fingerprint")
+    # The fingerprint keys the registration: a retry after the registry died mid-registration
+    # completes that version instead of registering a second one (scripts/chaos_drill.py).
     version, aliases = record_registration(
         mlflow, warehouse.database_url, MODEL_NAME, info.model_uri, run_id=run_id, track="liquid",
         train_lineage_id=lineage, data_version=data_version,
         metrics={**headline_metrics(table), "walk_forward_windows": walk_forward_windows(long, config)},
-        actor=f"dagster:{context.run_id}",
+        actor=f"dagster:{context.run_id}", registration_key=fingerprint or None,
     )
-    fingerprint = frame.attrs.get("training_fingerprint")
     if fingerprint:  # what training_dataset compares to skip an unchanged retraining
         mlflow.client().set_model_version_tag(MODEL_NAME, version, FINGERPRINT_TAG, fingerprint)
     context.log.info(f"registered {MODEL_NAME} version {version} with aliases {aliases}")

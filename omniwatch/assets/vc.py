@@ -204,7 +204,8 @@ def vc_model(context: AssetExecutionContext, vc_dataset: pd.DataFrame, mlflow: M
             signature=infer_signature(sample, result.booster.predict(sample.to_numpy(), num_threads=1)))
     version, aliases = record_registration(
         mlflow, warehouse.database_url, VC_MODEL_NAME, info.model_uri, run_id=run_id, track="vc",
-        train_lineage_id=lineage, data_version=lineage, metrics=metrics, actor=f"dagster:{context.run_id}")
+        train_lineage_id=lineage, data_version=lineage, metrics=metrics, actor=f"dagster:{context.run_id}",
+        registration_key=fingerprint)  # a retry completes this version (see the liquid ensemble)
     mlflow.set_version_tags(VC_MODEL_NAME, version, {FINGERPRINT_TAG: fingerprint})
     return dg.MaterializeResult(metadata={
         "validation": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f")),

@@ -191,8 +191,10 @@ def rate_limiter(requests_per_second: float | None, *, key: str, redis_url: str 
             bucket = RedisBucket.init(rates, redis.Redis.from_url(redis_url),
                                       f"omniwatch:ratelimit:{key}")
         except redis.RedisError as exc:
-            raise ConnectorError(f"rate-limit store unreachable at {redact_url(redis_url)} "
-                                 f"({type(exc).__name__}: {exc})") from exc
+            error = ConnectorError(f"rate-limit store unreachable at {redact_url(redis_url)} "
+                                   f"({type(exc).__name__}: {exc})")
+            error.retryable = True  # the store may come back: a retrying request waits for it
+            raise error from exc
     # buffer_ms: what the limiter sleeps beyond the computed wait; small, as all processes
     # read the same machine clock.
     return Limiter(bucket, buffer_ms=2)
@@ -278,17 +280,43 @@ class HttpClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         """GET ``path`` (relative to base_url, or an absolute URL) and return a 2xx response."""
         url = self._display_url(path, params)
-        client, limiter = self.client, self.limiter  # built before a rate slot is taken
+        client = self.client  # built before a rate slot is taken
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
             retry=retry_if_exception(lambda exc: getattr(exc, "retryable", False)),
             wait=self._wait_s, before_sleep=self._log_retry, reraise=True)
         for attempt in retrying:
             with attempt:
-                if limiter is not None and not limiter.try_acquire(self.rate_limit_key):
-                    raise ConnectorError("rate limiter refused a slot", url=url)
+                self._take_slot(url)
                 return self._send(client, path, params, url, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable")  # Retrying returns the result or re-raises
+
+    def _take_slot(self, url: str) -> None:
+        """Wait for a rate slot. Without its Redis (down, or restarted empty: the limiter's Lua
+        script is gone and every call would fail with NoScriptError) the limiter is dropped, to
+        be rebuilt by the next attempt, and the attempt fails retryable: no request goes out
+        without a slot (fail closed), and the backoff waits for Redis to return."""
+        limiter = self.limiter
+        if limiter is None:
+            return
+        if self.rate_limit_redis_url is None:
+            acquired = limiter.try_acquire(self.rate_limit_key)
+        else:
+            import redis
+
+            try:
+                acquired = limiter.try_acquire(self.rate_limit_key)
+            except redis.RedisError as exc:
+                with self._lock:
+                    if self._limiter is limiter:
+                        self._limiter = None
+                limiter.close()  # stops its leak thread; errors inside are logged, not raised
+                error = ConnectorError(f"rate-limit store unreachable at {redact_url(self.rate_limit_redis_url)} "
+                                       f"({type(exc).__name__}: {exc})", url=url)
+                error.retryable = True
+                raise error from None
+        if not acquired:
+            raise ConnectorError("rate limiter refused a slot", url=url)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None
                  ) -> tuple[Any, httpx.Response]:

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Security
 from fastapi_offline import FastAPIOffline
 
-from omniwatch.serving import health, legacy, metrics
+from omniwatch.serving import health, legacy, metrics, streams
+from omniwatch.serving.alerts import router as alerts
 from omniwatch.serving.auth import require_api_key
 from omniwatch.serving.backtest import router as backtest
 from omniwatch.serving.data_quality import router as data_quality
@@ -53,9 +54,10 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
     services.named_keys  # noqa: B018 - a malformed or reserved key name fails at start-up, not per request
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.tasks.recover()
-        yield
+        async with streams.serving_streams(app):  # the tailers of /stream/*: stopped before the writer
+            yield
         services.close()  # write what is queued before the process ends
 
     # /docs and /redoc from the Swagger UI and ReDoc assets bundled in fastapi-offline: they work
@@ -64,10 +66,11 @@ def create_app(settings: Settings | None = None, serving: ServingSettings | None
     app.state.services = services
     install_handlers(app)
     reads = [] if serving.api_open_reads else [Security(require_api_key)]
-    for area in (predict, signals, portfolio, backtest, tasks, data_quality, events, models, risk, execution):
+    for area in (predict, signals, portfolio, backtest, tasks, data_quality, events, models, risk, execution, alerts):
         app.include_router(area.router, prefix="/api/v2", dependencies=reads)
     app.include_router(health.router, prefix="/api/v2")
     app.include_router(legacy.router)
+    app.include_router(streams.router)
     metrics.install(app, services.database_url, services.execution.clock)
     return app
 
@@ -76,8 +79,10 @@ def main() -> None:
     import uvicorn
 
     serving = ServingSettings()
+    # A graceful stop waits at most 10 s for open connections: a WebSocket client that stopped
+    # reading would otherwise hold the process (its socket cannot be aborted through ASGI).
     uvicorn.run(create_app(serving=serving), host=serving.api_host, port=serving.api_port, workers=1,
-                log_level="info")
+                log_level="info", timeout_graceful_shutdown=10)
 
 
 if __name__ == "__main__":

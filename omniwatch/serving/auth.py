@@ -5,7 +5,8 @@ Keys come from ``OMNIWATCH_API_KEYS`` (comma-separated), each ``name:secret`` or
 named by a fingerprint, ``key-`` and the first 8 hex digits of its SHA-256, which names it
 without revealing it. Keys are compared in constant time against every configured key (no early
 exit, so timing does not tell which one matched). With no key configured, every mutation is
-refused: an unset variable must not open the API.
+refused: an unset variable must not open the API. A key may also come as ``Authorization: Bearer
+<secret>`` (Alertmanager's webhook cannot set ``X-API-Key``).
 
 Scopes: a key may do what any key may, plus what its scopes allow. ``OMNIWATCH_API_KEY_SCOPES``
 names keys by their name: comma-separated ``name=scope`` entries, several scopes joined by ``+``
@@ -25,11 +26,14 @@ from enum import StrEnum
 from functools import lru_cache
 
 from fastapi import Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from omniwatch.serving.errors import ApiError, ApiErrorCode
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Key from OMNIWATCH_API_KEYS.")
+# The same secrets as ``Authorization: Bearer <secret>``, for clients that cannot set a custom
+# header (Alertmanager 0.25's webhook ``http_config.authorization``); X-API-Key wins when both come.
+BEARER = HTTPBearer(auto_error=False, description="A key from OMNIWATCH_API_KEYS, as a bearer token.")
 
 
 RESERVED_NAMES = frozenset({"system"})  # the sensors' actor: no API key may act under it
@@ -61,10 +65,12 @@ def key_name(given: str, keys: list[tuple[str, str]]) -> str | None:
     return found
 
 
-async def require_api_key(request: Request, api_key: str | None = Security(API_KEY_HEADER)) -> str:
+async def require_api_key(request: Request, api_key: str | None = Security(API_KEY_HEADER),
+                          bearer: HTTPAuthorizationCredentials | None = Security(BEARER)) -> str:
     """The caller's key name (the audit log's actor); 401 without a valid key."""
     keys = request.app.state.services.named_keys
-    name = key_name(api_key, keys) if api_key else None
+    given = api_key or (bearer.credentials if bearer else None)
+    name = key_name(given, keys) if given else None
     if name is None:
         detail = "a valid X-API-Key header is required" if keys else "no API key is configured on this server"
         raise ApiError(401, ApiErrorCode.UNAUTHORIZED, detail, headers={"WWW-Authenticate": "ApiKey"})

@@ -316,11 +316,12 @@ def _validation_body(op: dict[str, Any], components: dict[str, Any]) -> dict[str
 
 
 def _gone_body(path: str) -> dict[str, Any]:
-    from omniwatch.serving.legacy import SUCCESSORS, gone_body  # legacy imports this module
+    from omniwatch.serving.legacy import SUCCESSORS, WS_SUCCESSOR, gone_body  # legacy imports this module
 
     parts = path.split("/")
     old = "/".join(parts[:3]) if path.startswith("/api/") else path
-    use = SUCCESSORS.get(parts[2], {}).get("GET") if path.startswith("/api/") else None
+    use = SUCCESSORS.get(parts[2], {}).get("GET") if path.startswith("/api/") else (
+        WS_SUCCESSOR if path == "/ws" else None)
     return {k: str(v) if k == "code" else v for k, v in gone_body(old, use).items()}
 
 

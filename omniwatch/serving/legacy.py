@@ -1,5 +1,5 @@
 """The seed system's v1 paths answer 410 Gone and name the v2 route that serves the same method,
-when there is one."""
+when there is one; the v1 WebSocket ``/ws`` names ``/stream/signals``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ SUCCESSORS: dict[str, dict[str, str]] = {
     "indicators": {"GET": "/api/v2/data-quality/sample?table=feature_snapshots"},
 }
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+WS_SUCCESSOR = "/stream/signals"  # the v1 stream carried signals; events and risk have their own streams now
 
 
 def gone_body(old: str, use: str | None) -> dict:
@@ -60,11 +61,11 @@ for _name, _successors in SUCCESSORS.items():
                              status_code=410, response_model=None, name=_id)
         router.add_api_route(_path, _handler, methods=METHODS[1:], include_in_schema=False, status_code=410,
                              response_model=None, name=f"{_id}_other")
-router.add_api_route("/ws", _gone("/ws", {}), methods=["GET"], deprecated=True, responses=documented(410),
-                     status_code=410, response_model=None, name="legacy_ws")
+router.add_api_route("/ws", _gone("/ws", {"GET": WS_SUCCESSOR}), methods=["GET"], deprecated=True,
+                     responses=documented(410), status_code=410, response_model=None, name="legacy_ws")
 
 
 @router.websocket("/ws")
 async def legacy_ws(websocket: WebSocket) -> None:
-    """A WebSocket handshake on /ws is refused with 410: the v1 stream has no v2 successor."""
-    await websocket.send_denial_response(JSONResponse(gone_body("/ws", None), status_code=410))
+    """A WebSocket handshake on /ws is refused with 410 naming its successor, ``/stream/signals``."""
+    await websocket.send_denial_response(_response("/ws", WS_SUCCESSOR))

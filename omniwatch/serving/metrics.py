@@ -49,8 +49,8 @@ status)
   from the append-only ``model_promotions`` audit table at scrape time (``count(*)`` by action
   and outcome; ``none`` for no outcome): it counts every decision whichever process took it, and
   ``increase()`` over it works as for any counter.
-- The WebSocket metrics are defined now, before the streams exist, so dashboards and alerts can
-  be built against them; the streams will move them. Reasons: ``queue_overflow``,
+- The WebSocket metrics are moved by the streams (``omniwatch.serving.streams``: connections
+  open now, and messages dropped by reason). Reasons: ``queue_overflow``,
   ``send_timeout``, ``client_gone``.
 
 Several uvicorn workers: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory shared by the

@@ -69,6 +69,16 @@ class ServingSettings(BaseSettings):
         default_factory=dict, description='JSON: per "track:*" or "track:strategy_id" changes to the limits above, '
         'e.g. {"liquid:*": {"capital_usd": 50000}, "liquid:liquid_v2": {"max_order_notional_usd": 5000}}.')
 
+    # WebSocket streams (omniwatch.serving.streams): each topic's table polled while it has a connection.
+    stream_poll_interval_s: float = Field(default=0.5, gt=0, description="How often a stream's table is read.")
+    stream_lookback_s: float = Field(default=10.0, ge=0, description="How late a row may commit and still be "
+                                     "streamed (transactions that started before rows already streamed).")
+    stream_queue_size: int = Field(default=512, ge=1, description="Messages queued per connection; a full "
+                                   "queue evicts the connection (queue_overflow).")
+    stream_batch_size: int = Field(default=100, ge=1, description="Most messages sent in one frame.")
+    stream_send_timeout_s: float = Field(default=5.0, gt=0, description="Longest a frame may wait for the "
+                                         "client's socket before the connection is evicted (send_timeout).")
+
     # Asynchronous tasks are runs of serving_task_job: submitted to the webserver when its URL is
     # set (executor "webserver"), else executed in the API process (executor "in_process").
     dagster_webserver_url: str | None = Field(

@@ -36,7 +36,7 @@ def test_openapi_models_every_body_and_answer(trained_home, tmp_path):
         spec = c.get("/openapi.json").json()
     ops = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
     v2 = [o for o in ops if o[0].startswith("/api/v2/")]
-    assert len(v2) == 43  # 29 + risk (7) + execution and metrics/pnl-attribution (7)
+    assert len(v2) == 45  # 29 + risk (7) + execution and metrics/pnl-attribution (7) + alerts (2)
     for path, method, op in v2:
         ok = next(code for code in op["responses"] if code.startswith("2"))
         assert "$ref" in json.dumps(op["responses"][ok]["content"]["application/json"]["schema"]), (path, method)
@@ -57,7 +57,7 @@ def test_openapi_models_every_body_and_answer(trained_home, tmp_path):
                        "/api/v2/risk/kill-switch/trigger", "/api/v2/risk/kill-switch/reset",
                        "/api/v2/risk/breakers/consecutive-loss/reset", "/api/v2/execution/run",
                        "/api/v2/execution/orders", "/api/v2/execution/orders/{order_id}/refresh",
-                       "/api/v2/execution/orders/{order_id}/cancel"}
+                       "/api/v2/execution/orders/{order_id}/cancel", "/api/v2/alerts/notify"}
     assert all(o.get("deprecated") for p, m, o in ops if not p.startswith("/api/v2"))
 
 

@@ -209,7 +209,7 @@ def test_unreachable_redis_fails_clearly():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with HttpClient("http://127.0.0.1:1", requests_per_second=5.0,
+    with HttpClient("http://127.0.0.1:1", requests_per_second=5.0, max_retries=0,  # retryable: no backoff here
                     rate_limit_redis_url=f"redis://127.0.0.1:{port}/0") as http, \
             pytest.raises(ConnectorError, match="rate-limit store unreachable"):
         http.get("/anything")

@@ -35,10 +35,12 @@ from omniwatch.warehouse.tables.models import (
     serving_tasks,
 )
 from omniwatch.warehouse.tables.operations import (
+    alert_notifications,
     data_quality_audit,
     data_quality_reviews,
     data_quality_sample_rows,
     data_quality_samples,
+    metric_snapshots,
     model_promotions,
     pipeline_alerts,
 )
@@ -89,4 +91,6 @@ __all__ = [
     "data_quality_sample_rows",
     "data_quality_reviews",
     "pipeline_alerts",
+    "alert_notifications",
+    "metric_snapshots",
 ]

@@ -113,3 +113,36 @@ pipeline_alerts = Table(
     Column("created_at", UTC, nullable=False, server_default=func.now()),
     Index(None, "job_name", "created_at"),
 )
+
+# Alertmanager notifications received by POST /api/v2/alerts/notify (omniwatch/serving/alerts),
+# one row per alert state: Alertmanager re-sends a firing alert every repeat_interval, and the
+# same (fingerprint, starts_at, status) is then the same row; its resolution is a second row.
+alert_notifications = Table(
+    "alert_notifications", metadata, _id(),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("alertname", String(128), nullable=False),
+    Column("severity", String(16)),
+    Column("route", String(256)),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("starts_at", UTC, nullable=False),
+    Column("ends_at", UTC),
+    Column("generator_url", Text),
+    Column("receiver", String(128), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("received_by", String(128), nullable=False),
+    Column("received_at", UTC, nullable=False, server_default=func.now()),
+    UniqueConstraint("fingerprint", "starts_at", "status"),
+    Index(None, "alertname", "received_at"),
+)
+
+# Scrapes of the API's /metrics kept for SLO windows without a Prometheus server
+# (omniwatch/observability/sources.py): the SLO series of one scrape, as [name, labels, value].
+metric_snapshots = Table(
+    "metric_snapshots", metadata, _id(),
+    Column("target", String(512), nullable=False),
+    Column("scraped_at", UTC, nullable=False),
+    Column("samples", JSON, nullable=False),
+    UniqueConstraint("target", "scraped_at"),
+)

@@ -34,6 +34,7 @@ signal_candidates = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTC, nullable=False, server_default=func.now()),
     UniqueConstraint("strategy_id", "target", "horizon", "as_of_ts"),
+    Index(None, "created_at"),  # /stream/signals reads new rows by it (migration 0013)
 )
 
 orders_sim = Table(
