@@ -59,6 +59,8 @@ serve: $(BIN)/.installed
 
 mlflow-ui: $(BIN)/.installed
 	mkdir -p $(OMNIWATCH_HOME)/mlartifacts
+	@echo "Open the experiments' training runs (MLflow's own default view is GenAI traces):"
+	@$(BIN)/omniwatch mlflow-links --ui-url http://127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --workers 1 \
 		--host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri sqlite:///$(abspath $(OMNIWATCH_HOME))/mlflow.db \

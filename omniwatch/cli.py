@@ -139,5 +139,22 @@ def slo(window: str | None, prometheus_url: str | None, metrics_url: str | None,
     sys.exit(1 if report.breached else 0)
 
 
+@main.command("mlflow-links")
+@click.option("--ui-url", default=None, help="The MLflow UI's address (default OMNIWATCH_MLFLOW_UI_URL).")
+def mlflow_links(ui_url: str | None) -> None:
+    """Print each experiment's link into MLflow's model-training view (the UI's default view is
+    GenAI traces: a plain experiment link opens an empty traces dashboard)."""
+    from omniwatch.assets.catalog import mlflow_experiment_url
+    from omniwatch.resources.mlflow import MLflowResource
+
+    settings = get_settings()
+    resource = MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir))
+    experiments = [e for e in resource.client().search_experiments() if e.name != "Default"]
+    if not experiments:
+        click.echo("no experiments yet (run `make demo` first)")
+    for e in sorted(experiments, key=lambda e: e.name):
+        click.echo(f"{e.name:<20} {mlflow_experiment_url(ui_url or settings.mlflow_ui_url, e.experiment_id)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -138,17 +138,20 @@ def _assert_runs_launched_through_the_code_location(home: Path) -> None:
 def _assert_runs_on_job_pages(instance) -> None:
     import dagster as dg
     from dagster._core.scheduler.instigation import InstigatorType
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+    # The location the UI (`make ui`) loads from workspace.yaml, by the name it shows.
+    (location,) = [o.location_name for o in WorkspaceFileTarget(paths=[str(REPO / "workspace.yaml")]).create_origins()]
     runs = instance.get_runs()
     jobs = {r.job_name for r in runs}
     assert {"liquid_data_job", "liquid_training_job", "sec_filings_job", "vc_job", "model_standing_job",
             "model_drift_job"} <= jobs, jobs
     for run in runs:
         assert run.remote_job_origin is not None, run.job_name
-        assert run.remote_job_origin.location_name == "omniwatch.definitions"
+        assert run.remote_job_origin.location_name == location
     # The UI's job page lists a job's runs by the repository label storage keeps for them.
     on_page = instance.get_runs(dg.RunsFilter(job_name="liquid_training_job",
-                                              tags={".dagster/repository": "__repository__@omniwatch.definitions"}))
+                                              tags={".dagster/repository": f"__repository__@{location}"}))
     # The demo's two trainings, and the retraining drift_sensor requested in the live segment,
     # canceled there with a message (the replay does not train inline).
     assert len([r for r in on_page if r.is_success]) == 2

@@ -85,16 +85,31 @@ def row_count(rows: int, partitioned: bool) -> dict[str, Any]:
     return dict(TableMetadataSet(row_count=int(rows), partition_row_count=int(rows) if partitioned else None))
 
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces) unless the link says otherwise: the
+# sidebar's GenAI / Model training switch is read from the URL's ``workflowType`` first, then from
+# the browser's local storage, whose default is GenAI (the experiment's ``mlflow.experimentKind``
+# tag does not override it in 3.17). Every link we hand out therefore carries it.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def mlflow_experiment_url(base: str, experiment_id: str) -> str:
+    """The experiment's training runs in the MLflow UI at ``base``."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}"
+
+
 def mlflow_links(mlflow: MLflowResource, run_id: str | None = None,
                  model: tuple[str, str] | None = None) -> dict[str, dg.MetadataValue]:
-    """Links to the MLflow UI (``MLflowResource.ui_url``): the run's page and, for a registered
-    ``(name, version)``, the model version's page."""
+    """Links to the MLflow UI (``MLflowResource.ui_url``), opening in its model-training view: the
+    run's experiment and page and, for a registered ``(name, version)``, the model version's page."""
     base = mlflow.ui_url.rstrip("/")
     links: dict[str, dg.MetadataValue] = {}
     if run_id:
         experiment_id = mlflow.client().get_run(run_id).info.experiment_id
-        links["mlflow_run"] = dg.MetadataValue.url(f"{base}/#/experiments/{experiment_id}/runs/{run_id}")
+        links["mlflow_experiment"] = dg.MetadataValue.url(mlflow_experiment_url(base, experiment_id))
+        links["mlflow_run"] = dg.MetadataValue.url(
+            f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}")
     if model is not None:
         name, version = model
-        links["mlflow_model_version"] = dg.MetadataValue.url(f"{base}/#/models/{name}/versions/{version}")
+        links["mlflow_model_version"] = dg.MetadataValue.url(
+            f"{base}/#/models/{name}/versions/{version}?{MODEL_TRAINING_VIEW}")
     return links

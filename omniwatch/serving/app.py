@@ -38,7 +38,8 @@ events and model operations of Omniwatch.
 **API keys.** Every mutating route (the lock icon) needs an `X-API-Key` header. The server reads its keys
 from `OMNIWATCH_API_KEYS`, comma-separated, each `name:secret` (the name is the actor the audit log
 records) or a bare `secret` (named `key-` plus a fingerprint), e.g.
-`OMNIWATCH_API_KEYS=alice:s3cret,ci:0th3r python -m omniwatch.serving.app`. With no key configured every
+`OMNIWATCH_API_KEYS=alice:s3cret,ci:0th3r python -m omniwatch.serving.app`. A client that cannot set a header
+may send the secret as `Authorization: Bearer <secret>` (Alertmanager's webhook does). With no key configured every
 mutation answers 401. Reads are open unless `OMNIWATCH_API_OPEN_READS=false`, which keys them too. In this
 page, press **Authorize** and paste the secret; with curl: `curl -H 'X-API-Key: s3cret' ...`.
 

@@ -173,7 +173,11 @@ def test_model_assets_link_their_mlflow_run_and_registered_version(trained_home)
         meta = materialization.metadata
         run_id = meta["mlflow_run_id"].value
         experiment = client.get_run(run_id).info.experiment_id
+        # Every link opens MLflow's model-training view (its GenAI view is the browser's default).
+        view = "?workflowType=machine_learning"
         assert isinstance(meta["mlflow_run"], dg.UrlMetadataValue), node
-        assert meta["mlflow_run"].value == f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{run_id}"
+        assert meta["mlflow_run"].value == f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{run_id}{view}"
+        assert meta["mlflow_experiment"].value == f"http://127.0.0.1:5000/#/experiments/{experiment}/runs{view}"
     version = meta["registered_version"].value
-    assert meta["mlflow_model_version"].value == f"http://127.0.0.1:5000/#/models/omniwatch-liquid/versions/{version}"
+    assert meta["mlflow_model_version"].value == (
+        f"http://127.0.0.1:5000/#/models/omniwatch-liquid/versions/{version}{view}")

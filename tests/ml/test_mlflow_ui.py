@@ -53,6 +53,31 @@ def test_experiments_open_on_training_runs_not_on_the_genai_view(resource) -> No
         assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
 
 
+def test_the_links_we_print_open_the_model_training_view(tmp_path, monkeypatch) -> None:
+    """MLflow 3.17's UI opens a plain experiment link in its GenAI view (the sidebar switch defaults
+    to GenAI in a fresh browser whatever the experiment's kind); ``omniwatch mlflow-links`` (what
+    ``make mlflow-ui`` prints) and the Dagster links carry ``workflowType=machine_learning``."""
+    from click.testing import CliRunner
+
+    from omniwatch.cli import main
+
+    monkeypatch.setenv("OMNIWATCH_HOME", str(tmp_path))
+    monkeypatch.delenv("OMNIWATCH_MLFLOW_TRACKING_URI", raising=False)
+    from omniwatch.settings import get_settings
+
+    get_settings.cache_clear()  # the CLI reads the settings of this home
+    settings = get_settings()
+    made = MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir))
+    ids = {name: made.experiment_id(name) for name in ("omniwatch-vc", "omniwatch-liquid")}
+    out = CliRunner().invoke(main, ["mlflow-links", "--ui-url", "http://127.0.0.1:5999/"])
+    forget_tracking_uri()
+    get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines() == [
+        f"{name:<20} http://127.0.0.1:5999/#/experiments/{ids[name]}/runs?workflowType=machine_learning"
+        for name in ("omniwatch-liquid", "omniwatch-vc")]
+
+
 def training_frame(days: int = 130, seed: int = 0) -> pd.DataFrame:
     """One symbol, hourly, random features; labels (bps) that follow the first feature a little."""
     rng = np.random.default_rng(seed)
