@@ -42,10 +42,11 @@ class Variant:
     features: tuple[str, ...]
     add: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     note: str = ""
+    vol_scaled_target: bool = False  # fit labels / vol_24h, scale forecasts back by it
 
     def config_hash(self, config: TrainingConfig) -> str:
-        text = json.dumps({"name": self.name, "features": list(self.features), "training": config.to_json()},
-                          sort_keys=True)
+        text = json.dumps({"name": self.name, "features": list(self.features), "training": config.to_json(),
+                           "vol_scaled_target": self.vol_scaled_target}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -66,6 +67,39 @@ def with_cross_asset(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(btc, on="as_of_ts", how="left").merge(basket, on="as_of_ts", how="left")
 
 
+def _lagged(frame: pd.DataFrame, column: str, hours: int) -> pd.Series:
+    """``column`` as it was ``hours`` earlier for the same symbol (NaN where that hour is missing)."""
+    past = frame[["symbol", "as_of_ts", column]].assign(as_of_ts=frame["as_of_ts"] + pd.Timedelta(hours=hours))
+    merged = frame[["symbol", "as_of_ts"]].merge(past, on=["symbol", "as_of_ts"], how="left")
+    return merged[column].set_axis(frame.index)
+
+
+def with_longer_lookback(frame: pd.DataFrame) -> pd.DataFrame:
+    """The 24 h return of each of the previous three days and last week's 168 h return and volatility."""
+    return frame.assign(ret_24h_lag24=_lagged(frame, "ret_24h", 24), ret_24h_lag48=_lagged(frame, "ret_24h", 48),
+                        ret_24h_lag72=_lagged(frame, "ret_24h", 72), ret_168h_lag168=_lagged(frame, "ret_168h", 168),
+                        vol_24h_lag24=_lagged(frame, "vol_24h", 24))
+
+
+def with_vol_regime(frame: pd.DataFrame) -> pd.DataFrame:
+    """The realised-volatility regime: 24 h over 168 h volatility, and the 168 h volatility's
+    z-score against its own trailing 30 days (per symbol)."""
+    ordered = frame.sort_values(["symbol", "as_of_ts"])
+    rolling = ordered.groupby("symbol")["vol_168h"].rolling(720, min_periods=168)
+    mean = rolling.mean().reset_index(level=0, drop=True)
+    std = rolling.std().reset_index(level=0, drop=True)
+    z = ((ordered["vol_168h"] - mean) / std).reindex(frame.index)
+    return frame.assign(vol_ratio_24_168=frame["vol_24h"] / frame["vol_168h"], vol_168h_z30d=z)
+
+
+def with_funding_carry(frame: pd.DataFrame) -> pd.DataFrame:
+    """Carry: the funding rate's trailing 7-day mean and its level against that mean (per symbol)."""
+    ordered = frame.sort_values(["symbol", "as_of_ts"])
+    mean = (ordered.groupby("symbol")["funding_last"].rolling(168, min_periods=24).mean()
+            .reset_index(level=0, drop=True).reindex(frame.index))
+    return frame.assign(funding_mean_7d=mean, funding_vs_7d=frame["funding_last"] - mean)
+
+
 def default_variants() -> list[Variant]:
     base = tuple(FEATURES)
     no_news = tuple(f for f in base if f not in NEWS)
@@ -76,6 +110,14 @@ def default_variants() -> list[Variant]:
                 note="+ hour-of-day and day-of-week"),
         Variant("cross_asset", (*base, "btc_ret_1h", "btc_ret_24h", "btc_vol_24h", "basket_ret_24h"),
                 with_cross_asset, note="+ BTC's returns and volatility, the basket's return"),
+        Variant("longer_lookback", (*base, "ret_24h_lag24", "ret_24h_lag48", "ret_24h_lag72", "ret_168h_lag168",
+                                    "vol_24h_lag24"), with_longer_lookback, note="+ the previous days' returns"),
+        Variant("vol_regime", (*base, "vol_ratio_24_168", "vol_168h_z30d"), with_vol_regime,
+                note="+ the realised-volatility regime"),
+        Variant("funding_carry", (*base, "funding_mean_7d", "funding_vs_7d"), with_funding_carry,
+                note="+ funding's 7-day mean and the level against it"),
+        Variant("vol_scaled_target", base, note="labels divided by the 24 h volatility to fit, scaled back to forecast",
+                vol_scaled_target=True),
     ]
 
 
@@ -107,13 +149,18 @@ def _fit_predict(frame: pd.DataFrame, variant: Variant, config: TrainingConfig):
     from omniwatch.ml.lgbm import fit_lightgbm
 
     X, Y = frame[list(variant.features)], frame[list(LABEL_BPS)]
+    # A volatility-scaled target: each label in units of the hour's 24 h volatility (known at
+    # as_of_ts), so calm and wild hours weigh alike in the fit; forecasts go back to bps.
+    vol = frame["vol_24h"].where(frame["vol_24h"] > 0)
+    scale = (vol.fillna(vol.median()).to_numpy(float) * 1e4 if variant.vol_scaled_target  # the first hours: median
+             else np.ones(len(frame)))
 
     def fit(pos: np.ndarray):
-        return fit_lightgbm(X.iloc[pos], Y.iloc[pos], frame["as_of_ts"].iloc[pos], list(variant.features),
-                            config.lightgbm, config.purge)
+        return fit_lightgbm(X.iloc[pos], Y.iloc[pos].div(scale[pos], axis=0), frame["as_of_ts"].iloc[pos],
+                            list(variant.features), config.lightgbm, config.purge)
 
     def predict(model, pos: np.ndarray) -> np.ndarray:
-        return model.predict(X.iloc[pos]).to_numpy(dtype=float)
+        return model.predict(X.iloc[pos]).to_numpy(dtype=float) * scale[pos][:, None]
 
     return fit, predict
 

@@ -86,3 +86,25 @@ def test_a_variant_with_the_signal_beats_one_without_and_every_trial_is_an_mlflo
     assert sorted(r.data.params["variant"] for r in runs) == ["with_signal", "without_signal"]
     assert {r.data.tags["config_hash"] for r in runs} == {v.config_hash(config) for v in variants}
     assert client.get_run(run_id).data.metrics["trials_in_experiment"] == 2
+
+
+def test_the_candidate_features_are_point_in_time():
+    from omniwatch.research.walkforward import with_funding_carry, with_longer_lookback, with_vol_regime
+
+    frame = synthetic_frame(days=40)
+    frame = frame.assign(vol_24h=frame["vol_24h"].abs() + 0.01, vol_168h=frame["vol_168h"].abs() + 0.01)
+    lagged = with_longer_lookback(frame.drop(index=30))  # an hour missing: its lag is missing too
+    by_time = frame.set_index("as_of_ts")["ret_24h"]
+    row = lagged.iloc[100]
+    assert row["ret_24h_lag24"] == by_time[row["as_of_ts"] - pd.Timedelta(hours=24)]
+    assert lagged["ret_24h_lag24"].iloc[:24].isna().all()
+    assert np.isnan(lagged.loc[lagged["as_of_ts"] == frame["as_of_ts"][30] + pd.Timedelta(hours=24),
+                               "ret_24h_lag24"]).all()
+    regime = with_vol_regime(frame)
+    assert regime["vol_ratio_24_168"].equals(frame["vol_24h"] / frame["vol_168h"])
+    # the z-score at hour t uses hours <= t only: changing the future leaves it unchanged
+    future = frame.copy()
+    future.loc[future.index[500:], "vol_168h"] *= 10
+    assert with_vol_regime(future)["vol_168h_z30d"].iloc[:500].equals(regime["vol_168h_z30d"].iloc[:500])
+    carry = with_funding_carry(frame)
+    assert carry["funding_mean_7d"].iloc[200] == pytest.approx(frame["funding_last"].iloc[33:201].mean())
