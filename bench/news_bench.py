@@ -29,34 +29,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omniwatch.connectors.replay import ReplaySource  # noqa: E402
-from omniwatch.features.liquid import FEATURES, compute_features  # noqa: E402
-from omniwatch.ml.dataset import BPS, LABEL_BPS, add_masks  # noqa: E402
+from omniwatch.features.liquid import FEATURES  # noqa: E402
+from omniwatch.ml.dataset import LABEL_BPS  # noqa: E402
 from omniwatch.ml.lgbm import LightGBMConfig  # noqa: E402
 from omniwatch.ml.metrics import POOLED, summarize, window_ics  # noqa: E402
 from omniwatch.ml.protocol import TrainingConfig, lightgbm_functions, long_predictions, run_protocol  # noqa: E402
 from omniwatch.ml.validation import window_keys  # noqa: E402
-from omniwatch.resources import build_resources  # noqa: E402
-from omniwatch.settings import BUNDLED_SAMPLE_DIR, SAMPLE_END, SAMPLE_START, Settings  # noqa: E402
+from omniwatch.research.sample import sample_frame_and_news  # noqa: E402
 
-SYMBOLS = ["BTC", "ETH", "SOL"]
 NEWS = ("news_count_24h", "news_tone_24h")
 DEMO = (pd.Timestamp("2025-05-26", tz="UTC"), pd.Timestamp("2025-09-27", tz="UTC"))
 SHOW = ["rank_ic_mean", "rank_ic_t", "rank_ic_null_z", "hit_rate", "net_return", "sharpe", "turnover_annual"]
-
-
-def feature_frame() -> tuple[pd.DataFrame, pd.DataFrame]:
-    start = pd.Timestamp(SAMPLE_START, tz="UTC")
-    end = pd.Timestamp(SAMPLE_END, tz="UTC") + pd.Timedelta(days=1)
-    src = ReplaySource(BUNDLED_SAMPLE_DIR)
-    news = build_resources(Settings(source="replay"))["news"].fetch_news(start, end).frame
-    f = compute_features(src.bars(SYMBOLS, start, end).frame, src.funding(SYMBOLS, start, end).frame,
-                         src.onchain(SYMBOLS, start, end).frame, SYMBOLS, news=news)
-    for h, col in zip((1, 4, 24), LABEL_BPS, strict=True):
-        f[col] = f[f"fwd_ret_{h}h"] * BPS
-    f["next_hour_return"] = f["fwd_ret_1h"]
-    f["next_hour_funding"] = f["next_hour_funding"].fillna(0.0)
-    return add_masks(f.sort_values(["as_of_ts", "symbol"]).reset_index(drop=True)), news
 
 
 def news_counts(news: pd.DataFrame) -> None:
@@ -123,7 +106,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    frame, news = feature_frame()
+    frame, news = sample_frame_and_news()
     print(f"features: {len(frame)} rows x {len(FEATURES)} in {time.perf_counter() - t0:.1f} s")
     news_counts(news)
     coverage(frame)

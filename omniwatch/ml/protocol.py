@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,13 +166,14 @@ def run_protocol(name: str, frame: pd.DataFrame, fit: Fitter, predict: Predictor
 
 
 # ----------------------------------------------------------------------------- the two models
-def lightgbm_functions(frame: pd.DataFrame, config: TrainingConfig) -> tuple[Fitter, Predictor]:
+def lightgbm_functions(frame: pd.DataFrame, config: TrainingConfig,
+                       features: Sequence[str] = FEATURES) -> tuple[Fitter, Predictor]:
     from omniwatch.ml.lgbm import fit_lightgbm
 
-    X, Y = frame[list(FEATURES)], frame[list(LABEL_BPS)]
+    X, Y = frame[list(features)], frame[list(LABEL_BPS)]
 
     def fit(pos: np.ndarray):
-        return fit_lightgbm(X.iloc[pos], Y.iloc[pos], frame["as_of_ts"].iloc[pos], list(FEATURES),
+        return fit_lightgbm(X.iloc[pos], Y.iloc[pos], frame["as_of_ts"].iloc[pos], list(features),
                             config.lightgbm, config.purge)
 
     def predict(model, pos: np.ndarray) -> np.ndarray:

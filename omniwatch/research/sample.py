@@ -11,6 +11,11 @@ SYMBOLS = ["BTC", "ETH", "SOL"]
 
 
 def sample_frame() -> pd.DataFrame:
+    return sample_frame_and_news()[0]
+
+
+def sample_frame_and_news() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The research frame and the news events its two news features were computed from."""
     from omniwatch.connectors.replay import ReplaySource
     from omniwatch.features.liquid import compute_features
     from omniwatch.resources import build_resources
@@ -26,4 +31,4 @@ def sample_frame() -> pd.DataFrame:
         f[col] = f[f"fwd_ret_{h}h"] * BPS
     f["next_hour_return"] = f["fwd_ret_1h"]
     f["next_hour_funding"] = f["next_hour_funding"].fillna(0.0)
-    return add_masks(f.sort_values(["as_of_ts", "symbol"]).reset_index(drop=True))
+    return add_masks(f.sort_values(["as_of_ts", "symbol"]).reset_index(drop=True)), news

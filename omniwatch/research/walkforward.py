@@ -25,8 +25,8 @@ import pandas as pd
 
 from omniwatch.features.liquid import FEATURES
 from omniwatch.ml.dataset import LABEL_BPS
-from omniwatch.ml.metrics import POOLED, strategy_pnl, summarize, window_ics
-from omniwatch.ml.protocol import TrainingConfig, long_predictions, run_protocol
+from omniwatch.ml.metrics import POOLED, sharpe, strategy_pnl, summarize, window_ics
+from omniwatch.ml.protocol import TrainingConfig, lightgbm_functions, long_predictions, run_protocol
 from omniwatch.ml.validation import window_keys
 from omniwatch.research.stats import deflated_sharpe, t_stat
 
@@ -146,21 +146,18 @@ class ResearchReport:
 
 
 def _fit_predict(frame: pd.DataFrame, variant: Variant, config: TrainingConfig):
-    from omniwatch.ml.lgbm import fit_lightgbm
-
-    X, Y = frame[list(variant.features)], frame[list(LABEL_BPS)]
-    # A volatility-scaled target: each label in units of the hour's 24 h volatility (known at
-    # as_of_ts), so calm and wild hours weigh alike in the fit; forecasts go back to bps.
+    """The project's LightGBM fit and predict over the variant's features; a volatility-scaled
+    target fits each label in units of the hour's 24 h volatility (known at as_of_ts), so calm
+    and wild hours weigh alike, and its forecasts go back to bps."""
+    if not variant.vol_scaled_target:
+        return lightgbm_functions(frame, config, variant.features)
     vol = frame["vol_24h"].where(frame["vol_24h"] > 0)
-    scale = (vol.fillna(vol.median()).to_numpy(float) * 1e4 if variant.vol_scaled_target  # the first hours: median
-             else np.ones(len(frame)))
-
-    def fit(pos: np.ndarray):
-        return fit_lightgbm(X.iloc[pos], Y.iloc[pos].div(scale[pos], axis=0), frame["as_of_ts"].iloc[pos],
-                            list(variant.features), config.lightgbm, config.purge)
+    scale = vol.fillna(vol.median()).to_numpy(float) * 1e4  # the first hours of a symbol: the median
+    fit, predict_scaled = lightgbm_functions(frame.assign(**{c: frame[c] / scale for c in LABEL_BPS}), config,
+                                             variant.features)
 
     def predict(model, pos: np.ndarray) -> np.ndarray:
-        return model.predict(X.iloc[pos]).to_numpy(dtype=float) * scale[pos][:, None]
+        return predict_scaled(model, pos) * scale[pos][:, None]
 
     return fit, predict
 
@@ -173,8 +170,7 @@ def _window_rows(long: pd.DataFrame, variant: str, config: TrainingConfig) -> li
         ic = window_ics(g["prediction"], g["realized"], np.zeros(len(g), int), method="spearman")
         pooled = {k: strategy_pnl(g, constant=c, fee_bps=fee, slippage_bps=slippage)[POOLED].net for k, c in
                   (("model", None), ("always_long", 1.0), ("always_short", -1.0))}
-        sharpes = {k: float(v.mean() / v.std(ddof=1) * np.sqrt(24 * 365)) if v.std(ddof=1) > 0 else np.nan
-                   for k, v in pooled.items()}
+        sharpes = {k: sharpe(v) for k, v in pooled.items()}
         rows.append({"variant": variant, "horizon": int(horizon), "window": str(window),
                      "window_start": pd.Timestamp(g["as_of_ts"].min()).floor("D"),
                      "rank_ic": float(ic.iloc[0]) if len(ic) else np.nan,
@@ -221,7 +217,7 @@ def research_walk_forward(frame: pd.DataFrame, variants: list[Variant], config: 
     by_regime = (windows.groupby(["variant", "horizon", "regime"], as_index=False)
                  .agg(rank_ic_mean=("rank_ic", "mean"), windows=("rank_ic", "size"), sharpe_mean=("sharpe", "mean"),
                       best_constant_sharpe_mean=("best_constant_sharpe", "mean")))
-    per_period = {k: float(v.mean() / v.std(ddof=1)) if v.std(ddof=1) > 0 else np.nan for k, v in hourly.items()}
+    per_period = {k: sharpe(v, periods_per_year=1) for k, v in hourly.items()}  # per hour, as the DSR needs
     best = max(per_period, key=lambda k: per_period[k] if np.isfinite(per_period[k]) else -np.inf)
     dsr, sr, sr0 = deflated_sharpe(hourly[best].to_numpy(), list(per_period.values()))
     return ResearchReport(windows, pd.DataFrame(summary_rows), by_regime, len(variants),

@@ -149,15 +149,11 @@ def plan_target(symbol: str, horizon: str, history: list[ForecastHour], as_of: d
                 used)
 
 
-def client_order_id(url: str, strategy_id: str, symbol: str, key: str) -> str:
-    """Deterministic per (strategy, symbol, signal or request key): the idempotency key. A key
-    whose order risk denied is free again (a denial traded nothing): the next attempt gets
-    ``-r1``, ``-r2``, ... so the same signal can execute once the block is lifted, but never twice."""
-    return order_key(url, strategy_id, symbol, key)[0]
-
-
 def order_key(url: str, strategy_id: str, symbol: str, key: str) -> tuple[str, Order | None]:
-    """:func:`client_order_id` and the order stored under it (None: the key is free)."""
+    """The idempotency key of (strategy, symbol, signal or request key) and the order stored under
+    it (None: the key is free). A key whose order risk denied is free again (a denial traded
+    nothing): the next attempt gets ``-r1``, ``-r2``, ... so the same signal can execute once the
+    block is lifted, but never twice."""
     base = f"ow-{uuid.uuid5(ORDER_NAMESPACE, f'{strategy_id}|{symbol}|{key}')}"
     attempt = 0
     while True:
@@ -256,5 +252,5 @@ def record_decision(url: str, row: dict[str, Any]) -> str:
     return decision_id
 
 
-__all__ = ["Executor", "ForecastHour", "Plan", "RiskRefused", "VenueUnavailable", "client_order_id",
+__all__ = ["Executor", "ForecastHour", "Plan", "RiskRefused", "VenueUnavailable",
            "forecast_history", "hourly_window", "order_key", "plan_target", "record_decision"]
