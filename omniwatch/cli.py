@@ -152,8 +152,10 @@ def research() -> None:
 @click.option("--null-shifts", default=20, show_default=True)
 def research_walk_forward_cmd(windows: int, horizon: str, seed: int, null_shifts: int) -> None:
     """Every variant through the walk-forward on the bundled sample, per window and per regime,
-    against the constant-sign rules and the circular-shift null; each variant an MLflow run in
-    ``omniwatch-research``; the best variant's deflated Sharpe ratio among all of them."""
+    against the constant-sign rules and the circular-shift null, the hourly sign rule beside the
+    horizon-sized strategy; each variant an MLflow run in ``omniwatch-research``; the deflated
+    Sharpe ratio of the best variant's sized strategy among all of them, and which meet the goal."""
+    import time
     import uuid
 
     import pandas as pd
@@ -165,6 +167,7 @@ def research_walk_forward_cmd(windows: int, horizon: str, seed: int, null_shifts
     from omniwatch.research.walkforward import default_variants, research_walk_forward
     from omniwatch.resources.mlflow import MLflowResource
 
+    started = time.monotonic()
     settings = get_settings()
     mlflow = MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir))
     trials = MlflowTrials(mlflow, study=f"wf-{uuid.uuid4().hex[:8]}")
@@ -176,16 +179,20 @@ def research_walk_forward_cmd(windows: int, horizon: str, seed: int, null_shifts
     pd.set_option("display.width", 200)
     view = report.windows.drop(columns="window").assign(
         window_start=report.windows["window_start"].dt.strftime("%Y-%m-%d"))
-    click.echo("\nper window (Rank IC, hit rate, net Sharpe of the hourly sign rule; the better constant sign):")
+    click.echo("\nper window (Rank IC, hit rate and the better constant sign's, net Sharpe of the hourly sign rule, "
+               "of the better constant sign and of the sized strategy, its turnover a year):")
     click.echo(view.to_markdown(index=False, floatfmt=".4f"))
-    click.echo("\nper variant (t of Rank IC over windows, circular-shift null z):")
+    click.echo("\nper variant (t of Rank IC over windows, circular-shift null z, pooled figures, the goal):")
     click.echo(report.summary.to_markdown(index=False, floatfmt=".4f"))
     click.echo("\nper regime (trailing 30-day basket return at the window's start):")
     click.echo(report.by_regime.to_markdown(index=False, floatfmt=".4f"))
     best = report.best
-    click.echo(f"\n{best['trials']} trials; best at {best['horizon']} h: {best['variant']} (annualised Sharpe "
-               f"{best['sharpe_annual']:.2f}); deflated Sharpe ratio {best['deflated_sharpe']:.3f} -> "
-               f"{'skilful' if best['skilful'] else 'no demonstrated skill'}; MLflow report run {run_id}")
+    click.echo(f"\n{best['trials']} trials; best sized strategy at {best['horizon']} h: {best['variant']} (annualised "
+               f"Sharpe {best['sharpe_annual']:.2f}); deflated Sharpe ratio {best['deflated_sharpe']:.3f} -> "
+               f"{'skilful' if best['skilful'] else 'no demonstrated skill'} (hourly sign rule: "
+               f"{best['sign_rule_variant']}, Sharpe {best['sign_rule_sharpe_annual']:.2f}, "
+               f"DSR {best['sign_rule_deflated_sharpe']:.3f}); meeting the goal: {best['meeting_goal'] or 'none'}; "
+               f"MLflow report run {run_id}; {time.monotonic() - started:.0f} s")
 
 
 @main.command("mlflow-links")

@@ -9,6 +9,7 @@ class ErrorCode(StrEnum):
     BLOCKED_BY_DATA_QUALITY = "blocked_by_data_quality"
     DAILY_LOSS_EXCEEDED = "daily_loss_exceeded"
     CONSECUTIVE_LOSS_EXCEEDED = "consecutive_loss_exceeded"
+    MODEL_NOT_VALIDATED = "model_not_validated"
     MODEL_ARTIFACT_MISSING = "model_artifact_missing"
     INSUFFICIENT_FEATURES = "insufficient_features"
     INSUFFICIENT_PRICES = "insufficient_prices"

@@ -1,7 +1,8 @@
 """Registering a trained model version: MLflow registry, aliases, and the warehouse records.
 
 Rules (same for every track): each new version gets alias ``challenger``; the very first version
-of a model also becomes ``champion``. Every alias move goes to ``model_promotions`` too.
+of a model also becomes ``champion``. Every alias move goes to ``model_promotions`` too. A version
+whose ``metrics`` carry a skill verdict (``metrics["skill"]``, liquid) is tagged with it in MLflow.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def record_registration(mlflow: MLflowResource, database_url: str, name: str, mo
             REGISTERED_CLOCK_TAG: clock.isoformat() if clock else ""}
     if registration_key:
         tags[REGISTRATION_KEY_TAG] = registration_key
+    # The skill verdict (omniwatch.modelops.skill) travels with the version from its creation on.
+    from omniwatch.modelops.skill import skill_tags
+
+    tags |= skill_tags(metrics)
     version = existing or mlflow.register(model_uri, name, tags=tags)
     with get_engine(database_url).begin() as conn:
         upsert_rows(conn, tables.model_registry, [{

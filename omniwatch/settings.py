@@ -20,6 +20,7 @@ from omniwatch.modelops.thresholds import (
     GateThresholds,
     RollbackThresholds,
     RolloutThresholds,
+    SkillThresholds,
 )
 
 BUNDLED_SAMPLE_DIR = Path(__file__).parent / "sample"
@@ -109,6 +110,7 @@ class Settings(BaseSettings):
     gate: GateThresholds = Field(default_factory=GateThresholds)
     rollout: RolloutThresholds = Field(default_factory=RolloutThresholds)
     rollback: RollbackThresholds = Field(default_factory=RollbackThresholds)
+    skill: SkillThresholds = Field(default_factory=SkillThresholds)
     max_snapshot_age: timedelta = Field(
         default=timedelta(hours=2),
         description="Serving refuses a newest snapshot older than this (stale_features); seconds or ISO 8601.",

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext
 from omniwatch.assets.catalog import labels, mlflow_links
 from omniwatch.assets.training import FINGERPRINT_TAG, LIQUID_MODEL_NAME
 from omniwatch.resources.mlflow import MLflowResource
+from omniwatch.resources.modelops import ModelOpsResource
 from omniwatch.resources.training import TrainingResource
 from omniwatch.resources.warehouse import WarehouseResource
 
@@ -18,6 +19,21 @@ BEATS_CONSTANT = dg.AssetCheckSpec(
     description=f"at the traded horizon ({TRADED_HORIZON}h), the walk-forward net return of the model beats "
                 "the better of always-long and always-short (pooled over symbols)",
 )
+
+DEMONSTRATES_SKILL = dg.AssetCheckSpec(
+    "demonstrates_skill", asset="liquid_ensemble", blocking=False,
+    description="at the traded horizon, the sized walk-forward's net Sharpe beats the better constant sign and "
+                "the pooled Rank IC beats the circular-shift null (omniwatch.modelops.skill); without it the "
+                "version is flagged no_demonstrated_skill: the gate rejects it and risk refuses its live orders",
+)
+
+
+def demonstrates_skill(skill) -> dg.AssetCheckResult:
+    """WARN with the verdict at the traded horizon and every figure it rests on."""
+    traded = skill.at(skill.traded_horizon)
+    figures = {k: v for k, v in traded.model_dump(mode="json").items() if v is not None and k != "reason"}
+    return dg.AssetCheckResult(check_name=DEMONSTRATES_SKILL.name, passed=traded.demonstrated,
+                               severity=dg.AssetCheckSeverity.WARN, description=skill.reason, metadata=figures)
 
 
 def beats_constant_sign_rule(table: pd.DataFrame, horizon: int = TRADED_HORIZON) -> dg.AssetCheckResult:
@@ -48,7 +64,8 @@ def _validation_input(frame: pd.DataFrame, lookback: int) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-@dg.asset(kinds={"python", "mlflow"}, code_version="2", check_specs=[BEATS_CONSTANT], **labels("liquid", "model"))
+@dg.asset(kinds={"python", "mlflow"}, code_version="3", check_specs=[BEATS_CONSTANT, DEMONSTRATES_SKILL],
+          **labels("liquid", "model"))
 def liquid_ensemble(
     context: AssetExecutionContext,
     training_dataset: pd.DataFrame,
@@ -57,6 +74,7 @@ def liquid_ensemble(
     mlflow: MLflowResource,
     warehouse: WarehouseResource,
     training: TrainingResource,
+    modelops: ModelOpsResource,
 ) -> dg.MaterializeResult:
     """LightGBM + TSMixer per horizon, weighted by purged-K-fold out-of-fold forecasts; its
     walk-forward table (weights fitted on earlier months only), plots, and a new registered
@@ -83,6 +101,7 @@ def liquid_ensemble(
         walk_forward_table,
         walk_forward_windows,
     )
+    from omniwatch.modelops.skill import assess_skill
     from omniwatch.registry import record_registration
 
     started_ms = int(time.time() * 1000)  # the MLflow run's start: its duration covers this step
@@ -133,21 +152,28 @@ def liquid_ensemble(
     fingerprint = frame.attrs.get("training_fingerprint")
     # The fingerprint keys the registration: a retry after the registry died mid-registration
     # completes that version instead of registering a second one (scripts/chaos_drill.py).
+    # Skill (omniwatch.modelops.skill): does the walk-forward beat the better constant sign and the
+    # circular-shift null? Frozen with the version; the gate, the risk check and the API read it.
+    skill = assess_skill(table, modelops.thresholds().skill)
+    context.log.info(f"skill at the traded horizon: {skill.status.value} ({skill.reason})")
     version, aliases = record_registration(
         mlflow, warehouse.database_url, MODEL_NAME, info.model_uri, run_id=run_id, track="liquid",
         train_lineage_id=lineage, data_version=data_version,
-        metrics={**headline_metrics(table), "walk_forward_windows": walk_forward_windows(long, config)},
+        metrics={**headline_metrics(table), "walk_forward_windows": walk_forward_windows(long, config),
+                 "skill": skill.model_dump(mode="json")},
         actor=f"dagster:{context.run_id}", registration_key=fingerprint or None,
     )
     if fingerprint:  # what training_dataset compares to skip an unchanged retraining
         mlflow.client().set_model_version_tag(MODEL_NAME, version, FINGERPRINT_TAG, fingerprint)
     context.log.info(f"registered {MODEL_NAME} version {version} with aliases {aliases}")
-    return dg.MaterializeResult(check_results=[beats_constant_sign_rule(table)], metadata={
+    return dg.MaterializeResult(check_results=[beats_constant_sign_rule(table), demonstrates_skill(skill)], metadata={
         "training_fingerprint": dg.MetadataValue.text(fingerprint or ""),
         "walk_forward": dg.MetadataValue.md(to_markdown(pooled_view(table))),
         "weights_lightgbm": dg.MetadataValue.json(weights),
         "registered_model": dg.MetadataValue.text(MODEL_NAME),
         "registered_version": dg.MetadataValue.text(version),
+        "skill": dg.MetadataValue.text(skill.status.value),
+        "skill_reason": dg.MetadataValue.text(skill.reason),
         "aliases": dg.MetadataValue.json(aliases),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
         **mlflow_links(mlflow, run_id, (MODEL_NAME, version)),

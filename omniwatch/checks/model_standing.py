@@ -16,6 +16,7 @@ LIQUID_MODEL = "omniwatch-liquid"
 @dg.asset_check(asset="liquid_ensemble", description="The newest registered version passed its gate "
                 "(start_rollout) or is the champion; rejected or rolled back versions fail.")
 def newest_version_passed_gate(modelops: ModelOpsResource) -> dg.AssetCheckResult:
+    from omniwatch.modelops.skill import skill_of
     from omniwatch.promotions import audit_rows, registry_rows
 
     ops = modelops.context()
@@ -39,5 +40,6 @@ def newest_version_passed_gate(modelops: ModelOpsResource) -> dg.AssetCheckResul
         passed=bool(passed), severity=dg.AssetCheckSeverity.WARN,
         metadata={"version": version, "status": newest["status"] or "", "rollout_stage": newest["rollout_stage"] or 0,
                   "aliases": dg.MetadataValue.json(aliases), "reason": reason,
+                  "skill": skill_of(newest["metrics"]).status.value, "skill_reason": skill_of(newest["metrics"]).reason,
                   "gate_metrics": dg.MetadataValue.json((last_gate or {}).get("metrics") or {})},
     )

@@ -44,6 +44,10 @@ class LoadedModel:
     train_lineage_id: str | None
     device: str
     train_span: tuple[datetime, datetime] | None = None  # as_of_ts the version was trained on
+    # The skill verdict frozen at registration (omniwatch.modelops.skill; version tags); None for
+    # a model that is not traded (VC).
+    skill: str | None = None
+    skill_reason: str | None = None
 
 
 def client(tracking_uri: str) -> Any:
@@ -99,7 +103,14 @@ def load_version(tracking_uri: str, name: str, version: str, device: str) -> Loa
         raise ModelUnavailable(f"{name!r} version {version} could not be loaded: {exc}",
                                model_name=name, model_version=version) from exc
     log.info("loaded %s version %s on %s", name, version, placed)
-    return LoadedModel(name, version, "pinned", model, found.tags.get("train_lineage_id"), placed, span)
+    skill, reason = None, None
+    if name == "omniwatch-liquid":  # the traded model; a version without the tag was never judged
+        from omniwatch.modelops.skill import NOT_ASSESSED, SKILL_REASON_TAG, SKILL_TAG, SkillStatus
+
+        skill = found.tags.get(SKILL_TAG, SkillStatus.NO_DEMONSTRATED_SKILL.value)
+        reason = found.tags.get(SKILL_REASON_TAG, NOT_ASSESSED)
+    return LoadedModel(name, version, "pinned", model, found.tags.get("train_lineage_id"), placed, span,
+                       skill, reason)
 
 
 def place(model: Any, device: str) -> str:

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from omniwatch.modelops.skill import HorizonSkill
+
 _KEYS = ["target", "as_of_ts"]
 
 
@@ -53,6 +55,7 @@ class ModelEvidence(BaseModel):
     version: str
     walk_forward: list[WindowMetrics]
     shadow: WindowMetrics | None = None
+    skill: HorizonSkill | None = None  # the verdict at the gate's horizon (None: not judged)
 
 
 def finite(value: float | None) -> TypeGuard[float]:

@@ -1,5 +1,10 @@
 """The gate: may a new challenger start a rollout against the champion?
 
+With ``require_skill`` (the default) a challenger that has not demonstrated skill at the gate's
+horizon (``omniwatch.modelops.skill``: its walk-forward must beat both the better constant-sign
+rule and the circular-shift null) is rejected first, whatever the champion: a rollout would only
+swap one unvalidated forecast for another.
+
 Walk-forward metrics are compared on the mean over each side's last K windows (windows where a
 metric is not computable are left out of its mean); a shadow window of live predictions backs
 them when ``min_shadow_predictions > 0``. A metric missing on either side is ``not_comparable``
@@ -67,6 +72,11 @@ def evaluate_gate(
         return decide(Outcome.skip, "no champion to compare with")
     if challenger.version == champion.version:
         return decide(Outcome.skip, f"challenger v{challenger.version} is already the champion")
+    skill = challenger.skill
+    if t.require_skill and (skill is None or not skill.demonstrated):
+        why = skill.reason if skill is not None else "no skill verdict"
+        return decide(Outcome.reject, f"no_demonstrated_skill: {why}", Window(label="walk-forward"),
+                      {"skill": skill.model_dump(mode="json") if skill is not None else None})
     if not challenger.walk_forward or not champion.walk_forward:
         side = "challenger" if not challenger.walk_forward else "champion"
         return decide(Outcome.inconclusive, f"the {side} has no walk-forward window")

@@ -41,6 +41,9 @@ class GateThresholds(_Frozen):
     """A new challenger against the champion: last K walk-forward windows and a shadow window."""
 
     horizon: Horizon = Field("24h", description="The traded horizon the gate compares at.")
+    require_skill: bool = Field(
+        True, description="Reject a challenger without demonstrated skill at the gate's horizon "
+                          "(omniwatch.modelops.skill: beats the better constant sign and the null).")
     last_k_windows: int = Field(3, description="Walk-forward windows compared (the last K).")
     tol_ic: float = Field(0.02, description="Challenger IC may trail the champion's by this much.")
     tol_rank_ic: float = Field(0.02, description="Same for Rank IC.")
@@ -53,6 +56,14 @@ class GateThresholds(_Frozen):
     tol_shadow_rank_ic: float = Field(0.05, description="Shadow Rank IC may trail by this much.")
     tol_shadow_hit_rate: float = Field(0.03, description="Shadow hit rate may trail by this much.")
     max_shadow_error_rate: float = Field(0.02, description="Share of failed shadow scorings allowed.")
+
+
+class SkillThresholds(_Frozen):
+    """What a version must show on its walk-forward to count as skilful (judged at registration)."""
+
+    traded_horizon: Horizon = Field("24h", description="The horizon whose verdict is the version's flag.")
+    min_null_z: float = Field(
+        2.0, description="The pooled Rank IC's z against the circular-shift null must be at least this.")
 
 
 class RolloutThresholds(_Frozen):

@@ -13,7 +13,13 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from omniwatch.modelops.records import Decision
-from omniwatch.modelops.thresholds import DriftThresholds, GateThresholds, RollbackThresholds, RolloutThresholds
+from omniwatch.modelops.thresholds import (
+    DriftThresholds,
+    GateThresholds,
+    RollbackThresholds,
+    RolloutThresholds,
+    SkillThresholds,
+)
 from omniwatch.promotions import Applied, apply_decision, registry_rows
 from omniwatch.resources.mlflow import MLflowResource
 from omniwatch.warehouse import tables
@@ -39,6 +45,7 @@ class Thresholds:
     gate: GateThresholds
     rollout: RolloutThresholds
     rollback: RollbackThresholds
+    skill: SkillThresholds
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class OpsContext:
         return cls(
             mlflow=MLflowResource(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir)),
             database_url=settings.warehouse_url,
-            thresholds=Thresholds(settings.drift, settings.gate, settings.rollout, settings.rollback),
+            thresholds=Thresholds(settings.drift, settings.gate, settings.rollout, settings.rollback, settings.skill),
             actor=actor, source=source, now=now, live=settings.source == "live",
         )
 

@@ -23,6 +23,7 @@ from omniwatch.operations.evidence import first_live_hour, gated_versions, walk_
 def evaluate_gate(ctx: OpsContext, model_name: str = LIQUID_MODEL, version: str | None = None) -> Recorded:
     from omniwatch.modelops.evidence import ModelEvidence
     from omniwatch.modelops.gate import evaluate_gate as gate_rule
+    from omniwatch.modelops.skill import skill_of
 
     aliases = _aliases(ctx, model_name)
     version = str(version or aliases.get("challenger") or "")
@@ -47,7 +48,7 @@ def evaluate_gate(ctx: OpsContext, model_name: str = LIQUID_MODEL, version: str 
             ctx.database_url, model_name, version, champion, th.horizon, shadow_start,
             now + timedelta(seconds=1), "shadow")
     challenger_ev = ModelEvidence(version=version, walk_forward=walk_forward_evidence(registry[version], th.horizon),
-                                  shadow=shadow)
+                                  shadow=shadow, skill=skill_of(registry[version].get("metrics")).at(th.horizon))
     champion_ev = None if not champion else ModelEvidence(
         version=champion, walk_forward=walk_forward_evidence(registry.get(champion), th.horizon),
         shadow=champion_shadow)

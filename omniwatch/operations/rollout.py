@@ -186,8 +186,14 @@ def monitored_previous(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> str |
 def rollout_state(ctx: OpsContext, model_name: str = LIQUID_MODEL) -> dict[str, Any]:
     aliases = _aliases(ctx, model_name)
     registry = _registry(ctx, model_name)
-    versions = [{"version": v, "status": r["status"], "rollout_stage": r["rollout_stage"],
-                 "aliases": sorted(a for a, x in aliases.items() if x == v)} for v, r in registry.items()]
+    from omniwatch.modelops.skill import skill_of
+
+    versions = []
+    for v, r in registry.items():
+        skill = skill_of(r.get("metrics"))
+        versions.append({"version": v, "status": r["status"], "rollout_stage": r["rollout_stage"],
+                         "aliases": sorted(a for a, x in aliases.items() if x == v),
+                         "skill": skill.status.value, "skill_reason": skill.reason})
     return {"model_name": model_name, "aliases": aliases, "versions": versions,
             "candidate": aliases.get("candidate"),
             "stage": (registry.get(aliases.get("candidate") or "", {}) or {}).get("rollout_stage") or 0,

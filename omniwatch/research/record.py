@@ -13,6 +13,10 @@ import pandas as pd
 from omniwatch.research.walkforward import ResearchReport, Variant
 
 EXPERIMENT = "omniwatch-research"
+# Per horizon: the hourly sign rule's figures, the sized strategy's, the better constant sign's
+# hit rate and the goal (1.0 met, 0.0 not).
+TRIAL_METRICS = ("rank_ic_mean", "rank_ic_t", "rank_ic_null_z", "hit_rate", "constant_hit_rate", "sharpe",
+                 "turnover_annual", "sized_sharpe", "sized_turnover_annual", "sized_net_return", "meets_goal")
 
 
 class MlflowTrials:
@@ -32,8 +36,7 @@ class MlflowTrials:
             mlflow_lib.log_text("\n".join(variant.features), "features.txt")
             for _, row in summary.iterrows():
                 h = int(row["horizon"])
-                mlflow_lib.log_metrics({f"rank_ic_mean_{h}h": row["rank_ic_mean"], f"rank_ic_t_{h}h": row["rank_ic_t"],
-                                        f"sharpe_{h}h": row["sharpe"], f"hit_rate_{h}h": row["hit_rate"]})
+                mlflow_lib.log_metrics({f"{name}_{h}h": float(row[name]) for name in TRIAL_METRICS})
             mlflow_lib.log_text(windows.to_markdown(index=False, floatfmt=".4f"), "windows.md")
             mlflow_lib.log_text(summary.to_markdown(index=False, floatfmt=".4f"), "summary.md")
             self.run_ids.append(run.info.run_id)
@@ -51,7 +54,10 @@ class MlflowTrials:
             best = {k: v for k, v in result.best.items() if isinstance(v, int | float | bool)}
             mlflow_lib.log_metrics({**{k: float(v) for k, v in best.items()},
                                     "trials_in_study": result.trials, "trials_in_experiment": len(all_trials)})
-            mlflow_lib.log_params({"best_variant": result.best["variant"], "trial_runs": ",".join(self.run_ids)[:500]})
+            mlflow_lib.log_params({"best_variant": result.best["variant"], "trial_runs": ",".join(self.run_ids)[:500],
+                                   "best_strategy": result.best.get("strategy", ""),
+                                   "sign_rule_best_variant": result.best.get("sign_rule_variant", ""),
+                                   "meeting_goal": result.best.get("meeting_goal", "")[:500] or "none"})
             mlflow_lib.log_text(result.windows.to_markdown(index=False, floatfmt=".4f"), "windows.md")
             mlflow_lib.log_text(result.summary.to_markdown(index=False, floatfmt=".4f"), "summary.md")
             mlflow_lib.log_text(result.by_regime.to_markdown(index=False, floatfmt=".4f"), "by_regime.md")

@@ -5,17 +5,23 @@ probability that the best of ``N`` tried variants has a true Sharpe ratio above 
 estimate is corrected for the selection (the expected maximum of ``N`` Sharpe ratios drawn with
 the trials' own variance and no skill) and for the non-normality of its returns. Sharpe ratios
 here are per period (per hour), as the formula needs; the report shows annualised ones beside.
+
+The goal (issue 14) a variant must meet at the traded horizon, pooled over all windows after
+costs and with horizon-matched sizing: mean Rank IC >= 0.03 with t >= 3 over windows, a hit rate
+above the better constant-sign rule's, and a sized net Sharpe above 0.5 at no more than 150
+round turns of capital a year (:func:`meets_goal`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
 EULER_GAMMA = 0.5772156649015329
+GOAL_RANK_IC, GOAL_T, GOAL_SHARPE, GOAL_TURNOVER = 0.03, 3.0, 0.5, 150.0
 
 
 def t_stat(values: Sequence[float]) -> float:
@@ -52,4 +58,21 @@ def deflated_sharpe(returns: Sequence[float], trial_sharpes: Sequence[float]) ->
     return float(stats.norm.cdf((sr - sr0) * math.sqrt(len(r) - 1) / math.sqrt(denom))), sr, sr0
 
 
-__all__ = ["deflated_sharpe", "expected_max_sharpe", "t_stat"]
+def constant_hit_rate(realized: Sequence[float]) -> float:
+    """The better constant sign's hit rate: the larger share of rows that rose or that fell (a
+    zero return is a miss for both, as for the model); NaN without finite values."""
+    r = np.asarray(realized, float)
+    r = r[np.isfinite(r)]
+    return float(max((r > 0).mean(), (r < 0).mean())) if len(r) else math.nan
+
+
+def meets_goal(row: Mapping[str, float]) -> bool:
+    """Whether a summary row (``rank_ic_mean``, ``rank_ic_t``, ``hit_rate``, ``constant_hit_rate``,
+    ``sized_sharpe``, ``sized_turnover_annual``) meets every part of the goal; a NaN fails."""
+    checks = (row["rank_ic_mean"] >= GOAL_RANK_IC, row["rank_ic_t"] >= GOAL_T,
+              row["hit_rate"] > row["constant_hit_rate"], row["sized_sharpe"] > GOAL_SHARPE,
+              row["sized_turnover_annual"] <= GOAL_TURNOVER)
+    return bool(all(checks))  # every comparison with NaN is False
+
+
+__all__ = ["constant_hit_rate", "deflated_sharpe", "expected_max_sharpe", "meets_goal", "t_stat"]

@@ -7,10 +7,18 @@ window's regime is the trailing 30-day return of the equal-weight BTC/ETH/SOL ba
 (up above +5 %, down below -5 %, flat between). Each variant is LightGBM (the project's
 ``fit_lightgbm``: the same purge, early stopping and seed) on its own feature set; each is one
 trial, an MLflow run in the ``omniwatch-research`` experiment tagged with its config hash and the
-tables as artifacts. The report gives, per variant and horizon, each window's Rank IC, hit rate,
-net Sharpe of the hourly sign rule after costs and the better constant-sign rule's, the t-statistic
-of Rank IC over windows, the circular-shift null z of the pooled Rank IC, and the deflated Sharpe
-ratio of the best variant at the traded horizon among all trials (``stats.deflated_sharpe``).
+tables as artifacts. The report gives, per variant and horizon, each window's Rank IC, hit rate
+(and the better constant sign's), net Sharpe after costs (5 bps fee + 5 bps slippage + funding) of
+the hourly sign rule, of the better constant-sign rule and of the **sized** strategy (the forecasts
+held as tranches of their horizon, volatility-scaled, with a no-trade band: the project's
+``walk_forward_sizing``, what execution trades) with its annual turnover, the t-statistic of Rank
+IC over windows, the circular-shift null z of the pooled Rank IC, whether the variant meets the
+goal (``stats.meets_goal``), and the deflated Sharpe ratio of the best variant's sized strategy at
+the traded horizon among all trials (``stats.deflated_sharpe``; the hourly sign rule's beside it).
+
+Two candidates need no new fit: ``shrink`` scales a fitted variant's walk-forward forecasts by
+their reliability so far (:func:`reliability_multipliers`, earlier windows only), and a fixed
+``rule`` (the 1 h reversal, :func:`reversal_1h`) forecasts without fitting at all.
 """
 
 from __future__ import annotations
@@ -19,19 +27,23 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from omniwatch.features.liquid import FEATURES
 from omniwatch.ml.dataset import LABEL_BPS
-from omniwatch.ml.metrics import POOLED, sharpe, strategy_pnl, summarize, window_ics
+from omniwatch.ml.metrics import HOURS_PER_YEAR, POOLED, hit_rate, sharpe, strategy_pnl, summarize, window_ics
 from omniwatch.ml.protocol import TrainingConfig, lightgbm_functions, long_predictions, run_protocol
 from omniwatch.ml.validation import window_keys
-from omniwatch.research.stats import deflated_sharpe, t_stat
+from omniwatch.research.stats import constant_hit_rate, deflated_sharpe, meets_goal, t_stat
 
 REGIME_DAYS, REGIME_BAND = 30, 0.05
 NEWS = ("news_count_24h", "news_tone_24h")
+# Shrinkage: a window's forecasts are multiplied by clip(mean Rank IC of the earlier windows /
+# SHRINK_REFERENCE_IC, 0, 1); the first window, with no earlier evidence, by SHRINK_PRIOR (flat).
+SHRINK_REFERENCE_IC, SHRINK_PRIOR = 0.05, 0.0
 
 
 @dataclass(frozen=True)
@@ -43,11 +55,22 @@ class Variant:
     add: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     note: str = ""
     vol_scaled_target: bool = False  # fit labels / vol_24h, scale forecasts back by it
+    shrink: bool = False  # scale the walk-forward forecasts by their reliability so far
+    rule: Callable[[pd.DataFrame], np.ndarray] | None = None  # a fixed forecast (bps), no fitting
 
     def config_hash(self, config: TrainingConfig) -> str:
-        text = json.dumps({"name": self.name, "features": list(self.features), "training": config.to_json(),
-                           "vol_scaled_target": self.vol_scaled_target}, sort_keys=True)
+        spec = {"name": self.name, "features": list(self.features), "training": config.to_json(),
+                "vol_scaled_target": self.vol_scaled_target}
+        if self.shrink:  # only when set, so the earlier variants keep their hashes
+            spec |= {"shrink": True, "shrink_reference_ic": SHRINK_REFERENCE_IC, "shrink_prior": SHRINK_PRIOR}
+        if self.rule is not None:
+            spec["rule"] = self.rule.__name__
+        text = json.dumps(spec, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def fit_key(self) -> tuple:
+        """Variants with the same key share one walk-forward fit (shrinkage is applied after it)."""
+        return self.features, self.add, self.vol_scaled_target, self.rule
 
 
 def with_seasonality(frame: pd.DataFrame) -> pd.DataFrame:
@@ -118,7 +141,41 @@ def default_variants() -> list[Variant]:
                 note="+ funding's 7-day mean and the level against it"),
         Variant("vol_scaled_target", base, note="labels divided by the 24 h volatility to fit, scaled back to forecast",
                 vol_scaled_target=True),
+        Variant("shrunk", base, shrink=True, note="the baseline's forecasts times their reliability so far: "
+                f"clip(mean Rank IC of earlier windows / {SHRINK_REFERENCE_IC}, 0, 1), {SHRINK_PRIOR} in the first"),
+        Variant("reversal_1h", ("ret_1h",), rule=reversal_1h,
+                note="no fit: forecast = -ret_1h (the hour ending at as_of_ts) in bps at every horizon"),
     ]
+
+
+def reversal_1h(frame: pd.DataFrame) -> np.ndarray:
+    """The 1 h reversal: minus the return of the hour ending at ``as_of_ts``, in bps."""
+    return -frame["ret_1h"].to_numpy(float) * 1e4
+
+
+def reliability_multipliers(long: pd.DataFrame, window: str = "MS", reference: float = SHRINK_REFERENCE_IC,
+                            prior: float = SHRINK_PRIOR) -> pd.DataFrame:
+    """Per horizon and test window, ``clip(mean Rank IC of the earlier windows / reference, 0, 1)``,
+    ``prior`` where none is known yet. Point in time: an earlier window's Rank IC counts only the
+    rows whose label was realised by this window's start (``as_of_ts + horizon <= start``), so
+    the last ``horizon`` hours of the previous window wait for the next one."""
+    long = long.assign(window=window_keys(long["as_of_ts"], window))
+    rows = []
+    for h, sub in long.groupby("horizon", sort=True):
+        for start in sorted(sub["window"].unique()):
+            known = sub[sub["as_of_ts"] + pd.Timedelta(hours=int(h)) <= start]
+            ics = window_ics(known["prediction"], known["realized"], known["window"], method="spearman").dropna()
+            m = float(np.clip(ics.mean() / reference, 0.0, 1.0)) if len(ics) else prior
+            rows.append({"horizon": int(h), "window": pd.Timestamp(start), "earlier_windows": len(ics),
+                         "multiplier": m})
+    return pd.DataFrame(rows)
+
+
+def shrink_by_reliability(long: pd.DataFrame, window: str = "MS") -> pd.DataFrame:
+    """``long`` with each prediction times its window's :func:`reliability_multipliers`."""
+    m = reliability_multipliers(long, window).set_index(["horizon", "window"])["multiplier"]
+    keys = pd.MultiIndex.from_arrays([long["horizon"].astype(int), window_keys(long["as_of_ts"], window)])
+    return long.assign(prediction=long["prediction"].to_numpy() * m.reindex(keys).to_numpy())
 
 
 def regimes(frame: pd.DataFrame, starts: list[pd.Timestamp]) -> dict[pd.Timestamp, str]:
@@ -148,7 +205,11 @@ class ResearchReport:
 def _fit_predict(frame: pd.DataFrame, variant: Variant, config: TrainingConfig):
     """The project's LightGBM fit and predict over the variant's features; a volatility-scaled
     target fits each label in units of the hour's 24 h volatility (known at as_of_ts), so calm
-    and wild hours weigh alike, and its forecasts go back to bps."""
+    and wild hours weigh alike, and its forecasts go back to bps. A fixed ``rule`` fits nothing
+    and forecasts its value at every horizon."""
+    if variant.rule is not None:
+        forecast = variant.rule(frame)
+        return (lambda pos: None), (lambda _, pos: np.repeat(forecast[pos][:, None], len(LABEL_BPS), axis=1))
     if not variant.vol_scaled_target:
         return lightgbm_functions(frame, config, variant.features)
     vol = frame["vol_24h"].where(frame["vol_24h"] > 0)
@@ -162,22 +223,76 @@ def _fit_predict(frame: pd.DataFrame, variant: Variant, config: TrainingConfig):
     return fit, predict
 
 
-def _window_rows(long: pd.DataFrame, variant: str, config: TrainingConfig) -> list[dict]:
-    fee, slippage = config.fee_bps, config.slippage_bps
+def _turnover_annual(pnl: pd.DataFrame) -> float:
+    return float(pnl["turnover"].sum() / len(pnl) * HOURS_PER_YEAR) if len(pnl) else np.nan
+
+
+def _window_rows(long: pd.DataFrame, variant: str, config: TrainingConfig, sizing) -> list[dict]:
+    """Per horizon and window. The sized strategy is held across windows as it would trade (so
+    its windows add up to the summary's figure); each window's slice is judged."""
+    cost: dict[str, Any] = {"fee_bps": config.fee_bps, "slippage_bps": config.slippage_bps}
     rows = []
     long = long.assign(window=window_keys(long["as_of_ts"], config.wf_window))
-    for (horizon, window), g in long.groupby(["horizon", "window"], sort=True):
-        ic = window_ics(g["prediction"], g["realized"], np.zeros(len(g), int), method="spearman")
-        pooled = {k: strategy_pnl(g, constant=c, fee_bps=fee, slippage_bps=slippage)[POOLED].net for k, c in
-                  (("model", None), ("always_long", 1.0), ("always_short", -1.0))}
-        sharpes = {k: sharpe(v) for k, v in pooled.items()}
-        rows.append({"variant": variant, "horizon": int(horizon), "window": str(window),
-                     "window_start": pd.Timestamp(g["as_of_ts"].min()).floor("D"),
-                     "rank_ic": float(ic.iloc[0]) if len(ic) else np.nan,
-                     "hit_rate": float((np.sign(g["prediction"]) == np.sign(g["realized"])).mean()),
-                     "sharpe": sharpes["model"],
-                     "best_constant_sharpe": max(sharpes["always_long"], sharpes["always_short"])})
+    for horizon, sub in long.groupby("horizon", sort=True):
+        sized = strategy_pnl(sub, sizing=sizing(int(horizon)), **cost)[POOLED]
+        sized_window = window_keys(sized.index, config.wf_window)
+        for window, g in sub.groupby("window", sort=True):
+            ic = window_ics(g["prediction"], g["realized"], np.zeros(len(g), int), method="spearman")
+            pooled = {k: strategy_pnl(g, constant=c, **cost)[POOLED].net for k, c in
+                      (("model", None), ("always_long", 1.0), ("always_short", -1.0))}
+            sharpes = {k: sharpe(v) for k, v in pooled.items()}
+            in_window = sized[sized_window == window]
+            rows.append({"variant": variant, "horizon": int(horizon), "window": str(window),
+                         "window_start": pd.Timestamp(g["as_of_ts"].min()).floor("D"),
+                         "rank_ic": float(ic.iloc[0]) if len(ic) else np.nan,
+                         "hit_rate": hit_rate(g["prediction"], g["realized"]).hit_rate,
+                         "constant_hit_rate": constant_hit_rate(g["realized"]),
+                         "sharpe": sharpes["model"],
+                         "best_constant_sharpe": max(sharpes["always_long"], sharpes["always_short"]),
+                         "sized_sharpe": sharpe(in_window["net"]),
+                         "sized_turnover_annual": _turnover_annual(in_window)})
     return rows
+
+
+def _summary_rows(table: pd.DataFrame, rows: list[dict], variant: str) -> list[dict]:
+    pooled = table[table["symbol"] == POOLED].set_index(["strategy", "horizon"])
+    out = []
+    for h in sorted({r["horizon"] for r in rows}):
+        ics = [r["rank_ic"] for r in rows if r["horizon"] == h]
+        model, sized = pooled.loc[("model", h)], pooled.loc[("model_sized", h)]
+        row = {"variant": variant, "horizon": h, "windows": int(np.isfinite(ics).sum()),  # with a Rank IC
+               "rank_ic_mean": float(np.nanmean(ics)) if np.isfinite(ics).any() else np.nan,
+               "rank_ic_t": t_stat(ics), "rank_ic_null_z": float(model.get("rank_ic_null_z", np.nan)),
+               "hit_rate": float(model["hit_rate"]),
+               "constant_hit_rate": max(float(pooled.loc[("always_long", h), "hit_rate"]),
+                                        float(pooled.loc[("always_short", h), "hit_rate"])),
+               "net_return": float(model["net_return"]), "sharpe": float(model["sharpe"]),
+               "turnover_annual": float(model["turnover_annual"]),
+               "best_constant_sharpe": max(float(pooled.loc[("always_long", h), "sharpe"]),
+                                           float(pooled.loc[("always_short", h), "sharpe"])),
+               "sized_net_return": float(sized["net_return"]), "sized_sharpe": float(sized["sharpe"]),
+               "sized_turnover_annual": float(sized["turnover_annual"]), "sized_funding": float(sized["funding"])}
+        out.append(row | {"meets_goal": meets_goal(row)})
+    return out
+
+
+def _walk_forward_long(data: pd.DataFrame, variant: Variant, config: TrainingConfig,
+                       fitted: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
+    """The variant's walk-forward predictions (long), one fit per :meth:`Variant.fit_key` per call."""
+    key = variant.fit_key()
+    if key not in fitted:
+        fit, predict = _fit_predict(data, variant, config)
+        fitted[key] = long_predictions(data, run_protocol(f"research:{variant.name}", data, fit, predict,
+                                                          config).walk_forward)
+    long = fitted[key]
+    return shrink_by_reliability(long, config.wf_window) if variant.shrink else long
+
+
+def _best(returns: dict[str, pd.Series]) -> tuple[str, float, float, float]:
+    """The variant of the highest per-hour Sharpe and its ``(dsr, sharpe, sr0)`` among all of them."""
+    per_period = {k: sharpe(v, periods_per_year=1) for k, v in returns.items()}  # per hour, as the DSR needs
+    best = max(per_period, key=lambda k: per_period[k] if np.isfinite(per_period[k]) else -np.inf)
+    return best, *deflated_sharpe(returns[best].to_numpy(), list(per_period.values()))
 
 
 def research_walk_forward(frame: pd.DataFrame, variants: list[Variant], config: TrainingConfig,
@@ -186,46 +301,46 @@ def research_walk_forward(frame: pd.DataFrame, variants: list[Variant], config: 
                           ) -> ResearchReport:
     """Run every variant through the walk-forward and judge it (see the module docstring).
     ``record(variant, config_hash, windows, summary)`` stores a trial (MLflow in the CLI)."""
-    window_rows, summary_rows, hourly = [], [], {}
+    from omniwatch.trading.sizing import walk_forward_sizing
+
+    sizing = walk_forward_sizing(config.sizing_band, config.sizing_target_annual_vol)
+    cost: dict[str, Any] = {"fee_bps": config.fee_bps, "slippage_bps": config.slippage_bps}
+    window_rows, summary_rows, sized_hourly, sign_hourly = [], [], {}, {}
+    fitted: dict[tuple, pd.DataFrame] = {}
     for variant in variants:
         data = variant.add(frame) if variant.add else frame
-        fit, predict = _fit_predict(data, variant, config)
-        model = run_protocol(f"research:{variant.name}", data, fit, predict, config)
-        long = long_predictions(data, model.walk_forward)
-        rows = _window_rows(long, variant.name, config)
-        table = summarize(long, window=config.wf_window, fee_bps=config.fee_bps, slippage_bps=config.slippage_bps,
-                          null_shifts=config.null_shifts)
-        pooled = table[(table["symbol"] == POOLED) & (table["strategy"] == "model")]
-        for _, p in pooled.iterrows():
-            ics = [r["rank_ic"] for r in rows if r["horizon"] == p["horizon"]]
-            summary_rows.append({"variant": variant.name, "horizon": int(p["horizon"]), "windows": len(ics),
-                                 "rank_ic_mean": float(np.nanmean(ics)), "rank_ic_t": t_stat(ics),
-                                 "rank_ic_null_z": float(p.get("rank_ic_null_z", np.nan)),
-                                 "hit_rate": float(p["hit_rate"]), "net_return": float(p["net_return"]),
-                                 "sharpe": float(p["sharpe"])})
+        long = _walk_forward_long(data, variant, config, fitted)
+        rows = _window_rows(long, variant.name, config, sizing)
+        table = summarize(long, window=config.wf_window, null_shifts=config.null_shifts, sizing=sizing, **cost)
+        summary = _summary_rows(table, rows, variant.name)
         traded = long[long["horizon"] == traded_horizon]
-        hourly[variant.name] = strategy_pnl(traded, fee_bps=config.fee_bps,
-                                            slippage_bps=config.slippage_bps)[POOLED].net
+        sized_hourly[variant.name] = strategy_pnl(traded, sizing=sizing(traded_horizon), **cost)[POOLED].net
+        sign_hourly[variant.name] = strategy_pnl(traded, **cost)[POOLED].net
         window_rows += rows
+        summary_rows += summary
         if record is not None:
-            record(variant, variant.config_hash(config), pd.DataFrame(rows),
-                   pd.DataFrame([r for r in summary_rows if r["variant"] == variant.name]))
+            record(variant, variant.config_hash(config), pd.DataFrame(rows), pd.DataFrame(summary))
         log(f"{variant.name}: {len(rows)} window rows")
     windows = pd.DataFrame(window_rows)
     starts = sorted(windows["window_start"].unique())
     windows["regime"] = windows["window_start"].map(regimes(frame, [pd.Timestamp(s) for s in starts]))
     by_regime = (windows.groupby(["variant", "horizon", "regime"], as_index=False)
                  .agg(rank_ic_mean=("rank_ic", "mean"), windows=("rank_ic", "size"), sharpe_mean=("sharpe", "mean"),
-                      best_constant_sharpe_mean=("best_constant_sharpe", "mean")))
-    per_period = {k: sharpe(v, periods_per_year=1) for k, v in hourly.items()}  # per hour, as the DSR needs
-    best = max(per_period, key=lambda k: per_period[k] if np.isfinite(per_period[k]) else -np.inf)
-    dsr, sr, sr0 = deflated_sharpe(hourly[best].to_numpy(), list(per_period.values()))
-    return ResearchReport(windows, pd.DataFrame(summary_rows), by_regime, len(variants),
-                          {"variant": best, "horizon": traded_horizon, "sharpe_per_hour": sr,
-                           "sharpe_annual": sr * np.sqrt(24 * 365), "expected_max_sharpe_per_hour": sr0,
+                      best_constant_sharpe_mean=("best_constant_sharpe", "mean"),
+                      sized_sharpe_mean=("sized_sharpe", "mean")))
+    summary = pd.DataFrame(summary_rows)
+    best, dsr, sr, sr0 = _best(sized_hourly)
+    sign_best, sign_dsr, sign_sr, _ = _best(sign_hourly)
+    goal = summary[(summary["horizon"] == traded_horizon) & summary["meets_goal"]]["variant"].tolist()
+    return ResearchReport(windows, summary, by_regime, len(variants),
+                          {"variant": best, "horizon": traded_horizon, "strategy": "sized", "sharpe_per_hour": sr,
+                           "sharpe_annual": sr * np.sqrt(HOURS_PER_YEAR), "expected_max_sharpe_per_hour": sr0,
                            "deflated_sharpe": dsr, "trials": len(variants),
-                           "skilful": bool(np.isfinite(dsr) and dsr >= 0.95)})
+                           "skilful": bool(np.isfinite(dsr) and dsr >= 0.95),
+                           "sign_rule_variant": sign_best, "sign_rule_sharpe_annual": sign_sr * np.sqrt(HOURS_PER_YEAR),
+                           "sign_rule_deflated_sharpe": sign_dsr,
+                           "variants_meeting_goal": len(goal), "meeting_goal": ",".join(goal)})
 
 
-__all__ = ["ResearchReport", "Variant", "default_variants", "regimes", "research_walk_forward",
-           "with_cross_asset", "with_seasonality"]
+__all__ = ["ResearchReport", "Variant", "default_variants", "regimes", "reliability_multipliers",
+           "research_walk_forward", "reversal_1h", "shrink_by_reliability", "with_cross_asset", "with_seasonality"]

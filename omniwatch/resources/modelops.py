@@ -19,7 +19,7 @@ class ModelOpsResource(dg.ConfigurableResource):
     artifact_root: str
     database_url: str
     live: bool = False                 # the clock: wall clock (live) or the data clock (replay)
-    thresholds_json: str = "{}"        # {"drift": {...}, "gate": {...}, "rollout": {...}, "rollback": {...}}
+    thresholds_json: str = "{}"        # {"drift": {...}, "gate": {...}, "rollout": ..., "rollback": ..., "skill": ...}
     scoring_lookback_hours: int = 48   # live_predictions scores snapshot hours at most this old
     clock: str | None = None           # a fixed "now" (ISO 8601)
     _run_clock: str | None = PrivateAttr(default=None)
@@ -40,12 +40,14 @@ class ModelOpsResource(dg.ConfigurableResource):
             GateThresholds,
             RollbackThresholds,
             RolloutThresholds,
+            SkillThresholds,
         )
         from omniwatch.operations import Thresholds
 
         raw = json.loads(self.thresholds_json or "{}")
         return Thresholds(DriftThresholds(**raw.get("drift", {})), GateThresholds(**raw.get("gate", {})),
-                          RolloutThresholds(**raw.get("rollout", {})), RollbackThresholds(**raw.get("rollback", {})))
+                          RolloutThresholds(**raw.get("rollout", {})), RollbackThresholds(**raw.get("rollback", {})),
+                          SkillThresholds(**raw.get("skill", {})))
 
     def context(self, *, actor: str = "system", source: str = "scheduler"):
         from omniwatch.operations import OpsContext
@@ -61,7 +63,8 @@ class ModelOpsResource(dg.ConfigurableResource):
     def from_settings(cls, settings, **overrides) -> ModelOpsResource:
         import json
 
-        thresholds = {k: getattr(settings, k).model_dump(mode="json") for k in ("drift", "gate", "rollout", "rollback")}
+        thresholds = {k: getattr(settings, k).model_dump(mode="json")
+                      for k in ("drift", "gate", "rollout", "rollback", "skill")}
         values = dict(tracking_uri=settings.mlflow_uri, artifact_root=str(settings.mlflow_artifacts_dir),
                       database_url=settings.warehouse_url, live=settings.source == "live",
                       thresholds_json=json.dumps(thresholds, sort_keys=True))

@@ -44,7 +44,7 @@ from omniwatch.trading.orders import (
     new_order,
     transition,
 )
-from omniwatch.trading.risk import RiskDecision
+from omniwatch.trading.risk import ModelStanding, RiskDecision
 from omniwatch.trading.risk_store import RiskGuard
 from omniwatch.trading.sizing import SizingRule, apply_band, horizon_hours, target_weight
 from omniwatch.warehouse import tables
@@ -178,8 +178,9 @@ class Executor:
     def __init__(self, url: str, guard: RiskGuard, adapters: Mapping[str, ExecutionAdapter]):
         self.url, self.guard, self.adapters = url, guard, dict(adapters)
 
-    def check(self, request: OrderRequest, price: float, now: datetime) -> RiskDecision:
-        return self.guard.check(request, price, now)
+    def check(self, request: OrderRequest, price: float, now: datetime, *, adapter: str = "paper",
+              model: ModelStanding | None = None) -> RiskDecision:
+        return self.guard.check(request, price, now, adapter=adapter, model=model)
 
     def deny(self, request: OrderRequest, adapter: str, decision: RiskDecision, now: datetime, *,
              model_version: str | None = None, snapshot_id: int | None = None) -> Order:
@@ -191,17 +192,19 @@ class Executor:
 
     def submit(self, request: OrderRequest, adapter: str, price: float, now: datetime, *,
                model_version: str | None = None, snapshot_id: int | None = None,
-               decision: RiskDecision | None = None, key_is_new: bool = False) -> Order:
+               decision: RiskDecision | None = None, key_is_new: bool = False,
+               model: ModelStanding | None = None) -> Order:
         """Risk check (unless ``decision`` is the check already made), then the venue. Returns the
         stored order (the existing one for a repeated ``client_order_id``; ``key_is_new``: the
-        caller has just looked the key up and found none). Raises :class:`RiskRefused` (order
-        stored denied) or ``VenueUnavailable`` (order stays submitted)."""
+        caller has just looked the key up and found none). ``model``: the version whose forecast
+        placed the order, with its skill verdict (None: no model did). Raises
+        :class:`RiskRefused` (order stored denied) or ``VenueUnavailable`` (order stays submitted)."""
         if not key_is_new:
             existing = store.get_order_by_client_id(self.url, request.client_order_id)
             if existing is not None:
                 return existing
         venue = self.adapters[adapter]
-        decision = decision or self.check(request, price, now)
+        decision = decision or self.check(request, price, now, adapter=adapter, model=model)
         if not decision.allowed:
             raise RiskRefused(decision, self.deny(request, adapter, decision, now, model_version=model_version,
                                                   snapshot_id=snapshot_id))

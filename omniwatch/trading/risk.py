@@ -29,6 +29,15 @@ Definitions (the README repeats them):
   the breaker (REDUCING) until a winning trade ends the run or a keyed reset, which leaves the
   trades closed before it out of the count.
 
+- **Model validation**: a live order (adapter ``coinbase_live``) placed for a model version's
+  forecast needs that version to have demonstrated skill at the order's horizon
+  (``omniwatch.modelops.skill``, judged at registration); otherwise it is refused
+  ``model_not_validated``. Paper orders from the same version go on (the version is served for
+  monitoring), and orders with no model behind them (a person's ``execution/orders``, the way to
+  flatten a live position by hand) are not judged by this rule. It refuses reducing orders too,
+  as a kill switch does: the model's forecasts are not evidence for any live trade. It is not a
+  trading state: the strategy stays ACTIVE for orders this rule does not judge.
+
 States: HALTED (any kill switch covering the strategy), else REDUCING (a breaker tripped), else
 ACTIVE. HALTED refuses every order: only cancels go on, and cancels never pass through
 :func:`check_order` (taking risk off is never refused). REDUCING allows only orders that shrink the
@@ -71,6 +80,21 @@ class RiskRule(StrEnum):
     MAX_WEIGHT_PER_ASSET = "max_weight_per_asset"
     MAX_GROSS_LEVERAGE = "max_gross_leverage"
     MAX_NET_EXPOSURE = "max_net_exposure"
+    MODEL_NOT_VALIDATED = "model_not_validated"
+
+
+LIVE_ADAPTERS = frozenset({"coinbase_live"})  # adapters that put real money at risk
+
+
+@dataclass(frozen=True)
+class ModelStanding:
+    """The model version behind an order and its skill verdict at the order's horizon."""
+
+    model_name: str
+    version: str
+    horizon: str
+    demonstrated: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -327,16 +351,32 @@ def kill_switch_violations(order: OrderRequest, state: BreakerState) -> list[Ris
         and s.strategy_id in (order.strategy_id, ALL_STRATEGIES)]
 
 
+def model_violations(order: OrderRequest, adapter: str, model: ModelStanding | None) -> list[RiskViolation]:
+    """A live order from a version without demonstrated skill at its horizon: ``model_not_validated``."""
+    if adapter not in LIVE_ADAPTERS or model is None or model.demonstrated:
+        return []
+    return [RiskViolation(
+        rule=RiskRule.MODEL_NOT_VALIDATED, code=ErrorCode.MODEL_NOT_VALIDATED.value, track=order.track,
+        strategy_id=order.strategy_id,
+        message=f"{model.model_name} v{model.version} has no demonstrated skill at {model.horizon}: live orders "
+                f"from it are refused (paper trading goes on). {model.reason}",
+        detail={"model_name": model.model_name, "model_version": model.version, "horizon": model.horizon,
+                "adapter": adapter, "skill_reason": model.reason})]
+
+
 def check_order(order: OrderRequest, price: float, context: RiskContext, limits: RiskLimits,
-                state: BreakerState) -> RiskDecision:
+                state: BreakerState, *, adapter: str = "paper", model: ModelStanding | None = None) -> RiskDecision:
     """Allowed or not, the state, and every violation: a kill switch refuses any order; a
-    tripped breaker refuses orders that do not reduce; the limits refuse what they bind."""
+    tripped breaker refuses orders that do not reduce; the limits refuse what they bind; a live
+    order from a model version without demonstrated skill is refused (``model``: the version
+    behind the order, None for an order no model placed)."""
     if not (price > 0 and math.isfinite(price)):
         raise ValueError(f"price must be a positive number, not {price!r}")
     switches = kill_switch_violations(order, state)
     breakers = breaker_violations(order, context, limits, state)
     reducing = is_reducing(context.positions.get(order.symbol, 0.0), order.side, order.qty)
-    violations = switches + ([] if reducing else breakers) + limit_violations(order, price, context, limits)
+    violations = (switches + model_violations(order, adapter, model) + ([] if reducing else breakers)
+                  + limit_violations(order, price, context, limits))
     tripped = {b.rule for b in breakers}
     state_now = trading_state(bool(switches), RiskRule.DAILY_LOSS in tripped, RiskRule.CONSECUTIVE_LOSS in tripped)
     return RiskDecision(

@@ -33,6 +33,7 @@ from omniwatch.trading.risk import (
     EPS,
     BreakerState,
     KillSwitch,
+    ModelStanding,
     RiskContext,
     RiskDecision,
     RiskLimits,
@@ -77,6 +78,24 @@ class Figures:
     reset: dict[str, Any] | None
 
 
+TRADED_MODEL = "omniwatch-liquid"  # the model whose forecasts place orders (execution/run)
+
+
+def model_standing(url: str, model_name: str, version: str, horizon: str) -> ModelStanding:
+    """The skill verdict of ``model_name`` v``version`` at ``horizon`` from its registry row
+    (``omniwatch.modelops.skill``); a version the warehouse does not know has demonstrated
+    nothing. A database error propagates: it must never read as either verdict."""
+    from omniwatch.modelops.skill import skill_of
+
+    r = tables.model_registry.c
+    with get_engine(url).connect() as conn:
+        row = conn.execute(select(r.metrics).where(r.model_name == model_name, r.version == str(version))).first()
+    if row is None:
+        return ModelStanding(model_name, str(version), horizon, False, f"v{version} is not in the model registry")
+    verdict = skill_of(row.metrics).at(horizon)
+    return ModelStanding(model_name, str(version), horizon, verdict.demonstrated, verdict.reason)
+
+
 def _day(now: datetime) -> tuple[datetime, datetime]:
     start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
     return start, start + timedelta(days=1)
@@ -92,13 +111,15 @@ class RiskGuard:
         return self.settings.limits_for(track, strategy_id)
 
     # ------------------------------------------------------------------ decisions
-    def check(self, order: OrderRequest, price: float, now: datetime, *, record: bool = True) -> RiskDecision:
-        """The decision for ``order`` at ``price`` and the decision clock ``now``. With ``record``
+    def check(self, order: OrderRequest, price: float, now: datetime, *, record: bool = True,
+              adapter: str = "paper", model: ModelStanding | None = None) -> RiskDecision:
+        """The decision for ``order`` at ``price`` and the decision clock ``now``, sent through
+        ``adapter`` for the forecast of ``model`` (None: no model placed it). With ``record``
         (execution), a refusal appends its ``risk_events`` rows and a newly passed daily-loss limit
         its trip; without it (``risk/check``, a what-if) nothing is written."""
         limits = self.limits(order.track, order.strategy_id)
         figures = self._figures(order.track, order.strategy_id, now, {order.symbol: price})
-        decision = check_order(order, price, figures.context, limits, figures.breakers)
+        decision = check_order(order, price, figures.context, limits, figures.breakers, adapter=adapter, model=model)
         if record:
             self._record(order, decision, figures, limits, now)
         return decision

@@ -286,6 +286,8 @@ PROVOKE: dict[tuple[str, int, str], Call] = {
     **{(f"POST {r}", 403, "live_trading_disabled"): _post("main", r, {**b, "adapter": "coinbase_live"})
        for r, b in ((RUN, {}), (ORDERS, {"symbol": "BTC", "side": "buy", "qty": 0.01}))},
     (f"POST {RUN}", 404, "not_found"): _post("main", RUN, {"signal_id": NO_ID}),
+    ("POST /api/v2/risk/check", 404, "not_found"): _post("main", "/api/v2/risk/check", {
+        "symbol": "BTC", "side": "buy", "qty": 0.1, "price": 60000.0, "model_version": "99"}),
     (f"POST {ORDERS}", 422, "insufficient_prices"): _post("main", ORDERS, {"symbol": "DOGE", "side": "buy",
                                                                           "qty": 1.0}),
 }

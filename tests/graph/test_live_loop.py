@@ -28,7 +28,8 @@ LIVE_FROM = datetime(2024, 9, 1, 1, tzinfo=UTC)
 # Small windows so a rollout fits in a few replayed hours; wide tolerances: on this sample the
 # models have no skill (MODEL-NOTES), so only the error rate can fail a window here.
 THRESHOLDS = dict(
-    gate={"horizon": "1h", "min_shadow_predictions": 6, "tol_shadow_rank_ic": 2, "tol_shadow_hit_rate": 1,
+    gate={"horizon": "1h", "require_skill": False, "min_shadow_predictions": 6, "tol_shadow_rank_ic": 2,
+          "tol_shadow_hit_rate": 1,
           "max_shadow_error_rate": 0.1, "tol_ic": 1, "tol_rank_ic": 1, "tol_hit_rate": 1, "tol_net_pnl": 10,
           "tol_max_drawdown": 10, "tol_turnover": 100},
     rollout={"horizon": "1h", "window_hours": 3, "min_matured": 6, "tol_rank_ic": 2, "tol_hit_rate": 1,
@@ -210,4 +211,41 @@ def test_gate_waits_for_a_shadow_window_and_does_not_repeat_an_inconclusive_deci
                                     resources={"modelops": _ops(strict, clock)})
     assert "waiting for new data" in gate(again).skip_message
     assert len(audit_rows(settings.warehouse_url, MODEL, action="gate")) == before + 1
+    assert mlflow.aliases(MODEL).get("candidate") is None
+
+
+def test_the_gate_sensor_rejects_a_challenger_without_demonstrated_skill_at_once(live):
+    """Live mode keeps the skill requirement (the demo and the tests above waive it): a challenger
+    whose walk-forward did not beat the better constant sign is rejected on the first tick, with
+    no shadow window to wait for, and the run request names the decision."""
+    settings, instance, mlflow = live
+    from omniwatch.definitions import build_definitions
+
+    champion = mlflow.aliases(MODEL)["champion"]
+    newest = register_copy(mlflow, settings.warehouse_url, champion, actor="test")
+    # The copy carries its source's verdict (the same walk-forward) in the warehouse and in MLflow.
+    source, copy = (next(r for r in registry_rows(settings.warehouse_url, MODEL) if str(r["version"]) == v)
+                    for v in (champion, newest))
+    assert copy["metrics"]["skill"] == source["metrics"]["skill"]
+    tags = mlflow.client().get_model_version(MODEL, newest).tags
+    assert tags["omniwatch.skill"] == source["metrics"]["skill"]["status"]
+    # Whatever the tiny model's own verdict, make this one "no skill at 1 h" (the gate's horizon here).
+    skill = copy["metrics"]["skill"]
+    skill["by_horizon"]["1h"] |= {"status": "no_demonstrated_skill", "reason": "1h: below the constant sign"}
+    t = tables.model_registry
+    with get_engine(settings.warehouse_url).begin() as conn:
+        conn.execute(t.update().where(t.c.model_name == MODEL, t.c.version == newest).values(
+            metrics={**copy["metrics"], "skill": skill}))
+    strict = settings.model_copy(update={"gate": settings.gate.model_copy(
+        update={"require_skill": True, "min_shadow_predictions": 72})})
+    gate = build_definitions(strict).get_sensor_def("gate_sensor")
+    context = dg.build_sensor_context(instance=instance, resources={
+        "modelops": _ops(strict, LIVE_FROM + pd.Timedelta(hours=41))})
+    result = gate(context)
+    assert isinstance(result, dg.RunRequest) and result.run_key.endswith(f":{newest}:reject"), result
+    row = audit_rows(settings.warehouse_url, MODEL, action="gate")[-1]
+    assert (row["model_version"], row["outcome"]) == (newest, "reject")
+    assert row["reason"] == "no_demonstrated_skill: 1h: below the constant sign"
+    assert next(r for r in registry_rows(settings.warehouse_url, MODEL) if str(r["version"]) == newest)[
+        "status"] == "rejected"
     assert mlflow.aliases(MODEL).get("candidate") is None

@@ -80,6 +80,27 @@ def test_the_ensemble_reports_whether_it_beats_the_constant_sign_rule(trained):
     assert evaluation.passed == (model > max(long, short))
 
 
+def test_the_skill_verdict_is_one_record_in_the_check_the_registry_and_the_mlflow_tags(trained):
+    from omniwatch.modelops.skill import skill_of
+    from omniwatch.promotions import registry_rows
+
+    settings, first, _ = trained
+    evaluation = next(e for e in first.get_asset_check_evaluations() if e.check_name == "demonstrates_skill")
+    assert evaluation.severity.value == "WARN"
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    row = next(r for r in registry_rows(settings.warehouse_url, "omniwatch-liquid") if str(r["version"]) == "1")
+    record = skill_of(row["metrics"])
+    traded = record.at("24h")
+    # Recomputed from the figures the check shows: above the better constant sign and the null.
+    expected = meta["sharpe"] > meta["best_constant_sharpe"] and meta["null_z"] >= meta["min_null_z"] \
+        if {"sharpe", "best_constant_sharpe", "null_z"} <= set(meta) else False
+    assert evaluation.passed == expected == traded.demonstrated
+    assert meta["strategy"] == "model_sized" and meta["status"] == record.status.value
+    assert set(record.by_horizon) == {"1h", "4h", "24h"}
+    tags = _mlflow(settings).client().get_model_version("omniwatch-liquid", "1").tags
+    assert (tags["omniwatch.skill"], tags["omniwatch.skill_reason"]) == (record.status.value, record.reason)
+
+
 def _mlflow(settings):
     from omniwatch.resources.mlflow import MLflowResource
 

@@ -7,6 +7,7 @@ import pytest
 from omniwatch.modelops.evidence import ModelEvidence, WindowMetrics
 from omniwatch.modelops.gate import evaluate_gate
 from omniwatch.modelops.records import Action, Outcome
+from omniwatch.modelops.skill import HorizonSkill, SkillStatus
 from omniwatch.modelops.thresholds import GateThresholds
 
 T = GateThresholds()  # K=3, tol_ic 0.02, tol_hit_rate 0.01, tol_turnover 0.25, shadow >= 72
@@ -23,9 +24,16 @@ def shadow(**values) -> WindowMetrics:
     return WindowMetrics(label="shadow", n=values.pop("n", 100), **{"rank_ic": 0.04, "hit_rate": 0.51, **values})
 
 
-def evidence(version: str, folds: list[WindowMetrics] | None = None, shadow_window=None) -> ModelEvidence:
+SKILLED = HorizonSkill(horizon="24h", status=SkillStatus.DEMONSTRATED, reason="24h: beats both",
+                       beats_constant_sign=True, beats_null=True)
+UNSKILLED = HorizonSkill(horizon="24h", status=SkillStatus.NO_DEMONSTRATED_SKILL, beats_null=True,
+                         reason="24h: net Sharpe -1.94 (model_sized) not above the better constant sign")
+
+
+def evidence(version: str, folds: list[WindowMetrics] | None = None, shadow_window=None,
+             skill: HorizonSkill | None = SKILLED) -> ModelEvidence:
     return ModelEvidence(version=version, walk_forward=[wf(i) for i in range(1, 5)] if folds is None else folds,
-                         shadow=shadow() if shadow_window is None else shadow_window)
+                         shadow=shadow() if shadow_window is None else shadow_window, skill=skill)
 
 
 CHAMPION = evidence("1")
@@ -60,7 +68,7 @@ def test_inconclusive_without_walk_forward_or_shadow():
 
 
 def test_shadow_not_required_when_min_is_zero():
-    no_shadow = ModelEvidence(version="2", walk_forward=[wf(i) for i in range(1, 4)], shadow=None)
+    no_shadow = ModelEvidence(version="2", walk_forward=[wf(i) for i in range(1, 4)], shadow=None, skill=SKILLED)
     d = gate(no_shadow, t=T.model_copy(update={"min_shadow_predictions": 0}))
     assert d.outcome == Outcome.start_rollout and "shadow_rank_ic" not in d.metrics
 
@@ -112,3 +120,24 @@ def test_all_walk_forward_metrics_missing_is_inconclusive():
     empty = [WindowMetrics(label=f"f{i}", n=0) for i in range(3)]
     d = gate(evidence("2", empty))
     assert d.outcome == Outcome.inconclusive and "comparable" in d.reason
+
+
+def test_a_challenger_without_demonstrated_skill_is_rejected_before_anything_else():
+    # Equal on every metric, but its walk-forward does not beat the better constant sign.
+    d = gate(evidence("2", skill=UNSKILLED))
+    assert d.outcome == Outcome.reject and d.reason.startswith("no_demonstrated_skill: ")
+    assert "not above the better constant sign" in d.reason
+    assert d.metrics["skill"]["status"] == "no_demonstrated_skill"
+    # Final at once: it does not wait for a shadow window that could not change the verdict.
+    assert gate(evidence("2", shadow_window=shadow(n=0), skill=UNSKILLED)).outcome == Outcome.reject
+    # No verdict at all (a version registered before skill was judged) is no skill either.
+    d = gate(evidence("2", skill=None))
+    assert d.outcome == Outcome.reject and "no skill verdict" in d.reason
+    # The champion's own standing does not matter: a skilful challenger still goes on.
+    assert gate(evidence("2"), evidence("1", skill=UNSKILLED)).outcome == Outcome.start_rollout
+
+
+def test_require_skill_off_judges_on_the_comparisons_alone():
+    lenient = T.model_copy(update={"require_skill": False})
+    assert gate(evidence("2", skill=UNSKILLED), t=lenient).outcome == Outcome.start_rollout
+    assert gate(evidence("2", skill=None), t=lenient).outcome == Outcome.start_rollout

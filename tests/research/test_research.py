@@ -11,8 +11,17 @@ from omniwatch.ml.dataset import LABEL_BPS, add_masks
 from omniwatch.ml.lgbm import LightGBMConfig
 from omniwatch.ml.protocol import TrainingConfig
 from omniwatch.research.record import EXPERIMENT, MlflowTrials
-from omniwatch.research.stats import deflated_sharpe, expected_max_sharpe, t_stat
-from omniwatch.research.walkforward import Variant, regimes, research_walk_forward
+from omniwatch.research.stats import constant_hit_rate, deflated_sharpe, expected_max_sharpe, meets_goal, t_stat
+from omniwatch.research.walkforward import (
+    SHRINK_PRIOR,
+    SHRINK_REFERENCE_IC,
+    Variant,
+    regimes,
+    reliability_multipliers,
+    research_walk_forward,
+    reversal_1h,
+    shrink_by_reliability,
+)
 from omniwatch.resources.mlflow import MLflowResource
 
 
@@ -66,26 +75,133 @@ def test_regimes_follow_the_baskets_trailing_month():
 
 def test_a_variant_with_the_signal_beats_one_without_and_every_trial_is_an_mlflow_run(tmp_path):
     frame = synthetic_frame()
+    frame["vol_24h"] = 0.01  # 1 % an hour: the sizing's volatility
     config = TrainingConfig(kfold_splits=2, wf_test_windows=2, min_train_days=45, null_shifts=3,
                             lightgbm=LightGBMConfig(max_rounds=30, seed=3))
     variants = [Variant("with_signal", tuple(FEATURES)),
-                Variant("without_signal", tuple(f for f in FEATURES if f != FEATURES[1]))]
+                Variant("without_signal", tuple(f for f in FEATURES if f != FEATURES[1])),
+                Variant("shrunk", tuple(FEATURES), shrink=True),
+                Variant("reversal_1h", ("ret_1h",), rule=reversal_1h)]
     mlflow = MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "art"))
     trials = MlflowTrials(mlflow, study="test")
     report = research_walk_forward(frame, variants, config, traded_horizon=24, record=trials.record)
 
     summary = report.summary.set_index(["variant", "horizon"])
     assert summary.loc[("with_signal", 24), "rank_ic_mean"] > 0.5 > summary.loc[("without_signal", 24), "rank_ic_mean"]
-    assert summary.loc[("with_signal", 24), "windows"] == 2 and report.trials == 2
-    assert set(report.windows["regime"]) == {"up"} and len(report.windows) == 2 * 3 * 2
-    assert report.best["variant"] == "with_signal" and report.best["trials"] == 2
+    assert summary.loc[("with_signal", 24), "windows"] == 2 and report.trials == 4
+    assert set(report.windows["regime"]) == {"up"} and len(report.windows) == 4 * 3 * 2
+    assert report.best["trials"] == 4 and report.best["strategy"] == "sized"
+    assert report.best["variant"] in ("with_signal", "shrunk") and report.best["sign_rule_variant"] == "with_signal"
+    # the sized strategy's figures, the better constant sign's hit rate and the goal, on every fitted row
+    sized = ["sized_sharpe", "sized_turnover_annual", "constant_hit_rate"]
+    fitted = report.windows[report.windows["variant"] != "shrunk"]
+    assert np.isfinite(fitted[sized].to_numpy(float)).all()
+    assert np.isfinite(report.summary[[*sized, "sharpe", "turnover_annual"]].to_numpy(float)).all()
+    assert report.summary["meets_goal"].dtype == bool
+    ours = summary.loc[("with_signal", 24)]
+    assert ours["sized_turnover_annual"] < ours["turnover_annual"]  # held for 24 h, not turned every hour
+    # shrinkage: flat in the first window (the prior), the fitted forecasts in the second (strong signal)
+    shrunk = report.windows[report.windows["variant"] == "shrunk"].sort_values("window_start")
+    first, second = shrunk[shrunk["horizon"] == 24].iloc[0], shrunk[shrunk["horizon"] == 24].iloc[1]
+    assert first["sized_turnover_annual"] == 0.0 and np.isnan(first["rank_ic"])
+    plain = report.windows[(report.windows["variant"] == "with_signal") & (report.windows["horizon"] == 24)]
+    assert second["rank_ic"] == plain.sort_values("window_start").iloc[1]["rank_ic"]
+    assert np.isfinite(report.best["deflated_sharpe"]) and np.isfinite(report.best["sign_rule_deflated_sharpe"])
+
     run_id = trials.report(report)
     client = mlflow.client()
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], "tags.`omniwatch.trial` = 'variant'")
-    assert sorted(r.data.params["variant"] for r in runs) == ["with_signal", "without_signal"]
+    assert sorted(r.data.params["variant"] for r in runs) == ["reversal_1h", "shrunk", "with_signal", "without_signal"]
     assert {r.data.tags["config_hash"] for r in runs} == {v.config_hash(config) for v in variants}
-    assert client.get_run(run_id).data.metrics["trials_in_experiment"] == 2
+    assert len({v.config_hash(config) for v in variants}) == 4
+    by_name = {r.data.params["variant"]: r.data.metrics for r in runs}
+    assert by_name["with_signal"]["sized_sharpe_24h"] == pytest.approx(summary.loc[("with_signal", 24), "sized_sharpe"])
+    assert {"sized_turnover_annual_24h", "constant_hit_rate_1h", "meets_goal_24h"} <= set(by_name["shrunk"])
+    assert client.get_run(run_id).data.metrics["trials_in_experiment"] == 4
+
+
+def long_frame(seed: int = 0, months: int = 4) -> pd.DataFrame:
+    """Walk-forward predictions (long) of three symbols at 1 h and 24 h over ``months`` calendar
+    months, forecasts weakly related to the outcome."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2024-01-01", "2024-01-01" if months == 0 else f"2024-{months + 1:02d}-01",
+                          freq="h", tz="UTC", inclusive="left")
+    parts = []
+    for h in (1, 24):
+        for sym in ("BTC", "ETH", "SOL"):
+            realized = rng.standard_normal(len(times)) * 0.01
+            parts.append(pd.DataFrame({"as_of_ts": times, "symbol": sym, "horizon": h,
+                                       "prediction": 0.03 * realized + rng.standard_normal(len(times)) * 0.01,
+                                       "realized": realized}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_shrinkage_uses_only_what_was_known_at_each_window_start():
+    long = long_frame()
+    m = reliability_multipliers(long).set_index(["horizon", "window"])["multiplier"]
+    starts = [pd.Timestamp(f"2024-{k:02d}-01", tz="UTC") for k in (1, 2, 3, 4)]
+    assert m[(24, starts[0])] == SHRINK_PRIOR == m[(1, starts[0])]
+    # the second window's multiplier: the first window's Rank IC over the labels realised by then
+    first = long[(long["horizon"] == 24) & (long["as_of_ts"] + pd.Timedelta(hours=24) <= starts[1])]
+    expected = np.clip(first["prediction"].rank().corr(first["realized"].rank()) / SHRINK_REFERENCE_IC, 0, 1)
+    assert 0 < m[(24, starts[1])] < 1 and m[(24, starts[1])] == pytest.approx(expected)
+    # changing a later window's outcomes leaves every earlier multiplier as it was ...
+    later = long.copy()
+    in_third = later["as_of_ts"] >= starts[2]
+    later.loc[in_third, "realized"] = -later.loc[in_third, "realized"]
+    m_later = reliability_multipliers(later).set_index(["horizon", "window"])["multiplier"]
+    assert m_later[m_later.index.get_level_values("window") <= starts[2]].equals(
+        m[m.index.get_level_values("window") <= starts[2]])
+    assert m_later[(24, starts[3])] != m[(24, starts[3])]  # ... and the one after it sees the change
+    # the second window's last 24 h of 24 h labels are not known at the third window's start
+    tail = long.copy()
+    late = (tail["horizon"] == 24) & tail["as_of_ts"].between(starts[2] - pd.Timedelta(hours=23), starts[2],
+                                                              inclusive="left")
+    tail.loc[late, "realized"] = -tail.loc[late, "realized"] * 50
+    m_tail = reliability_multipliers(tail).set_index(["horizon", "window"])["multiplier"]
+    assert m_tail[(24, starts[2])] == m[(24, starts[2])] and m_tail[(24, starts[3])] != m[(24, starts[3])]
+    shrunk = shrink_by_reliability(long)
+    row = (long["horizon"] == 24) & (long["as_of_ts"] >= starts[1]) & (long["as_of_ts"] < starts[2])
+    assert np.allclose(shrunk.loc[row, "prediction"], long.loc[row, "prediction"] * m[(24, starts[1])])
+    assert (shrunk.loc[long["as_of_ts"] < starts[1], "prediction"] == 0).all()
+
+
+def test_the_reversal_forecast_is_minus_the_hour_ending_at_as_of_and_the_label_is_forward():
+    from omniwatch.features.liquid import compute_features
+    from omniwatch.research.walkforward import _walk_forward_long
+
+    t = pd.date_range("2024-01-01", periods=80, freq="h", tz="UTC")  # bars by their open time
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(4).normal(0, 0.01, len(t))))
+    bars = pd.DataFrame({"symbol": "BTC", "event_time": t, "open": close, "high": close * 1.01, "low": close * 0.99,
+                         "close": close, "volume": 1.0})
+    features = compute_features(bars, pd.DataFrame(columns=["symbol", "event_time", "funding_rate"]),
+                                pd.DataFrame(columns=["symbol", "event_time", "metric", "value"]), ["BTC"])
+    row = features[features["as_of_ts"] == t[10] + pd.Timedelta(hours=1)].iloc[0]  # bar 10 closes then
+    assert row["ret_1h"] == pytest.approx(np.log(close[10] / close[9]))
+    assert row["fwd_ret_24h"] == pytest.approx(np.log(close[34] / close[10]))
+    assert np.array_equal(reversal_1h(features), -features["ret_1h"].to_numpy() * 1e4, equal_nan=True)
+
+    frame = synthetic_frame()
+    config = TrainingConfig(kfold_splits=2, wf_test_windows=2, min_train_days=45, null_shifts=0)
+    long = _walk_forward_long(frame, Variant("reversal_1h", ("ret_1h",), rule=reversal_1h), config, {})
+    merged = long.merge(frame[["as_of_ts", "symbol", "ret_1h"]], on=["as_of_ts", "symbol"])
+    assert len(merged) == len(long) > 0 and set(long["horizon"]) == {1, 4, 24}
+    assert np.allclose(merged["prediction"], -merged["ret_1h"], rtol=1e-12, atol=0)
+
+
+def goal_row(**changes) -> dict:
+    return {"rank_ic_mean": 0.04, "rank_ic_t": 3.5, "hit_rate": 0.53, "constant_hit_rate": 0.51,
+            "sized_sharpe": 0.8, "sized_turnover_annual": 120.0} | changes
+
+
+def test_the_goal_needs_every_criterion():
+    assert meets_goal(goal_row()) and meets_goal(goal_row(rank_ic_mean=0.03, rank_ic_t=3.0, sized_turnover_annual=150))
+    for failing in ({"rank_ic_mean": 0.029}, {"rank_ic_t": 2.9}, {"hit_rate": 0.51}, {"sized_sharpe": 0.5},
+                    {"sized_turnover_annual": 151.0}, {"rank_ic_t": np.nan}, {"sized_sharpe": np.nan}):
+        assert not meets_goal(goal_row(**failing)), failing
+    assert constant_hit_rate([0.1, -0.2, 0.3, 0.0, np.nan]) == 0.5  # 2 rises of 4 (a zero misses both)
+    assert constant_hit_rate([-1.0, -2.0, 3.0]) == pytest.approx(2 / 3)
 
 
 def test_the_candidate_features_are_point_in_time():

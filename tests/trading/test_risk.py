@@ -12,6 +12,7 @@ from omniwatch.trading.risk import (
     BreakerState,
     KillSwitch,
     LimitOverrides,
+    ModelStanding,
     RiskContext,
     RiskLimits,
     RiskSettings,
@@ -185,3 +186,28 @@ def test_serving_settings_read_the_limits_and_overrides_from_the_environment(mon
     monkeypatch.setenv("OMNIWATCH_RISK_LIMITS", '{"liquid": {"capital_usd": 1}}')
     with pytest.raises(ValueError, match="track:strategy_id"):
         ServingSettings()
+
+
+UNVALIDATED = ModelStanding("omniwatch-liquid", "3", "24h", False, "24h: net Sharpe -1.9 not above always_long +0.6")
+VALIDATED = ModelStanding("omniwatch-liquid", "4", "24h", True, "24h: beats both")
+
+
+def test_a_live_order_from_a_model_without_demonstrated_skill_is_refused(make_request):
+    order = make_request(qty=10)
+    d = check_order(order, 100.0, FLAT, LIMITS, CLEAR, adapter="coinbase_live", model=UNVALIDATED)
+    (v,) = d.violations
+    assert not d.allowed and v.code == "model_not_validated" and v.rule == "model_not_validated"
+    assert v.detail["model_version"] == "3" and v.detail["horizon"] == "24h" and "Sharpe" in v.detail["skill_reason"]
+    assert d.state == TradingState.ACTIVE  # not a trading state: orders it does not judge go on
+    # Even an order that reduces a live position: the model's forecast is no evidence for it.
+    long = RiskContext(positions={"BTC": 20.0}, marks={"BTC": 100.0}, day_pnl=0.0)
+    reduce = make_request(side="sell", qty=5)
+    assert check_order(reduce, 100.0, long, LIMITS, CLEAR, adapter="coinbase_live", model=UNVALIDATED).codes == [
+        "model_not_validated"]
+
+
+def test_paper_orders_validated_models_and_model_less_orders_are_not_judged_by_skill(make_request):
+    order = make_request(qty=10)
+    assert check_order(order, 100.0, FLAT, LIMITS, CLEAR, adapter="paper", model=UNVALIDATED).allowed
+    assert check_order(order, 100.0, FLAT, LIMITS, CLEAR, adapter="coinbase_live", model=VALIDATED).allowed
+    assert check_order(order, 100.0, FLAT, LIMITS, CLEAR, adapter="coinbase_live", model=None).allowed

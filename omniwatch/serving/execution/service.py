@@ -39,8 +39,8 @@ from omniwatch.trading.execution import (
 )
 from omniwatch.trading.orders import Order, OrderRequest, VenueUnavailable
 from omniwatch.trading.paper import PaperAdapter, PaperSettings, accrue_funding
-from omniwatch.trading.risk import RiskDecision, RiskLimits
-from omniwatch.trading.risk_store import RiskGuard
+from omniwatch.trading.risk import LIVE_ADAPTERS, ModelStanding, RiskDecision, RiskLimits
+from omniwatch.trading.risk_store import TRADED_MODEL, RiskGuard, model_standing
 from omniwatch.trading.sizing import SizingRule, horizon_hours
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
@@ -115,6 +115,11 @@ class ExecutionService:
         rule = self.sizing_rule(body.horizon, limits)
         prices = ledger.latest_closes(self.url, [s["target"] for s in signals], now)
         book = ledger.positions(self.url, body.track, strategy)
+        # The skill verdict of each version behind the signals, at the run's horizon: live orders
+        # need it (risk's model_not_validated); paper orders are not judged by it.
+        standings = ({v: model_standing(self.url, TRADED_MODEL, v, body.horizon)
+                      for v in dict.fromkeys(s["model_version"] for s in signals)}
+                     if body.adapter in LIVE_ADAPTERS else {})
         planned: list[tuple[dict[str, Any], Plan, str, OrderRequest | None]] = []
         held: dict[str, Order] = {}  # decision -> the order its signal placed before
         for sig in signals:
@@ -148,7 +153,9 @@ class ExecutionService:
             planned.append((sig, plan, decision_id, request))
             if existing is not None and request is None:
                 held[decision_id] = existing
-        checks = {d: self.executor.check(r, p.price, now) for _, p, d, r in planned if r is not None}
+        checks = {d: self.executor.check(r, p.price, now, adapter=body.adapter,
+                                         model=standings.get(s["model_version"]))
+                  for s, p, d, r in planned if r is not None}
         refused = {d: c for d, c in checks.items() if not c.allowed}
         views = []
         for sig, plan, decision_id, request in planned:
@@ -168,7 +175,8 @@ class ExecutionService:
                     views.append(self._store(base | {"action": "not_sent", "reason": "another order of the run "
                                                      "was refused by risk; nothing was sent"}, None))
             else:
-                view, late = self._send(base, request, body.adapter, plan, sig, now)
+                view, late = self._send(base, request, body.adapter, plan, sig, now,
+                                        standings.get(sig["model_version"]))
                 views.append(view)
                 if late is not None:
                     refused[decision_id] = late
@@ -183,11 +191,11 @@ class ExecutionService:
                 "horizon": body.horizon, "as_of": now, "decisions": views, "skipped": skipped}
 
     def _send(self, base: dict[str, Any], request: OrderRequest, adapter: str, plan: Plan, sig: dict[str, Any],
-              now: datetime) -> tuple[DecisionView, RiskDecision | None]:
+              now: datetime, model: ModelStanding | None) -> tuple[DecisionView, RiskDecision | None]:
         """Send one planned order (checked again now); the view, and the decision if risk refused it."""
         try:
             order = self.executor.submit(request, adapter, plan.price, now, model_version=sig["model_version"],
-                                         snapshot_id=sig["snapshot_id"], key_is_new=True)
+                                         snapshot_id=sig["snapshot_id"], key_is_new=True, model=model)
         except RiskRefused as exc:
             row = base | {"action": "denied", "reason": "; ".join(exc.decision.codes), "order_id": exc.order.order_id,
                           "risk": exc.decision.model_dump(mode="json")}

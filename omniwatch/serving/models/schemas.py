@@ -4,7 +4,7 @@ who acted: the actor is the API key's name and the source is ``api``, always."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -60,6 +60,11 @@ class VersionState(BaseModel):
     status: str | None
     rollout_stage: int | None
     aliases: list[str]
+    skill: Literal["demonstrated", "no_demonstrated_skill"] = Field(
+        description="Judged at registration on the walk-forward at the traded horizon (beats the better "
+                    "constant sign and the circular-shift null). Without it: served for monitoring, rejected "
+                    "by the gate, no live orders (model_not_validated).")
+    skill_reason: str
 
 
 class AuditEntry(BaseModel):

@@ -103,6 +103,15 @@ class CandidateForecast(BaseModel):
     horizon_predictions: dict[str, float]
 
 
+class ModelSkill(BaseModel):
+    """Whether the answering version demonstrated skill on its walk-forward (judged at registration,
+    at the traded horizon): without it the forecasts are served for monitoring, the promotion gate
+    rejects the version, and risk refuses its live orders (``model_not_validated``)."""
+
+    status: Literal["demonstrated", "no_demonstrated_skill"]
+    reason: str
+
+
 class PredictionResponse(BaseModel):
     """Predictions are forward log returns in basis points, per horizon (the champion's)."""
 
@@ -125,6 +134,8 @@ class PredictionResponse(BaseModel):
         default=None, description="Age of the snapshot predicted, against the request's as_of_ts, else the "
                                   "data clock (replay) or the wall clock (live); null for request features.")
     candidate: CandidateForecast | None = None
+    skill: ModelSkill | None = Field(
+        default=None, description="The version's skill flag (liquid; null for the VC track, which is not traded).")
 
 
 class ComponentExplanation(BaseModel):

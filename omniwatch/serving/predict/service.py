@@ -27,7 +27,13 @@ from omniwatch.errors import ErrorCode
 from omniwatch.ml.inference import explain_last, score_last, split_record
 from omniwatch.ml.versions import LoadedModel
 from omniwatch.serving.errors import ApiError, ApiErrorCode, not_found
-from omniwatch.serving.predict.schemas import CandidateForecast, PredictionResponse, SkippedTarget, SnapshotRef
+from omniwatch.serving.predict.schemas import (
+    CandidateForecast,
+    ModelSkill,
+    PredictionResponse,
+    SkippedTarget,
+    SnapshotRef,
+)
 from omniwatch.serving.runtime.freshness import Freshness
 from omniwatch.serving.runtime.model_router import Arms, ModelRouter
 from omniwatch.serving.runtime.snapshots import SnapshotStore, Window
@@ -277,7 +283,9 @@ class Predictor:
             train_lineage_id=loaded.train_lineage_id,
             infer_lineage_id=window.infer_lineage_id, input_source="request" if snap is None else "snapshot",
             snapshot=SnapshotRef(**snap) if snap else None, history_rows=len(window.frame),
-            as_of_ts=window.as_of_ts, predictions=preds, components=comps)
+            as_of_ts=window.as_of_ts, predictions=preds, components=comps,
+            skill=ModelSkill(status=cast(Any, loaded.skill), reason=loaded.skill_reason or "")
+            if loaded.skill is not None else None)
         return response, row
 
     # ------------------------------------------------------------------ explain

@@ -42,11 +42,14 @@ def limits(track: Annotated[Track | None, Query()] = None, strategy_id: Annotate
     return services.risk.limits(track, strategy_id)
 
 
-@router.post("/check", response_model=CheckResponse, responses=READ)
+@router.post("/check", response_model=CheckResponse, responses=documented(401, 404))
 def check(body: CheckRequest, services: Services = Depends(get_services)) -> CheckResponse:
     """Would this order pass? 200 either way: ``allowed`` false lists the violations (codes
     ``kill_switch_triggered:{track}:{strategy_id}``, ``daily_loss_exceeded``,
-    ``consecutive_loss_exceeded``, or a limit's name). Nothing is executed or recorded."""
+    ``consecutive_loss_exceeded``, ``model_not_validated``, or a limit's name). Nothing is executed
+    or recorded. With ``model_version`` (and ``horizon``) the order is judged as that version's
+    forecast would place it: through ``adapter`` ``coinbase_live`` it needs the version's
+    demonstrated skill at that horizon; an unknown version is 404."""
     return services.risk.check(body)
 
 

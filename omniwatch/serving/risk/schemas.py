@@ -27,7 +27,9 @@ class CheckRequest(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"symbol": "BTC", "side": "buy", "qty": 0.1, "price": 60000.0, "strategy_id": "liquid_v2"},
         {"track": "liquid", "strategy_id": "liquid_v2", "symbol": "ETH", "side": "sell", "qty": 2.0,
-         "order_type": "limit", "limit_price": 2500.0, "time_in_force": "IOC"}]})
+         "order_type": "limit", "limit_price": 2500.0, "time_in_force": "IOC"},
+        {"symbol": "BTC", "side": "buy", "qty": 0.1, "adapter": "coinbase_live", "model_version": "3",
+         "horizon": "24h"}]})
 
     symbol: Symbol
     side: Literal["buy", "sell"]
@@ -41,6 +43,13 @@ class CheckRequest(Strict):
     price: Amount | None = Field(default=None, description="The price notionals use (USD per unit).")
     as_of: UtcTime | None = Field(default=None, description="Decision clock (day of the daily loss); default: "
                                   "the replay frontier, or the wall clock when live.")
+    adapter: Literal["paper", "coinbase_live"] = Field(
+        default="paper", description="Where the order would go: live orders from a model version without "
+                                     "demonstrated skill are refused (model_not_validated).")
+    model_version: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")] | None = Field(
+        default=None, description="The omniwatch-liquid version whose forecast would place the order "
+                                  "(none: a person's order).")
+    horizon: Literal["1h", "4h", "24h"] = Field(default="24h", description="The forecast horizon traded.")
 
     @model_validator(mode="after")
     def _limit_has_price(self) -> Self:

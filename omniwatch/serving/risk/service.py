@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from omniwatch.serving.errors import ApiError, ApiErrorCode
+from omniwatch.promotions import registry_rows
+from omniwatch.serving.errors import ApiError, ApiErrorCode, not_found
 from omniwatch.serving.risk.schemas import (
     BreakerResetRequest,
     CheckRequest,
@@ -23,7 +24,7 @@ from omniwatch.serving.risk.schemas import (
 from omniwatch.trading import ledger
 from omniwatch.trading.orders import OrderRequest
 from omniwatch.trading.risk import KillSwitch, RiskDecision
-from omniwatch.trading.risk_store import BreakerStatus, RiskGuard
+from omniwatch.trading.risk_store import TRADED_MODEL, BreakerStatus, RiskGuard, model_standing
 
 
 def risk_refused(decision: RiskDecision) -> ApiError:
@@ -63,7 +64,12 @@ class RiskService:
             client_order_id=f"risk-check-{uuid.uuid4()}", track=body.track, strategy_id=strategy, symbol=body.symbol,
             side=body.side, qty=body.qty, order_type=body.order_type, limit_price=body.limit_price,
             time_in_force=body.time_in_force, max_slippage_bps=body.max_slippage_bps)
-        decision = self.guard.check(order, price, now, record=False)
+        model = None
+        if body.model_version is not None:
+            if body.model_version not in {str(r["version"]) for r in registry_rows(self.guard.url, TRADED_MODEL)}:
+                raise not_found("model version", f"{TRADED_MODEL} v{body.model_version}")
+            model = model_standing(self.guard.url, TRADED_MODEL, body.model_version, body.horizon)
+        decision = self.guard.check(order, price, now, record=False, adapter=body.adapter, model=model)
         return CheckResponse(**decision.model_dump(), as_of=now, limits=self.guard.limits(body.track, strategy))
 
     def kill_switches(self, track: str | None) -> KillSwitchesResponse:

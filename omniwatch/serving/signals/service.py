@@ -30,6 +30,7 @@ def generate_signals(services: Services, body: SignalsRequest, targets: list[str
                          "threshold": d.threshold_bps, "as_of_ts": pred.as_of_ts, "status": status})
             signals.append({**rows[-1], "threshold_bps": d.threshold_bps, "prediction_bps": forecast,
                             "model_version": pred.model_version, "snapshot_age_seconds": pred.snapshot_age_seconds,
+                            "model_skill": pred.skill.status if pred.skill else None,
                             "rollout": rollout})
     services.writer.submit("signal_candidates", rows, wait=wait)
     return SignalsResponse(strategy_id=strategy, model_name="omniwatch-liquid",
