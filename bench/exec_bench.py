@@ -1,15 +1,15 @@
 """Execution latency and throughput in paper mode (prints figures; asserts nothing).
 
     python bench/exec_bench.py [--home PATH] [--duration 8] [--connections 1,16,64] [--json out.json]
-                               [--database-url postgresql://...] [--prediction-flush-interval-s S]
+                               [--database-url postgresql://...] [--workers N] [--prediction-flush-interval-s S]
 
 ``--home`` is a home with a trained champion (default ``.omniwatch/exec-bench``, built as
 bench/serve_bench.py builds its home when it has no champion yet: four months of the bundled sample
 and a small training). The bench never writes into it: every run works on a temporary copy, so runs
 start from the same state and nothing piles up (``--database-url``: the copy's warehouse goes into
 that empty PostgreSQL database instead of SQLite). It starts the API with uvicorn (one worker,
-loopback, its own process group, the paper adapter) and drives it with ``wrk``
-(bench/wrk/exec_request.lua) at each connection count, measuring in the same run:
+loopback, its own process group, the paper adapter; ``--workers N``: N uvicorn workers) and drives it
+with ``wrk`` (bench/wrk/exec_request.lua) at each connection count, measuring in the same run:
 
 - ``health (floor)``: ``GET /api/v2/health``, an in-memory answer through the same app, auth-free
   middleware and thread pool: what any route costs here.
@@ -167,6 +167,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results to this file")
     ap.add_argument("--database-url", help="an empty PostgreSQL database: the home's warehouse is copied into it "
                     "and the API uses it (default: the copied home's SQLite file)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="uvicorn worker processes of the API (each its own decision lock; the strategy's lock in "
+                         "the warehouse keeps risk decisions atomic across them)")
     ap.add_argument("--prediction-flush-interval-s", type=float,
                     help="OMNIWATCH_PREDICTION_FLUSH_INTERVAL_S of the API (default: the app's, 0.05 s): the batch "
                          "window of the prediction writer, which execution/run waits out before it sizes")
@@ -196,7 +199,7 @@ def main() -> None:
         copy_warehouse(warehouse, args.database_url)
         warehouse = env["OMNIWATCH_DATABASE_URL"] = args.database_url
     port = free_port()
-    api_proc = start_server(["--factory", "omniwatch.serving.app:create_app"], env, port)
+    api_proc = start_server(["--factory", "omniwatch.serving.app:create_app"], env, port, args.workers)
     rows: list[dict[str, Any]] = []
     try:
         api = f"http://127.0.0.1:{port}/api/v2"
@@ -222,7 +225,8 @@ def main() -> None:
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nmachine: {machine_load()} after the run; wrk (-t1) and the server share it; "
-          f"{args.duration} s per cell; {'PostgreSQL' if args.database_url else 'SQLite'} warehouse (a copy of "
+          f"{args.duration} s per cell; {args.workers} API worker(s); "
+          f"{'PostgreSQL' if args.database_url else 'SQLite'} warehouse (a copy of "
           f"{args.home}); prediction flush interval "
           f"{'default' if args.prediction_flush_interval_s is None else args.prediction_flush_interval_s}")
     by = {(r["case"], r["connections"]): r for r in rows}
@@ -233,7 +237,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             print(f"{name} p95 at {GOAL_CONNS} connections: {p95:.1f} ms (goal < {GOAL_MS:g} ms: "
                   f"{'met' if p95 < GOAL_MS else 'not met'}); floor p95 {floor['p95'] / 1e3:.2f} ms")
     result = {"goal": {"p95_ms": GOAL_MS, "connections": GOAL_CONNS}, "duration_s": args.duration,
-              "warehouse": "postgresql" if args.database_url else "sqlite",
+              "warehouse": "postgresql" if args.database_url else "sqlite", "workers": args.workers,
               "prediction_flush_interval_s": args.prediction_flush_interval_s, "cells": [
         {k: (v / 1e3 if k in ("p50", "p95", "p99") else v) for k, v in r.items() if k != "duration_us"}
         for r in rows]}

@@ -100,9 +100,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--no-access-log", "--log-level", "warning"]
+def start_server(args: list[str], env: dict[str, str], port: int, workers: int = 1) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port), "--workers",
+           str(workers), "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:

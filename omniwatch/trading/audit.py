@@ -67,7 +67,8 @@ def audit_chain(url: str, decision_id: str, now: datetime) -> dict[str, Any] | N
     position = pnl = None
     symbol, track, strategy = decision["symbol"], decision["track"], decision["strategy_id"]
     mark = ledger.latest_closes(url, [symbol], now).get(symbol)
-    after = _position_after(url, track, strategy, symbol, fills[-1]["ts"]) if fills else None
+    after = (_position_after(url, track, strategy, symbol, decision["order_id"], fills[-1]["ts"], fills[-1]["price"])
+             if fills else None)
     current = ledger.positions(url, track, strategy).get(symbol, ledger.Position(symbol))
     if fills or order is not None:
         position = {"after_order": after, "now": _position_view(current, mark)}
@@ -86,13 +87,16 @@ def audit_chain(url: str, decision_id: str, now: datetime) -> dict[str, Any] | N
     return chain
 
 
-def _position_after(url: str, track: str, strategy: str, symbol: str, ts: datetime) -> dict[str, Any] | None:
-    t = tables.positions_snapshots
+def _position_after(url: str, track: str, strategy: str, symbol: str, order_id: str, ts: datetime,
+                    mark: float) -> dict[str, Any] | None:
+    """The position right after the order's last fill, marked at that fill's price (as the fill's
+    ``positions_snapshots`` row is, but without the later orders filled at the same instant)."""
     with get_engine(url).connect() as conn:
-        query = select(t).where(t.c.track == track, t.c.strategy_id == strategy, t.c.symbol == symbol,
-                                t.c.as_of_ts <= ts).order_by(t.c.as_of_ts.desc()).limit(1)
-        row = conn.execute(query).mappings().first()
-    return dict(row) if row is not None else None
+        pos = ledger.position_after_order(conn, track, strategy, symbol, order_id)
+    if pos is None:
+        return None
+    return {"track": track, "strategy_id": strategy, "order_id": order_id, "as_of_ts": ts,
+            **_position_view(pos, mark)}
 
 
 def _position_view(pos: ledger.Position, mark: float | None) -> dict[str, Any]:

@@ -164,6 +164,36 @@ def load_events(url: str, track: str, strategy_id: str, until: datetime | None =
         return read_events(conn, track, strategy_id, until)
 
 
+# The ledger's order of fills: time, then the order they were stored in (``created_at``, stamped
+# with microseconds when a fill is written), so two orders filled at one instant (every order of a
+# replayed hour shares its clock) are applied as they were executed.
+FILL_ORDER = (tables.fills.c.ts, tables.fills.c.created_at, tables.fills.c.fill_id)
+
+
+def position_after_order(conn: Connection, track: str, strategy_id: str, symbol: str,
+                         order_id: str) -> Position | None:
+    """The symbol's position right after ``order_id``'s last fill: every fill up to and including
+    it in ledger order, funding charged before that instant (None when the order has no fill).
+    Not the position as of the fill's time, which holds later orders filled at the same instant."""
+    f, p = tables.fills, tables.funding_payments
+    rows = conn.execute(select(f.c.order_id, f.c.ts, f.c.symbol, f.c.side, f.c.qty, f.c.price, f.c.fee,
+                               f.c.slippage_bps).where(f.c.track == track, f.c.strategy_id == strategy_id,
+                                                       f.c.symbol == symbol).order_by(*FILL_ORDER)).all()
+    last = max((i for i, r in enumerate(rows) if r.order_id == order_id), default=None)
+    if last is None:
+        return None
+    at = rows[last].ts
+    events: list[LedgerEvent] = [
+        LedgerFill(r.ts, r.symbol, r.side, r.qty, r.price, r.fee, slippage_cost(r.side, r.qty, r.price, r.slippage_bps))
+        for r in rows[:last + 1]]
+    events += [FundingPayment(r.funding_time, r.symbol, r.amount) for r in conn.execute(
+        select(p.c.funding_time, p.c.symbol, p.c.amount).where(
+            p.c.track == track, p.c.strategy_id == strategy_id, p.c.symbol == symbol, p.c.funding_time < at)
+        .order_by(p.c.funding_time))]
+    book, _ = replay(events)
+    return book.get(symbol, Position(symbol))
+
+
 def read_events(conn: Connection, track: str, strategy_id: str, until: datetime | None = None,
                 symbols: Iterable[str] | None = None) -> list[LedgerEvent]:
     """:func:`load_events` on an open connection (so a writer sees its own uncommitted fills)."""
@@ -179,7 +209,7 @@ def read_events(conn: Connection, track: str, strategy_id: str, until: datetime 
         fq, pq = fq.where(f.c.symbol.in_(wanted)), pq.where(p.c.symbol.in_(wanted))
     events: list[LedgerEvent] = [
         LedgerFill(r.ts, r.symbol, r.side, r.qty, r.price, r.fee, slippage_cost(r.side, r.qty, r.price, r.slippage_bps))
-        for r in conn.execute(fq.order_by(f.c.ts, f.c.fill_id))]
+        for r in conn.execute(fq.order_by(*FILL_ORDER))]
     events += [FundingPayment(r.funding_time, r.symbol, r.amount)
                for r in conn.execute(pq.order_by(p.c.funding_time))]
     return _order(events)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -165,11 +165,12 @@ def _write_fills(conn: Connection, order: Order, fills: tuple[FillReport, ...]) 
     if not fills:
         return
     r = order.request
+    stored_at = datetime.now(UTC)  # to the microsecond: the ledger's order of fills at one instant
     rows = [{"fill_id": fill_id(order.order_id, f.venue_fill_id), "order_id": order.order_id,
              "venue_fill_id": f.venue_fill_id, "track": r.track, "strategy_id": r.strategy_id,
              "symbol": r.symbol, "side": r.side, "qty": f.qty, "price": f.price, "fee": f.fee,
              "liquidity": f.liquidity, "slippage_bps": slippage_bps(r.side, f.price, order.reference_price),
-             "ts": f.ts} for f in fills]
+             "ts": f.ts, "created_at": stored_at} for f in fills]
     upsert_rows(conn, tables.fills, rows, key=["order_id", "venue_fill_id"], update=[])
     marks = {f.ts: f.price for f in sorted(fills, key=lambda f: f.ts)}
     for ts, price in sorted(marks.items()):

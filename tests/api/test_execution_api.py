@@ -182,3 +182,32 @@ def test_signals_the_writer_could_not_store_are_a_503_and_nothing_trades(own_hom
         writer.database_url = good
         r = c.post(f"{P}/execution/run", json={"horizon": "24h", "strategy_id": "w1"}, headers=AUTH)
         assert r.status_code == 200 and {d["action"] for d in r.json()["decisions"]} & {"trade"}, r.text
+
+
+def test_the_audit_chain_shows_the_position_after_its_own_order_not_a_later_one_at_the_same_instant(own_home):
+    """In replay every order of an hour shares the decision clock: a later order filled at the same
+    instant must not leak into an earlier order's "position after", and the ledger applies the
+    two fills in the order they were executed."""
+    url = own_home.warehouse_url
+    with client_for(own_home, sizing_weight_band=0.0) as c:
+        out = c.post(f"{P}/execution/run", json={"horizon": "24h", "strategy_id": "same_instant"}, headers=AUTH)
+        assert out.status_code == 200, out.text
+        d = next(x for x in out.json()["decisions"] if x["action"] == "trade")
+        order = d["order"]
+        signed = order["filled_qty"] * (1 if order["side"] == "buy" else -1)
+        # The opposite side, twice the size, same strategy and symbol, same decision clock.
+        later = c.post(f"{P}/execution/orders", json={
+            "symbol": d["symbol"], "side": "sell" if signed > 0 else "buy", "qty": 2 * abs(signed),
+            "strategy_id": "same_instant"}, headers=AUTH).json()
+        assert later["status"] == "filled" and later["fills"][0]["ts"] == order["fills"][-1]["ts"]
+        chain = c.get(f"{P}/execution/audit/{d['decision_id']}").json()
+    after = chain["position"]["after_order"]
+    assert after["qty"] == pytest.approx(signed) and after["order_id"] == order["order_id"]
+    assert after["avg_price"] == pytest.approx(order["avg_fill_price"])
+    assert chain["position"]["now"]["qty"] == pytest.approx(-signed)
+    # Executed order: the first fill opened the position, the second closed it and opened the
+    # other side, so exactly one round trip closed, at the first order's entry price.
+    trades = ledger.closed_trade_pnls(url, "liquid", "same_instant")
+    assert len(trades) == 1
+    assert ledger.positions(url, "liquid", "same_instant")[d["symbol"]].avg_price == pytest.approx(
+        later["avg_fill_price"])

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ from omniwatch.trading.execution import (
     plan_target,
     record_decision,
 )
+from omniwatch.trading.locks import StrategyBusy, strategy_lock
 from omniwatch.trading.orders import Order, OrderRequest, VenueUnavailable
 from omniwatch.trading.paper import PaperAdapter, PaperSettings, accrue_funding
 from omniwatch.trading.risk import LIVE_ADAPTERS, ModelStanding, RiskDecision, RiskLimits
@@ -49,25 +51,28 @@ from omniwatch.warehouse.engine import get_engine
 class ExecutionErrorCode:
     LIVE_TRADING_DISABLED = "live_trading_disabled"  # 403: the live gate refused (switch, keys or scope)
     VENUE_UNAVAILABLE = "venue_unavailable"          # 503: the venue did not answer; the order stays submitted
+    STRATEGY_BUSY = "strategy_busy"                  # 503: another process held the strategy's lock too long
 
 
 class ExecutionService:
     def __init__(self, url: str, guard: RiskGuard, clock: Callable[[], datetime], *, default_strategy: str,
                  thresholds_bps: dict[str, float], weight_band: float, max_slippage_bps: float,
                  universe: list[str], paper: PaperSettings | None = None,
-                 live: CoinbaseLiveSettings | None = None):
-        self.url, self.guard, self.clock = url, guard, clock
+                 live: CoinbaseLiveSettings | None = None, lock_timeout_s: float = 30.0):
+        self.url, self.guard, self.clock, self.lock_timeout_s = url, guard, clock, lock_timeout_s
         self.default_strategy, self.thresholds_bps, self.weight_band = default_strategy, thresholds_bps, weight_band
         self.max_slippage_bps, self.universe = max_slippage_bps, universe
         self.paper_settings = paper or PaperSettings()
         self.live_settings = live or CoinbaseLiveSettings()
         self._live: CoinbaseLiveAdapter | None = None
         self.executor = Executor(url, guard, {"paper": PaperAdapter(url, self.paper_settings)})
-        # One decision at a time in this process: a risk check and the orders it allows are atomic
-        # (two runs of one strategy cannot both pass a limit that only one of them fits), and the
-        # warehouse sees one writer from here (SQLite's lock retries sleep: 16 threads fighting
-        # for it served fewer runs per second than one). execution/run holds it from its signals
-        # on (``deciding``): 16 runs predicting at once in threads served fewer than one at a time.
+        # One decision at a time in this process: the warehouse sees one writer from here
+        # (SQLite's lock retries sleep: 16 threads fighting for it served fewer runs per second
+        # than one). execution/run holds it from its signals on (``deciding``): 16 runs predicting
+        # at once in threads served fewer than one at a time. Atomicity of a risk check and the
+        # orders it allows (two runs of one strategy cannot both pass a limit only one of them
+        # fits) is the strategy's lock in the warehouse (``_strategy``), which holds across the
+        # API's workers and replicas too.
         self._decide = threading.RLock()
 
     # ------------------------------------------------------------------ adapters
@@ -102,8 +107,18 @@ class ExecutionService:
         """Size, check and execute ``signals`` (signal rows with their prediction's model version,
         snapshot and as_of). Raises 423 when risk refuses an order: before any is sent (nothing
         sent), or when one is sent (the trades already made are listed)."""
-        with self._decide:
+        with self._decide, self._strategy(body.track, body.strategy_id or self.default_strategy):
             return self._run(body, signals, actor, skipped)
+
+    @contextmanager
+    def _strategy(self, track: str, strategy_id: str) -> Iterator[None]:
+        """The strategy's decision lock across processes and replicas (``omniwatch.trading.locks``)."""
+        try:
+            with strategy_lock(self.url, track, strategy_id, self.lock_timeout_s):
+                yield
+        except StrategyBusy as exc:
+            raise ApiError(503, ExecutionErrorCode.STRATEGY_BUSY, str(exc),
+                           {"track": track, "strategy_id": strategy_id}) from exc
 
     def _run(self, body: ExecutionRunRequest, signals: list[dict[str, Any]], actor: str,
              skipped: list[dict[str, Any]]) -> dict[str, Any]:
@@ -249,7 +264,7 @@ class ExecutionService:
 
     # ------------------------------------------------------------------ orders
     def place(self, body: OrderCreateRequest, actor: str) -> Order:
-        with self._decide:
+        with self._decide, self._strategy(body.track, body.strategy_id or self.default_strategy):
             return self._place(body)
 
     def _place(self, body: OrderCreateRequest) -> Order:

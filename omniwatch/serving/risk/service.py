@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from omniwatch.promotions import registry_rows
 from omniwatch.serving.errors import ApiError, ApiErrorCode, not_found
 from omniwatch.serving.risk.schemas import (
     BreakerResetRequest,
@@ -24,7 +23,7 @@ from omniwatch.serving.risk.schemas import (
 from omniwatch.trading import ledger
 from omniwatch.trading.orders import OrderRequest
 from omniwatch.trading.risk import KillSwitch, RiskDecision
-from omniwatch.trading.risk_store import TRADED_MODEL, BreakerStatus, RiskGuard, model_standing
+from omniwatch.trading.risk_store import TRADED_MODEL, BreakerStatus, RiskGuard, is_registered, model_standing
 
 
 def risk_refused(decision: RiskDecision) -> ApiError:
@@ -66,7 +65,7 @@ class RiskService:
             time_in_force=body.time_in_force, max_slippage_bps=body.max_slippage_bps)
         model = None
         if body.model_version is not None:
-            if body.model_version not in {str(r["version"]) for r in registry_rows(self.guard.url, TRADED_MODEL)}:
+            if not is_registered(self.guard.url, TRADED_MODEL, body.model_version):
                 raise not_found("model version", f"{TRADED_MODEL} v{body.model_version}")
             model = model_standing(self.guard.url, TRADED_MODEL, body.model_version, body.horizon)
         decision = self.guard.check(order, price, now, record=False, adapter=body.adapter, model=model)

@@ -1,0 +1,96 @@
+"""One decision at a time per strategy, across every process that trades on one warehouse.
+
+A risk check and the orders it allows must be atomic per track and strategy: two orders that each
+fit a gross limit alone must not both pass because two processes checked before either filled.
+Inside one API process a lock does that; with several uvicorn workers or API replicas (README
+"Going past one machine") the warehouse itself must. :func:`strategy_lock` holds:
+
+- on PostgreSQL, a session-level advisory lock (``pg_advisory_lock``) on a dedicated connection,
+  keyed by a hash of ``track|strategy_id``; the server frees it if the process dies, so a crash
+  never leaves a strategy locked. Waiting is bounded by ``lock_timeout``;
+- on SQLite (one host by construction), an exclusive file lock (``filelock``: ``flock``) on a
+  lock file beside the database, one per strategy; the kernel frees it with the process.
+
+A wait past ``timeout_s`` raises :class:`StrategyBusy` (the API answers 503): another process is
+deciding for that strategy and did not finish in time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from omniwatch.warehouse.engine import get_engine
+
+NAMESPACE = "omniwatch-execution"
+
+
+class StrategyBusy(TimeoutError):
+    """Another process held the strategy's decision lock past the wait limit."""
+
+
+def lock_key(track: str, strategy_id: str) -> int:
+    """A signed 64-bit key for PostgreSQL's advisory locks (stable across processes and versions)."""
+    digest = hashlib.sha256(f"{NAMESPACE}|{track}|{strategy_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextmanager
+def strategy_lock(url: str, track: str, strategy_id: str, timeout_s: float = 30.0) -> Iterator[None]:
+    """Hold the warehouse-wide decision lock of ``track``/``strategy_id`` (see the module docstring)."""
+    engine = get_engine(url)
+    if engine.dialect.name == "postgresql":
+        with _advisory(engine, lock_key(track, strategy_id), timeout_s, f"{track}:{strategy_id}"):
+            yield
+        return
+    database = make_url(engine.url).database
+    if not database or database == ":memory:":  # a private in-memory database: one process by definition
+        yield
+        return
+    try:
+        held = FileLock(_lock_path(database, track, strategy_id), timeout=timeout_s).acquire()
+    except Timeout as exc:
+        raise StrategyBusy(f"strategy {track}:{strategy_id} is being decided by another process (waited "
+                           f"{timeout_s:g} s)") from exc
+    with held:
+        yield
+
+
+@contextmanager
+def _advisory(engine: Engine, key: int, timeout_s: float, name: str) -> Iterator[None]:
+    with engine.connect() as conn:
+        try:
+            with conn.begin():  # lock_timeout for this wait only; the lock itself outlives the transaction
+                conn.execute(text(f"SET LOCAL lock_timeout = {max(1, int(timeout_s * 1000))}"))
+                conn.execute(select(func.pg_advisory_lock(key)))
+        except OperationalError as exc:
+            if "lock timeout" in str(exc).lower():
+                raise StrategyBusy(f"strategy {name} is being decided by another process (waited "
+                                   f"{timeout_s:g} s)") from exc
+            raise
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(select(func.pg_advisory_unlock(key)))
+                conn.commit()
+            except DBAPIError:
+                # The connection is gone, and the server freed its locks with it: never hand
+                # this connection back to the pool as if it still held one.
+                conn.invalidate()
+
+
+def _lock_path(database: str, track: str, strategy_id: str) -> Path:
+    folder = Path(database).with_name(Path(database).name + ".execution-locks")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{lock_key(track, strategy_id) & 0xFFFFFFFFFFFFFFFF:016x}.lock"
+
+
+__all__ = ["StrategyBusy", "lock_key", "strategy_lock"]

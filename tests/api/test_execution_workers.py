@@ -1,0 +1,93 @@
+"""Two API workers (two apps: two processes' worth of locks and services) trading one strategy on
+one warehouse: the strategy's lock in the warehouse keeps a risk check and the order it allows
+atomic across them, on SQLite (a file lock) and PostgreSQL (an advisory lock)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from omniwatch.operations import data_clock
+from omniwatch.trading import ledger
+from omniwatch.trading.locks import StrategyBusy, strategy_lock
+
+from .conftest import AUTH, client_for
+
+P = "/api/v2"
+VENUE_DELAY_S = 0.4
+
+
+class SlowVenue:
+    """The paper venue answering after a delay: the window in which a second worker, without the
+    warehouse lock, would check risk against a book that does not hold the first order yet."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name, self.venue = inner.name, inner.venue
+
+    def submit(self, request, now):
+        time.sleep(VENUE_DELAY_S)
+        return self.inner.submit(request, now)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_two_workers_cannot_both_pass_a_limit_only_one_order_fits(own_warehouse):
+    url = own_warehouse.warehouse_url
+    price = ledger.latest_closes(url, ["BTC"], data_clock(url))["BTC"]
+    qty = 0.001
+    limits = {"liquid:race": {"max_gross_exposure_usd": qty * price * 1.5}}  # one order fits, two do not
+    with client_for(own_warehouse, risk_limits=limits) as a, client_for(own_warehouse, risk_limits=limits) as b:
+        for c in (a, b):
+            adapters = c.app.state.services.execution.executor.adapters
+            adapters["paper"] = SlowVenue(adapters["paper"])
+        body = {"symbol": "BTC", "side": "buy", "qty": qty, "strategy_id": "race"}
+        start = threading.Barrier(2)
+
+        def send(c, key):
+            start.wait()
+            return c.post(f"{P}/execution/orders", json={**body, "client_order_id": key}, headers=AUTH)
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(send, (a, b), ("race-a", "race-b")))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [200, 423], [r.text for r in answers]
+    refused = next(r for r in answers if r.status_code == 423).json()
+    assert refused["code"] == "max_gross_exposure"
+    book = ledger.positions(url, "liquid", "race")
+    assert book["BTC"].qty == pytest.approx(qty)
+
+
+def test_a_lock_held_past_the_wait_limit_is_strategy_busy_and_other_strategies_go_on(own_warehouse):
+    url = own_warehouse.warehouse_url
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with strategy_lock(url, "liquid", "busy"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        began = time.monotonic()
+        with pytest.raises(StrategyBusy, match="liquid:busy"), strategy_lock(url, "liquid", "busy", timeout_s=0.3):
+            pass
+        assert 0.25 <= time.monotonic() - began < 5
+        with strategy_lock(url, "liquid", "other", timeout_s=0.3):  # another strategy is not blocked
+            pass
+        with client_for(own_warehouse) as c:
+            c.app.state.services.execution.lock_timeout_s = 0.3
+            r = c.post(f"{P}/execution/orders", json={"symbol": "BTC", "side": "buy", "qty": 0.001,
+                                                      "strategy_id": "busy"}, headers=AUTH)
+        assert r.status_code == 503 and r.json()["code"] == "strategy_busy", r.text
+    finally:
+        release.set()
+        thread.join()
+    with strategy_lock(url, "liquid", "busy", timeout_s=1):  # freed with its holder
+        pass
