@@ -206,6 +206,9 @@ def main() -> None:
         t = time.perf_counter()
         for name, method, path, body in cases(run):
             print(f"warm-up {name}: {probe(api, name, method, path, body, run)}")
+        if args.workers > 1:  # each worker loads the model on its first request: load them all, untimed
+            name, method, path, body = cases(run)[1]
+            wrk(f"{api}{path}", method, body, 4 * args.workers, 6, f"{run}-warm")
         print(f"warm-up (model load + first requests): {time.perf_counter() - t:.1f} s; {machine_load()}")
         print(f"\n{'case':<24}{'conns':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}{'non-2xx':>9}  written")
         for conns in [int(c) for c in args.connections.split(",")]:

@@ -46,8 +46,9 @@ class LoadedModel:
     train_span: tuple[datetime, datetime] | None = None  # as_of_ts the version was trained on
     # The skill verdict frozen at registration (omniwatch.modelops.skill; version tags); None for
     # a model that is not traded (VC).
-    skill: str | None = None
+    skill: str | None = None                       # the verdict at the traded horizon (the flag)
     skill_reason: str | None = None
+    skill_by_horizon: dict[str, str] | None = None  # {"1h": status, ...}; a missing horizon has none
 
 
 def client(tracking_uri: str) -> Any:
@@ -103,14 +104,21 @@ def load_version(tracking_uri: str, name: str, version: str, device: str) -> Loa
         raise ModelUnavailable(f"{name!r} version {version} could not be loaded: {exc}",
                                model_name=name, model_version=version) from exc
     log.info("loaded %s version %s on %s", name, version, placed)
-    skill, reason = None, None
+    skill, reason, by_horizon = None, None, None
     if name == "omniwatch-liquid":  # the traded model; a version without the tag was never judged
-        from omniwatch.modelops.skill import NOT_ASSESSED, SKILL_REASON_TAG, SKILL_TAG, SkillStatus
+        from omniwatch.modelops.skill import (
+            NOT_ASSESSED,
+            SKILL_BY_HORIZON_TAG,
+            SKILL_REASON_TAG,
+            SKILL_TAG,
+            SkillStatus,
+        )
 
         skill = found.tags.get(SKILL_TAG, SkillStatus.NO_DEMONSTRATED_SKILL.value)
         reason = found.tags.get(SKILL_REASON_TAG, NOT_ASSESSED)
+        by_horizon = json.loads(found.tags.get(SKILL_BY_HORIZON_TAG) or "{}")
     return LoadedModel(name, version, "pinned", model, found.tags.get("train_lineage_id"), placed, span,
-                       skill, reason)
+                       skill, reason, by_horizon)
 
 
 def place(model: Any, device: str) -> str:

@@ -29,6 +29,7 @@ thresholds applies to versions registered afterwards. What reads it:
 
 from __future__ import annotations
 
+import json
 import math
 from enum import StrEnum
 from typing import Any
@@ -40,6 +41,7 @@ from omniwatch.modelops.thresholds import SkillThresholds
 
 SKILL_TAG = "omniwatch.skill"
 SKILL_REASON_TAG = "omniwatch.skill_reason"
+SKILL_BY_HORIZON_TAG = "omniwatch.skill_by_horizon"  # JSON {"1h": status, ...}
 NOT_ASSESSED = "no skill assessment recorded for this version"
 
 
@@ -168,8 +170,10 @@ def skill_tags(metrics: dict[str, Any] | None) -> dict[str, str]:
     if not stored:
         return {}
     record = SkillRecord.model_validate(stored)
-    return {SKILL_TAG: record.status.value, SKILL_REASON_TAG: record.reason[:5000]}
+    by_horizon = {h: v.status.value for h, v in sorted(record.by_horizon.items())}
+    return {SKILL_TAG: record.status.value, SKILL_REASON_TAG: record.reason[:5000],
+            SKILL_BY_HORIZON_TAG: json.dumps(by_horizon, sort_keys=True)}
 
 
-__all__ = ["NOT_ASSESSED", "SKILL_REASON_TAG", "SKILL_TAG", "HorizonSkill", "SkillRecord", "SkillStatus",
-           "assess_horizon", "assess_skill", "skill_of", "skill_tags"]
+__all__ = ["NOT_ASSESSED", "SKILL_BY_HORIZON_TAG", "SKILL_REASON_TAG", "SKILL_TAG", "HorizonSkill", "SkillRecord",
+           "SkillStatus", "assess_horizon", "assess_skill", "skill_of", "skill_tags"]

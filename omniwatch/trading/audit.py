@@ -61,7 +61,7 @@ def audit_chain(url: str, decision_id: str, now: datetime) -> dict[str, Any] | N
             if snapshot is not None:
                 snapshot.pop("features", None), snapshot.pop("labels", None), snapshot.pop("feature_mask", None)
         fills = [dict(r) for r in conn.execute(select(tables.fills).where(
-            tables.fills.c.order_id == decision["order_id"]).order_by(tables.fills.c.ts)).mappings()] \
+            tables.fills.c.order_id == decision["order_id"]).order_by(*ledger.FILL_ORDER)).mappings()] \
             if decision["order_id"] else []
     order = store.get_order(url, decision["order_id"]) if decision["order_id"] else None
     position = pnl = None
@@ -139,7 +139,7 @@ def pnl_attribution(url: str, now: datetime, track: str | None = None, strategy_
         if value is not None:
             fq, pq = fq.where(col_f == value), pq.where(col_p == value)
     with get_engine(url).connect() as conn:
-        fills = [dict(r) for r in conn.execute(fq.order_by(fl.c.ts)).mappings()]
+        fills = [dict(r) for r in conn.execute(fq.order_by(*ledger.FILL_ORDER)).mappings()]
         payments = [dict(r) for r in conn.execute(pq.order_by(fp.c.funding_time)).mappings()]
     marks = ledger.latest_closes(url, {f["symbol"] for f in fills}, now)
     by_symbol: dict[str, dict[str, float]] = defaultdict(_zero)

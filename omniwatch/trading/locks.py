@@ -7,7 +7,10 @@ Inside one API process a lock does that; with several uvicorn workers or API rep
 
 - on PostgreSQL, a session-level advisory lock (``pg_advisory_lock``) on a dedicated connection,
   keyed by a hash of ``track|strategy_id``; the server frees it if the process dies, so a crash
-  never leaves a strategy locked. Waiting is bounded by ``lock_timeout``;
+  never leaves a strategy locked. Waiting is bounded by ``lock_timeout``. Session locks need a
+  session: behind PgBouncer use session pooling, not transaction pooling. If the connection
+  breaks while the lock is held, the server frees it at once, and another process may start
+  deciding for that strategy before this one has noticed;
 - on SQLite (one host by construction), an exclusive file lock (``filelock``: ``flock``) on a
   lock file beside the database, one per strategy; the kernel frees it with the process.
 
@@ -18,6 +21,7 @@ deciding for that strategy and did not finish in time.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,11 +29,13 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from omniwatch.warehouse.engine import get_engine
 
 NAMESPACE = "omniwatch-execution"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock wait past lock_timeout
+log = logging.getLogger(__name__)
 
 
 class StrategyBusy(TimeoutError):
@@ -71,7 +77,7 @@ def _advisory(engine: Engine, key: int, timeout_s: float, name: str) -> Iterator
                 conn.execute(text(f"SET LOCAL lock_timeout = {max(1, int(timeout_s * 1000))}"))
                 conn.execute(select(func.pg_advisory_lock(key)))
         except OperationalError as exc:
-            if "lock timeout" in str(exc).lower():
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise StrategyBusy(f"strategy {name} is being decided by another process (waited "
                                    f"{timeout_s:g} s)") from exc
             raise
@@ -79,12 +85,15 @@ def _advisory(engine: Engine, key: int, timeout_s: float, name: str) -> Iterator
             yield
         finally:
             try:
-                conn.execute(select(func.pg_advisory_unlock(key)))
+                released = conn.execute(select(func.pg_advisory_unlock(key))).scalar()
                 conn.commit()
-            except DBAPIError:
-                # The connection is gone, and the server freed its locks with it: never hand
-                # this connection back to the pool as if it still held one.
+            except BaseException:
+                # Unlock failed (the connection broke: the server freed its locks with it, or we
+                # were interrupted): never hand this connection back to the pool as if it held none.
                 conn.invalidate()
+                raise
+            if not released:  # the session was reset under us: the lock was gone before the end
+                log.warning("the advisory lock of strategy %s was not held at release", name)
 
 
 def _lock_path(database: str, track: str, strategy_id: str) -> Path:

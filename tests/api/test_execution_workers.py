@@ -91,3 +91,36 @@ def test_a_lock_held_past_the_wait_limit_is_strategy_busy_and_other_strategies_g
         thread.join()
     with strategy_lock(url, "liquid", "busy", timeout_s=1):  # freed with its holder
         pass
+
+
+def test_a_worker_waiting_for_one_strategy_still_serves_the_others(own_home):
+    """The warehouse lock is taken before the process's decision lock: while a request waits for a
+    strategy another process is deciding, this worker still trades other strategies."""
+    url = own_home.warehouse_url
+    held, release = threading.Event(), threading.Event()
+
+    def other_process():
+        with strategy_lock(url, "liquid", "contended"):
+            held.set()
+            release.wait(20)
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    assert held.wait(10)
+    try:
+        with client_for(own_home) as c, ThreadPoolExecutor(1) as pool:
+            order = {"symbol": "BTC", "side": "buy", "qty": 0.001}
+            waiting = pool.submit(c.post, f"{P}/execution/orders", json={**order, "strategy_id": "contended"},
+                                  headers=AUTH)
+            time.sleep(0.5)  # the contended request is now waiting for the warehouse lock
+            assert not waiting.done()
+            began = time.monotonic()
+            free = c.post(f"{P}/execution/orders", json={**order, "strategy_id": "free"}, headers=AUTH)
+            took = time.monotonic() - began
+            assert free.status_code == 200 and took < 5, (free.text, took)
+            assert not waiting.done()
+            release.set()
+            assert waiting.result(timeout=30).status_code == 200
+    finally:
+        release.set()
+        holder.join()

@@ -21,22 +21,26 @@ P = "/api/v2"
 TRADER = {"X-API-Key": "sekrit-trader"}
 
 
-def set_skill(settings, version: str, demonstrated: bool) -> None:
+def set_skill(settings, version: str, demonstrated: bool | set[str]) -> None:
     """Give ``version`` a verdict as registration records it (warehouse row and MLflow version
-    tags) at every horizon."""
+    tags): skill at every horizon, none, or at the horizons named."""
     import pandas as pd
 
     from omniwatch.modelops.skill import skill_tags
     from omniwatch.resources.mlflow import MLflowResource
 
-    sharpe = 1.2 if demonstrated else -1.9
-    rows = pd.DataFrame({"strategy": ["model", "model_sized", "always_long", "always_short"],
-                         "sharpe": [0.1, sharpe, 0.6, -0.6], "hit_rate": [0.5, 0.52, 0.51, 0.49],
-                         "rank_ic_null_z": [3.0, None, None, None], "rank_ic_mean": [0.05, None, None, None],
-                         "turnover_annual": [3700.0, 120.0, 0.0, 0.0]}).set_index("strategy")
-    by = {h: assess_horizon(rows, h, 2.0) for h in ("1h", "4h", "24h")}
+    horizons = ("1h", "4h", "24h")
+    skilful = set(horizons) if demonstrated is True else set() if demonstrated is False else demonstrated
+
+    def rows(sharpe: float) -> pd.DataFrame:
+        return pd.DataFrame({"strategy": ["model", "model_sized", "always_long", "always_short"],
+                             "sharpe": [0.1, sharpe, 0.6, -0.6], "hit_rate": [0.5, 0.52, 0.51, 0.49],
+                             "rank_ic_null_z": [3.0, None, None, None], "rank_ic_mean": [0.05, None, None, None],
+                             "turnover_annual": [3700.0, 120.0, 0.0, 0.0]}).set_index("strategy")
+
+    by = {h: assess_horizon(rows(1.2 if h in skilful else -1.9), h, 2.0) for h in horizons}
     record = SkillRecord(traded_horizon="24h", status=by["24h"].status, reason=by["24h"].reason, by_horizon=by)
-    assert record.status == (SkillStatus.DEMONSTRATED if demonstrated else SkillStatus.NO_DEMONSTRATED_SKILL)
+    assert {h for h, v in by.items() if v.status == SkillStatus.DEMONSTRATED} == skilful
     r = tables.model_registry
     stored = {"skill": record.model_dump(mode="json")}
     with get_engine(settings.warehouse_url).begin() as conn:
@@ -86,11 +90,13 @@ def test_risk_check_refuses_live_orders_from_an_unvalidated_version_only(own_hom
         # Paper orders from it, and live orders no model placed, are not judged by skill.
         assert c.post(f"{P}/risk/check", json={**order, "model_version": "1"}).json()["allowed"] is True
         assert c.post(f"{P}/risk/check", json={**order, "adapter": "coinbase_live"}).json()["allowed"] is True
-        # The verdict is per horizon: the same check at 1 h reads the 1 h verdict.
-        set_skill(own_home, "1", demonstrated=True)
-        ok = c.post(f"{P}/risk/check", json={**order, "adapter": "coinbase_live", "model_version": "1",
-                                             "horizon": "1h"}).json()
+        # The verdict is per horizon: skill at 1 h only lets a 1 h live order pass, not a 24 h one.
+        set_skill(own_home, "1", demonstrated={"1h"})
+        live = {**order, "adapter": "coinbase_live", "model_version": "1"}
+        ok = c.post(f"{P}/risk/check", json={**live, "horizon": "1h"}).json()
         assert ok["allowed"] is True and ok["violations"] == []
+        refused = c.post(f"{P}/risk/check", json={**live, "horizon": "24h"}).json()
+        assert [v["code"] for v in refused["violations"]] == ["model_not_validated"]
         unknown = c.post(f"{P}/risk/check", json={**order, "adapter": "coinbase_live", "model_version": "99"})
         assert unknown.status_code == 404 and "99" in unknown.json()["detail"]
     assert _count(url) == 0  # a what-if writes nothing
@@ -98,13 +104,15 @@ def test_risk_check_refuses_live_orders_from_an_unvalidated_version_only(own_hom
 
 def test_execution_refuses_live_orders_of_an_unvalidated_champion_and_paper_still_trades(own_home, live_env):
     url = own_home.warehouse_url
-    set_skill(own_home, "1", demonstrated=False)
+    set_skill(own_home, "1", demonstrated={"1h"})  # skill at 1 h only: none at the traded 24 h
     knobs = dict(sizing_weight_band=0.0, api_keys=[KEY, f"trader:{TRADER['X-API-Key']}"],
                  api_key_scopes="trader=live")
     with client_for(own_home, **knobs) as c:
         # Served for monitoring, flagged in every answer.
         pred = c.post(f"{P}/predict/liquid", json={"target": "BTC"}, headers=TRADER).json()
         assert pred["model_version"] == "1" and pred["skill"]["status"] == "no_demonstrated_skill"
+        assert pred["skill"]["by_horizon"] == {"1h": "demonstrated", "4h": "no_demonstrated_skill",
+                                               "24h": "no_demonstrated_skill"}
         state = c.get(f"{P}/models/rollout/state").json()
         v1 = next(v for v in state["versions"] if v["version"] == "1")
         assert v1["skill"] == "no_demonstrated_skill" and "constant sign" in v1["skill_reason"]
@@ -125,4 +133,6 @@ def test_execution_refuses_live_orders_of_an_unvalidated_champion_and_paper_stil
         assert any(d["action"] == "trade" and d["order"]["status"] in ("filled", "partially_filled")
                    for d in paper.json()["decisions"])
         signals = c.post(f"{P}/signals/generate", json={}, headers=TRADER).json()["signals"]
-        assert signals and {s["model_skill"] for s in signals} == {"no_demonstrated_skill"}
+        by_horizon = {(s["horizon"], s["model_skill"]) for s in signals}
+        assert by_horizon == {("1h", "demonstrated"), ("4h", "no_demonstrated_skill"),
+                              ("24h", "no_demonstrated_skill")}

@@ -11,6 +11,7 @@ import pytest
 from omniwatch.ml.metrics import POOLED
 from omniwatch.modelops.skill import (
     NOT_ASSESSED,
+    SKILL_BY_HORIZON_TAG,
     SKILL_REASON_TAG,
     SKILL_TAG,
     SkillStatus,
@@ -84,7 +85,8 @@ def test_a_stored_verdict_round_trips_and_a_missing_one_is_no_skill():
     record = assess_skill(table(), T)
     metrics = {"wf_sharpe_24h": 1.0, "skill": record.model_dump(mode="json")}
     assert skill_of(metrics) == record
-    assert skill_tags(metrics) == {SKILL_TAG: "demonstrated", SKILL_REASON_TAG: record.reason}
+    assert skill_tags(metrics) == {SKILL_TAG: "demonstrated", SKILL_REASON_TAG: record.reason,
+                                   SKILL_BY_HORIZON_TAG: '{"1h": "demonstrated", "24h": "demonstrated"}'}
     for stored in (None, {}, {"wf_sharpe_24h": 1.0}):
         missing = skill_of(stored)
         assert missing.status == SkillStatus.NO_DEMONSTRATED_SKILL and missing.reason == NOT_ASSESSED

@@ -46,14 +46,17 @@ async def run(body: ExecutionRunRequest, request: Request, actor: str = Security
 
 
 def _run_one_at_a_time(services: Services, body: ExecutionRunRequest, actor: str, metrics: Metrics) -> dict:
-    with services.execution.deciding():
-        return _run(services, body, actor, metrics)
-
-
-def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Metrics) -> dict:
     execution = services.execution
-    if body.signal_id is not None:
-        signal = execution.signal(body.signal_id)
+    signal = execution.signal(body.signal_id) if body.signal_id is not None else None  # 404 before any lock
+    strategy = body.strategy_id or (signal["strategy_id"] if signal else None) or execution.default_strategy
+    with execution.deciding(body.track, strategy):
+        return _run(services, body, actor, metrics, signal)
+
+
+def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Metrics,
+         signal: dict | None) -> dict:
+    execution = services.execution
+    if signal is not None:
         if signal["horizon"] != body.horizon:
             raise ApiError(422, "validation_error", f"body.horizon: the signal is a {signal['horizon']} signal, "
                            f"not {body.horizon}", {"signal_horizon": signal["horizon"]})

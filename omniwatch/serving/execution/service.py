@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -71,9 +71,10 @@ class ExecutionService:
         # than one). execution/run holds it from its signals on (``deciding``): 16 runs predicting
         # at once in threads served fewer than one at a time. Atomicity of a risk check and the
         # orders it allows (two runs of one strategy cannot both pass a limit only one of them
-        # fits) is the strategy's lock in the warehouse (``_strategy``), which holds across the
+        # fits) is the strategy's lock in the warehouse (``deciding``), which holds across the
         # API's workers and replicas too.
         self._decide = threading.RLock()
+        self._held = threading.local()  # the strategies this thread holds the warehouse lock of
 
     # ------------------------------------------------------------------ adapters
     def allow(self, adapter: str, scopes: frozenset[str]) -> None:
@@ -88,9 +89,31 @@ class ExecutionService:
             self._live = CoinbaseLiveAdapter(self.live_settings)
             self.executor.adapters["coinbase_live"] = self._live
 
-    def deciding(self) -> threading.RLock:
-        """The process's decision lock (re-entrant), for a caller that prepares a run's signals."""
-        return self._decide
+    @contextmanager
+    def deciding(self, track: str, strategy_id: str) -> Iterator[None]:
+        """Decide for ``track``/``strategy_id``: its lock in the warehouse first (across processes and
+        replicas, ``omniwatch.trading.locks``; 503 ``strategy_busy`` past the wait limit), then this
+        process's decision lock. In that order, a worker waiting for a strategy another process is
+        deciding holds nothing that the other strategies need. Re-entrant in one thread for the same
+        strategy (execution/run holds it from its signals on and runs inside it)."""
+        held: set[tuple[str, str]] = self._held.__dict__.setdefault("keys", set())
+        key = (track, strategy_id)
+        if key in held:
+            with self._decide:
+                yield
+            return
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(strategy_lock(self.url, track, strategy_id, self.lock_timeout_s))
+            except StrategyBusy as exc:
+                raise ApiError(503, ExecutionErrorCode.STRATEGY_BUSY, str(exc),
+                               {"track": track, "strategy_id": strategy_id}) from exc
+            held.add(key)
+            try:
+                with self._decide:
+                    yield
+            finally:
+                held.discard(key)
 
     def close(self) -> None:
         if self._live is not None:
@@ -107,18 +130,8 @@ class ExecutionService:
         """Size, check and execute ``signals`` (signal rows with their prediction's model version,
         snapshot and as_of). Raises 423 when risk refuses an order: before any is sent (nothing
         sent), or when one is sent (the trades already made are listed)."""
-        with self._decide, self._strategy(body.track, body.strategy_id or self.default_strategy):
+        with self.deciding(body.track, body.strategy_id or self.default_strategy):
             return self._run(body, signals, actor, skipped)
-
-    @contextmanager
-    def _strategy(self, track: str, strategy_id: str) -> Iterator[None]:
-        """The strategy's decision lock across processes and replicas (``omniwatch.trading.locks``)."""
-        try:
-            with strategy_lock(self.url, track, strategy_id, self.lock_timeout_s):
-                yield
-        except StrategyBusy as exc:
-            raise ApiError(503, ExecutionErrorCode.STRATEGY_BUSY, str(exc),
-                           {"track": track, "strategy_id": strategy_id}) from exc
 
     def _run(self, body: ExecutionRunRequest, signals: list[dict[str, Any]], actor: str,
              skipped: list[dict[str, Any]]) -> dict[str, Any]:
@@ -264,7 +277,7 @@ class ExecutionService:
 
     # ------------------------------------------------------------------ orders
     def place(self, body: OrderCreateRequest, actor: str) -> Order:
-        with self._decide, self._strategy(body.track, body.strategy_id or self.default_strategy):
+        with self.deciding(body.track, body.strategy_id or self.default_strategy):
             return self._place(body)
 
     def _place(self, body: OrderCreateRequest) -> Order:

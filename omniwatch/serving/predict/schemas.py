@@ -103,13 +103,18 @@ class CandidateForecast(BaseModel):
     horizon_predictions: dict[str, float]
 
 
-class ModelSkill(BaseModel):
-    """Whether the answering version demonstrated skill on its walk-forward (judged at registration,
-    at the traded horizon): without it the forecasts are served for monitoring, the promotion gate
-    rejects the version, and risk refuses its live orders (``model_not_validated``)."""
+SkillStatus = Literal["demonstrated", "no_demonstrated_skill"]
 
-    status: Literal["demonstrated", "no_demonstrated_skill"]
+
+class ModelSkill(BaseModel):
+    """Whether the answering version demonstrated skill on its walk-forward (judged at registration):
+    ``status`` is its flag (the traded horizon's verdict), ``by_horizon`` each horizon's. Without
+    skill at a horizon its forecasts there are served for monitoring, the promotion gate rejects
+    the version, and risk refuses live orders it places at that horizon (``model_not_validated``)."""
+
+    status: SkillStatus
     reason: str
+    by_horizon: dict[str, SkillStatus] = Field(default_factory=dict)
 
 
 class PredictionResponse(BaseModel):

@@ -284,7 +284,8 @@ class Predictor:
             infer_lineage_id=window.infer_lineage_id, input_source="request" if snap is None else "snapshot",
             snapshot=SnapshotRef(**snap) if snap else None, history_rows=len(window.frame),
             as_of_ts=window.as_of_ts, predictions=preds, components=comps,
-            skill=ModelSkill(status=cast(Any, loaded.skill), reason=loaded.skill_reason or "")
+            skill=ModelSkill(status=cast(Any, loaded.skill), reason=loaded.skill_reason or "",
+                             by_horizon=cast(Any, loaded.skill_by_horizon or {}))
             if loaded.skill is not None else None)
         return response, row
 

@@ -49,8 +49,8 @@ class Signal(BaseModel):
     status: str
     model_version: str
     model_skill: Literal["demonstrated", "no_demonstrated_skill"] | None = Field(
-        default=None, description="The version's skill flag: without demonstrated skill its signals trade on "
-                                  "paper only (risk refuses live orders: model_not_validated).")
+        default=None, description="The version's skill verdict at this signal's horizon: without demonstrated "
+                                  "skill it trades on paper only (risk refuses live orders: model_not_validated).")
     snapshot_age_seconds: float | None = None
     rollout: RolloutBlend | None = None
 

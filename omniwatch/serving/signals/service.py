@@ -30,7 +30,9 @@ def generate_signals(services: Services, body: SignalsRequest, targets: list[str
                          "threshold": d.threshold_bps, "as_of_ts": pred.as_of_ts, "status": status})
             signals.append({**rows[-1], "threshold_bps": d.threshold_bps, "prediction_bps": forecast,
                             "model_version": pred.model_version, "snapshot_age_seconds": pred.snapshot_age_seconds,
-                            "model_skill": pred.skill.status if pred.skill else None,
+                            # The verdict at this signal's horizon: the one risk applies to its live orders.
+                            "model_skill": (pred.skill.by_horizon.get(h, "no_demonstrated_skill")
+                                            if pred.skill else None),
                             "rollout": rollout})
     services.writer.submit("signal_candidates", rows, wait=wait)
     return SignalsResponse(strategy_id=strategy, model_name="omniwatch-liquid",
