@@ -296,6 +296,8 @@ def _main_runs(settings: Settings, launcher, start: date, end: date, train: bool
         registered.append(f"registered {meta['registered_model'].value} version "
                           f"{meta['registered_version'].value} aliases {meta['aliases'].value} "
                           f"(mlflow run {meta['mlflow_run_id'].value}, {meta['model_uri'].value})")
+        if "skill" in meta:  # the verdict the gate and the risk check act on (omniwatch.modelops.skill)
+            registered.append(f"  skill: {meta['skill'].value} ({meta['skill_reason'].value})")
     summary.registered = "\n".join(registered)
 
     # The VC track: daily filings over the same range, then the archive, entities, links, model.

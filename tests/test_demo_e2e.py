@@ -74,6 +74,9 @@ def test_demo_runs_the_whole_liquid_pipeline_and_a_rerun_changes_no_row_counts(t
     assert "walk-forward" in first and "always_long" in first
     assert re.search(r"registered omniwatch-liquid version 1 aliases \['challenger', 'champion'\]", first)
     assert re.search(r"registered omniwatch-liquid version 2 aliases \['challenger'\]", first)
+    # Each version's skill verdict, and the demo saying that it waives the gate's requirement.
+    assert len(re.findall(r"^  skill: (demonstrated|no_demonstrated_skill) \(24h: net Sharpe", first, re.M)) == 2
+    assert "the gate's skill requirement is waived" in first
     _assert_live_segment(first)
     assert re.search(r"registered omniwatch-vc version 1 aliases \['challenger', 'champion'\]", first)
     # The VC track reads the whole bundled filings archive whatever the window.
