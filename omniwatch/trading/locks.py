@@ -24,10 +24,11 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -53,7 +54,8 @@ def strategy_lock(url: str, track: str, strategy_id: str, timeout_s: float = 30.
     """Hold the warehouse-wide decision lock of ``track``/``strategy_id`` (see the module docstring)."""
     engine = get_engine(url)
     if engine.dialect.name == "postgresql":
-        with _advisory(engine, lock_key(track, strategy_id), timeout_s, f"{track}:{strategy_id}"):
+        with _advisory(_lock_engine(str(engine.url.render_as_string(hide_password=False))),
+                       lock_key(track, strategy_id), timeout_s, f"{track}:{strategy_id}"):
             yield
         return
     database = make_url(engine.url).database
@@ -67,6 +69,15 @@ def strategy_lock(url: str, track: str, strategy_id: str, timeout_s: float = 30.
                            f"{timeout_s:g} s)") from exc
     with held:
         yield
+
+
+@lru_cache(maxsize=16)
+def _lock_engine(url: str) -> Engine:
+    """Connections that only hold advisory locks, apart from the warehouse's pool: a request holds
+    one while it waits for its turn in the process, and 16 such requests must not take the
+    connections the deciding request needs (the warehouse pool has 15). Two stay open; a burst
+    opens more and closes them when released."""
+    return create_engine(url, pool_size=2, max_overflow=-1, pool_pre_ping=True)
 
 
 @contextmanager

@@ -124,3 +124,23 @@ def test_a_worker_waiting_for_one_strategy_still_serves_the_others(own_home):
     finally:
         release.set()
         holder.join()
+
+
+def test_many_strategies_at_once_do_not_exhaust_the_warehouse_pool(own_warehouse):
+    """Twenty requests for twenty strategies at once: each holds its strategy's lock while it waits
+    for its turn in the process. On PostgreSQL those locks live on connections of their own, not
+    the warehouse pool's 15, or the request whose turn it is could not get one (a 30 s pool
+    timeout, then a 500)."""
+    with client_for(own_warehouse) as c, ThreadPoolExecutor(20) as pool:
+        start = threading.Barrier(20)
+
+        def send(i: int):
+            start.wait()
+            return c.post(f"{P}/execution/orders", json={"symbol": "BTC", "side": "buy", "qty": 0.001,
+                                                         "strategy_id": f"many-{i}"}, headers=AUTH)
+
+        began = time.monotonic()
+        answers = list(pool.map(send, range(20)))
+        took = time.monotonic() - began
+    assert [r.status_code for r in answers] == [200] * 20, [r.text for r in answers if r.status_code != 200][:2]
+    assert took < 20, took
