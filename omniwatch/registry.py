@@ -43,10 +43,11 @@ def record_registration(mlflow: MLflowResource, database_url: str, name: str, mo
     # The skill verdict (omniwatch.modelops.skill) travels with the version from its creation on.
     from omniwatch.modelops.skill import skill_tags
 
-    tags |= skill_tags(metrics)
+    skill = skill_tags(metrics)
+    tags |= skill
     version = existing or mlflow.register(model_uri, name, tags=tags)
-    if existing and skill_tags(metrics):  # a retry stores this attempt's metrics: its verdict, in both places
-        mlflow.set_version_tags(name, existing, skill_tags(metrics))
+    if existing and skill:  # a retry stores this attempt's metrics: its verdict, in both places
+        mlflow.set_version_tags(name, existing, skill)
     with get_engine(database_url).begin() as conn:
         upsert_rows(conn, tables.model_registry, [{
             "model_name": name, "version": version, "mlflow_run_id": run_id, "track": track,

@@ -54,7 +54,7 @@ def strategy_lock(url: str, track: str, strategy_id: str, timeout_s: float = 30.
     """Hold the warehouse-wide decision lock of ``track``/``strategy_id`` (see the module docstring)."""
     engine = get_engine(url)
     if engine.dialect.name == "postgresql":
-        with _advisory(_lock_engine(str(engine.url.render_as_string(hide_password=False))),
+        with _advisory(_lock_engine(engine.url.render_as_string(hide_password=False)),
                        lock_key(track, strategy_id), timeout_s, f"{track}:{strategy_id}"):
             yield
         return

@@ -95,6 +95,7 @@ class ModelStanding:
     horizon: str
     demonstrated: bool
     reason: str
+    registered: bool = True  # False: the registry does not know the version (it has demonstrated nothing)
 
 
 @dataclass(frozen=True)

@@ -84,24 +84,18 @@ TRADED_MODEL = "omniwatch-liquid"  # the model whose forecasts place orders (exe
 def model_standing(url: str, model_name: str, version: str, horizon: str) -> ModelStanding:
     """The skill verdict of ``model_name`` v``version`` at ``horizon`` from its registry row
     (``omniwatch.modelops.skill``); a version the warehouse does not know has demonstrated
-    nothing (:func:`is_registered` tells them apart). A database error propagates: it must never
-    read as either verdict."""
+    nothing (``registered`` False). A database error propagates: it must never read as either
+    verdict."""
     from omniwatch.modelops.skill import skill_of
 
     r = tables.model_registry.c
     with get_engine(url).connect() as conn:
         row = conn.execute(select(r.metrics).where(r.model_name == model_name, r.version == str(version))).first()
     if row is None:
-        return ModelStanding(model_name, str(version), horizon, False, f"v{version} is not in the model registry")
+        return ModelStanding(model_name, str(version), horizon, False, f"v{version} is not in the model registry",
+                             registered=False)
     verdict = skill_of(row.metrics).at(horizon)
     return ModelStanding(model_name, str(version), horizon, verdict.demonstrated, verdict.reason)
-
-
-def is_registered(url: str, model_name: str, version: str) -> bool:
-    r = tables.model_registry.c
-    with get_engine(url).connect() as conn:
-        return conn.execute(select(r.id).where(r.model_name == model_name, r.version == str(version))).first() \
-            is not None
 
 
 def _day(now: datetime) -> tuple[datetime, datetime]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
@@ -33,7 +35,30 @@ class SlowVenue:
         return self.inner.submit(request, now)
 
     def __getattr__(self, name):
+        if name == "inner":  # not set yet (a copy): no endless recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+@contextmanager
+def held_elsewhere(url: str, strategy_id: str) -> Iterator[threading.Event]:
+    """Another process (a thread with its own lock handle) holds ``strategy_id``'s warehouse lock
+    until the yielded event is set, or the block ends."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with strategy_lock(url, "liquid", strategy_id):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        yield release
+    finally:
+        release.set()
+        thread.join()
 
 
 def test_two_workers_cannot_both_pass_a_limit_only_one_order_fits(own_warehouse):
@@ -64,17 +89,7 @@ def test_two_workers_cannot_both_pass_a_limit_only_one_order_fits(own_warehouse)
 
 def test_a_lock_held_past_the_wait_limit_is_strategy_busy_and_other_strategies_go_on(own_warehouse):
     url = own_warehouse.warehouse_url
-    held, release = threading.Event(), threading.Event()
-
-    def holder():
-        with strategy_lock(url, "liquid", "busy"):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        assert held.wait(10)
+    with held_elsewhere(url, "busy"):
         began = time.monotonic()
         with pytest.raises(StrategyBusy, match="liquid:busy"), strategy_lock(url, "liquid", "busy", timeout_s=0.3):
             pass
@@ -86,9 +101,6 @@ def test_a_lock_held_past_the_wait_limit_is_strategy_busy_and_other_strategies_g
             r = c.post(f"{P}/execution/orders", json={"symbol": "BTC", "side": "buy", "qty": 0.001,
                                                       "strategy_id": "busy"}, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "strategy_busy", r.text
-    finally:
-        release.set()
-        thread.join()
     with strategy_lock(url, "liquid", "busy", timeout_s=1):  # freed with its holder
         pass
 
@@ -96,34 +108,20 @@ def test_a_lock_held_past_the_wait_limit_is_strategy_busy_and_other_strategies_g
 def test_a_worker_waiting_for_one_strategy_still_serves_the_others(own_home):
     """The warehouse lock is taken before the process's decision lock: while a request waits for a
     strategy another process is deciding, this worker still trades other strategies."""
-    url = own_home.warehouse_url
-    held, release = threading.Event(), threading.Event()
-
-    def other_process():
-        with strategy_lock(url, "liquid", "contended"):
-            held.set()
-            release.wait(20)
-
-    holder = threading.Thread(target=other_process)
-    holder.start()
-    assert held.wait(10)
-    try:
-        with client_for(own_home) as c, ThreadPoolExecutor(1) as pool:
-            order = {"symbol": "BTC", "side": "buy", "qty": 0.001}
-            waiting = pool.submit(c.post, f"{P}/execution/orders", json={**order, "strategy_id": "contended"},
-                                  headers=AUTH)
-            time.sleep(0.5)  # the contended request is now waiting for the warehouse lock
-            assert not waiting.done()
-            began = time.monotonic()
-            free = c.post(f"{P}/execution/orders", json={**order, "strategy_id": "free"}, headers=AUTH)
-            took = time.monotonic() - began
-            assert free.status_code == 200 and took < 5, (free.text, took)
-            assert not waiting.done()
-            release.set()
-            assert waiting.result(timeout=30).status_code == 200
-    finally:
+    with held_elsewhere(own_home.warehouse_url, "contended") as release, client_for(own_home) as c, \
+            ThreadPoolExecutor(1) as pool:
+        order = {"symbol": "BTC", "side": "buy", "qty": 0.001}
+        waiting = pool.submit(c.post, f"{P}/execution/orders", json={**order, "strategy_id": "contended"},
+                              headers=AUTH)
+        time.sleep(0.5)  # the contended request is now waiting for the warehouse lock
+        assert not waiting.done()
+        began = time.monotonic()
+        free = c.post(f"{P}/execution/orders", json={**order, "strategy_id": "free"}, headers=AUTH)
+        took = time.monotonic() - began
+        assert free.status_code == 200 and took < 5, (free.text, took)
+        assert not waiting.done()
         release.set()
-        holder.join()
+        assert waiting.result(timeout=30).status_code == 200
 
 
 def test_many_strategies_at_once_do_not_exhaust_the_warehouse_pool(own_warehouse):

@@ -23,7 +23,7 @@ from omniwatch.serving.risk.schemas import (
 from omniwatch.trading import ledger
 from omniwatch.trading.orders import OrderRequest
 from omniwatch.trading.risk import KillSwitch, RiskDecision
-from omniwatch.trading.risk_store import TRADED_MODEL, BreakerStatus, RiskGuard, is_registered, model_standing
+from omniwatch.trading.risk_store import TRADED_MODEL, BreakerStatus, RiskGuard, model_standing
 
 
 def risk_refused(decision: RiskDecision) -> ApiError:
@@ -65,9 +65,9 @@ class RiskService:
             time_in_force=body.time_in_force, max_slippage_bps=body.max_slippage_bps)
         model = None
         if body.model_version is not None:
-            if not is_registered(self.guard.url, TRADED_MODEL, body.model_version):
-                raise not_found("model version", f"{TRADED_MODEL} v{body.model_version}")
             model = model_standing(self.guard.url, TRADED_MODEL, body.model_version, body.horizon)
+            if not model.registered:
+                raise not_found("model version", f"{TRADED_MODEL} v{body.model_version}")
         decision = self.guard.check(order, price, now, record=False, adapter=body.adapter, model=model)
         return CheckResponse(**decision.model_dump(), as_of=now, limits=self.guard.limits(body.track, strategy))
 
