@@ -4,9 +4,10 @@
 still pay its perpetual funding and be marked at each new bar, or the day-loss breaker, the PnL
 attribution and ``positions_snapshots`` would only move when somebody trades. The
 ``paper_books`` asset calls :func:`update_paper_books` after each hour's market data (live or
-replayed): for every paper strategy that has filled an order, every funding settlement known by
-then is charged to the position held at its time (idempotent per settlement), and every open
-position gets a ``mark`` snapshot at the newest close available then (point in time).
+replayed), each strategy under its lock (``omniwatch.trading.locks``): for every paper strategy
+that has filled an order, every funding settlement known by then is charged to the position held
+at its time (idempotent per settlement), and every open position gets a ``mark`` snapshot at the
+newest close available then (point in time).
 Live (Coinbase) positions are not touched: the venue's own fills and fees are the record.
 """
 
@@ -18,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from omniwatch.trading import ledger, store
+from omniwatch.trading.locks import strategy_lock
 from omniwatch.trading.paper import PaperSettings, accrue_funding
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
@@ -50,11 +52,14 @@ def update_paper_books(url: str, now: datetime, settings: PaperSettings | None =
     settings = settings or PaperSettings()
     updates = []
     for track, strategy in paper_strategies(url):
-        paid = accrue_funding(url, track, strategy, now, settings)
-        book = ledger.positions(url, track, strategy)
-        held = {s: p.qty for s, p in book.items() if abs(p.qty) > ledger.EPS}
-        marks = ledger.latest_closes(url, held, now)
-        marked = store.mark_positions(url, track, strategy, marks, now)
+        # Under the strategy's lock, as every writer of its ledger: an execution run deciding for
+        # it meanwhile reads its book once and must not see it move under it.
+        with strategy_lock(url, track, strategy):
+            paid = accrue_funding(url, track, strategy, now, settings)
+            book = ledger.positions(url, track, strategy)
+            held = {s: p.qty for s, p in book.items() if abs(p.qty) > ledger.EPS}
+            marks = ledger.latest_closes(url, held, now)
+            marked = store.mark_positions(url, track, strategy, marks, now)
         unmarked = tuple(sorted(set(held) - set(marks)))
         net = None if unmarked else sum(p.equity(marks.get(s)) for s, p in book.items())
         updates.append(BookUpdate(track, strategy, paid, marked, held, unmarked, net))

@@ -45,7 +45,7 @@ from omniwatch.trading.orders import (
     transition,
 )
 from omniwatch.trading.risk import ModelStanding, RiskDecision
-from omniwatch.trading.risk_store import RiskGuard
+from omniwatch.trading.risk_store import RiskGuard, StrategyBook
 from omniwatch.trading.sizing import SizingRule, apply_band, horizon_hours, target_weight
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
@@ -179,8 +179,8 @@ class Executor:
         self.url, self.guard, self.adapters = url, guard, dict(adapters)
 
     def check(self, request: OrderRequest, price: float, now: datetime, *, adapter: str = "paper",
-              model: ModelStanding | None = None) -> RiskDecision:
-        return self.guard.check(request, price, now, adapter=adapter, model=model)
+              model: ModelStanding | None = None, book: StrategyBook | None = None) -> RiskDecision:
+        return self.guard.check(request, price, now, adapter=adapter, model=model, book=book)
 
     def deny(self, request: OrderRequest, adapter: str, decision: RiskDecision, now: datetime, *,
              model_version: str | None = None, snapshot_id: int | None = None) -> Order:
@@ -193,18 +193,19 @@ class Executor:
     def submit(self, request: OrderRequest, adapter: str, price: float, now: datetime, *,
                model_version: str | None = None, snapshot_id: int | None = None,
                decision: RiskDecision | None = None, key_is_new: bool = False,
-               model: ModelStanding | None = None) -> Order:
+               model: ModelStanding | None = None, book: StrategyBook | None = None) -> Order:
         """Risk check (unless ``decision`` is the check already made), then the venue. Returns the
         stored order (the existing one for a repeated ``client_order_id``; ``key_is_new``: the
         caller has just looked the key up and found none). ``model``: the version whose forecast
-        placed the order, with its skill verdict (None: no model did). Raises
+        placed the order, with its skill verdict (None: no model did). ``book``: the strategy's
+        figures held by the caller (decided on, and given the order's fills). Raises
         :class:`RiskRefused` (order stored denied) or ``VenueUnavailable`` (order stays submitted)."""
         if not key_is_new:
             existing = store.get_order_by_client_id(self.url, request.client_order_id)
             if existing is not None:
                 return existing
         venue = self.adapters[adapter]
-        decision = decision or self.check(request, price, now, adapter=adapter, model=model)
+        decision = decision or self.check(request, price, now, adapter=adapter, model=model, book=book)
         if not decision.allowed:
             raise RiskRefused(decision, self.deny(request, adapter, decision, now, model_version=model_version,
                                                   snapshot_id=snapshot_id))
@@ -216,7 +217,10 @@ class Executor:
         if stored.order_id != order.order_id:  # a concurrent request with the same key won
             return stored
         report = venue.submit(request, now)  # VenueUnavailable propagates: the order stays submitted
-        return store.save_order(self.url, apply_report(stored, report, now))
+        saved = store.save_order(self.url, apply_report(stored, report, now))
+        if book is not None:
+            book.add_fills(saved)
+        return saved
 
     def _reconcile(self, order: Order, now: datetime) -> Order:
         """An order a timeout left ``submitted`` with no venue id: the venue may have taken it. Send

@@ -271,11 +271,20 @@ def read_day_pnl(conn: Connection, events: Iterable[LedgerEvent], day: date, mar
     start = datetime.combine(day, time(), UTC)
     end = start + timedelta(days=1)
     events = [e for e in events if e.ts < end]
-    before, _ = replay(e for e in events if e.ts < start)
+    start_marks = read_day_start_marks(conn, events, day)
     after, _ = replay(events)
-    open_before = [s for s, p in before.items() if abs(p.qty) > EPS]
-    start_marks = {s: before[s].avg_price or 0.0 for s in open_before}
-    start_marks.update(read_latest_closes(conn, open_before, start))
     missing = [s for s, p in after.items() if abs(p.qty) > EPS and s not in marks]
     end_marks = {**read_latest_closes(conn, missing, min(datetime.now(UTC), end)), **marks}
     return day_pnl_of(events, day, start_marks, end_marks)
+
+
+def read_day_start_marks(conn: Connection, events: Iterable[LedgerEvent], day: date) -> dict[str, float]:
+    """The prices of the positions open at 00:00 UTC of ``day`` (after ``events`` before it): the
+    newest bar close available then, else the entry price. They do not change with what happens
+    during the day, so a caller deciding several times in one day reads them once."""
+    start = datetime.combine(day, time(), UTC)
+    before, _ = replay(e for e in events if e.ts < start)
+    open_before = [s for s, p in before.items() if abs(p.qty) > EPS]
+    marks = {s: before[s].avg_price or 0.0 for s in open_before}
+    marks.update(read_latest_closes(conn, open_before, start))
+    return marks

@@ -63,7 +63,9 @@ def strategy_lock(url: str, track: str, strategy_id: str, timeout_s: float = 30.
         yield
         return
     try:
-        held = FileLock(_lock_path(database, track, strategy_id), timeout=timeout_s).acquire()
+        # Polled every 5 ms (filelock's default is 50): the lock changes hands between runs of a
+        # few tens of ms, and a slow poll leaves it idle in between.
+        held = FileLock(_lock_path(database, track, strategy_id), timeout=timeout_s).acquire(poll_interval=0.005)
     except Timeout as exc:
         raise StrategyBusy(f"strategy {track}:{strategy_id} is being decided by another process (waited "
                            f"{timeout_s:g} s)") from exc

@@ -56,7 +56,7 @@ from omniwatch.trading.paper_market import (
 )
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import upsert_rows
+from omniwatch.warehouse.upsert import insert_new
 
 S = OrderStatus
 EPS = 1e-12
@@ -202,8 +202,10 @@ class PaperAdapter:
         row = {"venue_order_id": voi, "client_order_id": order.client_order_id, "request": asdict(order),
                "submitted_at": as_utc(now)}
         with get_engine(self.url).begin() as conn:
-            upsert_rows(conn, tables.paper_orders, [row], key=["client_order_id"], update=[])
-        return self.get(voi, now)
+            new = insert_new(conn, tables.paper_orders, row, key=["client_order_id"])
+        if new:  # the venue's record is this request now: no need to read it back
+            return self._replay(voi, order, row["submitted_at"], row["submitted_at"], False)
+        return self.get(voi, now)  # seen before (a reconcile): the stored request and time answer
 
     def get(self, venue_order_id: str, now: datetime) -> VenueReport:
         request, submitted, canceled = self._load(venue_order_id)

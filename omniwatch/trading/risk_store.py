@@ -19,7 +19,8 @@ Everything lives in the warehouse, so a restarted process, or another one, decid
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy import Connection, select
 
 from omniwatch.jsonsafe import json_safe
 from omniwatch.trading import ledger
-from omniwatch.trading.orders import OrderRequest
+from omniwatch.trading.orders import Order, OrderRequest
 from omniwatch.trading.risk import (
     ALL_STRATEGIES,
     EPS,
@@ -45,6 +46,7 @@ from omniwatch.trading.risk import (
     daily_loss_limit,
     trading_state,
 )
+from omniwatch.trading.store import slippage_bps
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
 
@@ -76,6 +78,73 @@ class Figures:
     context: RiskContext
     breakers: BreakerState
     reset: dict[str, Any] | None
+
+
+@dataclass
+class StrategyBook:
+    """One strategy's ledger events, risk controls and marks, read once (:meth:`RiskGuard.book`) by
+    a caller that holds the strategy's lock (``omniwatch.trading.locks``: every writer of its fills,
+    funding and controls holds it), so nothing else moves them meanwhile. A run decides each of its
+    orders on it and adds the fills it makes (:meth:`add_fills`) instead of reading the warehouse
+    again; the figures are those a fresh read would give (tested)."""
+
+    guard: RiskGuard
+    track: str
+    strategy_id: str
+    now: datetime
+    events: list[ledger.LedgerEvent]
+    controls: list[dict[str, Any]]
+    closes: dict[str, float]            # newest close available at ``now``, by symbol read
+    start_marks: dict[str, float]       # the positions open at the day's start, priced then
+    _added: set[tuple[str, str]] = field(default_factory=set)
+
+    def positions(self) -> dict[str, ledger.Position]:
+        book, _ = ledger.replay(self.events)
+        return book
+
+    def add_fills(self, order: Order) -> None:
+        """The order's fills not yet in the book (each once, by venue fill id), as the ledger reads
+        them back from ``fills``."""
+        r = order.request
+        new = [f for f in order.fills if (order.order_id, f.venue_fill_id) not in self._added]
+        for f in new:
+            self._added.add((order.order_id, f.venue_fill_id))
+            bps = slippage_bps(r.side, f.price, order.reference_price)
+            self.events.append(ledger.LedgerFill(f.ts, r.symbol, r.side, f.qty, f.price, f.fee,
+                                                 ledger.slippage_cost(r.side, f.qty, f.price, bps)))
+
+    def figures(self, prices: Mapping[str, float]) -> Figures:
+        """What a decision reads: positions, marks (the newest close now, the entry price without a
+        bar; ``prices`` value their own symbols' exposure only), the day's PnL, the closed trades
+        since the last consecutive-loss reset, the kill switches and the day's loss trip."""
+        book, closed = ledger.replay(self.events)
+        held = {s: p.qty for s, p in book.items() if abs(p.qty) > EPS}
+        unread = [s for s in held if s not in self.closes]
+        if unread:  # a symbol this book's reads did not price (opened by a fill added since)
+            self.closes.update(ledger.latest_closes(self.guard.url, unread, self.now))
+        # The day's PnL marks at the newest close available at ``now`` (the entry price without a
+        # bar), never at the order's price: a limit price far from the market must not trip the
+        # daily loss. The order's price values its own symbol's exposure only.
+        marks = {s: p.avg_price for s, p in book.items() if s in held and p.avg_price is not None}
+        marks.update({s: self.closes[s] for s in held if s in self.closes})
+        start, end = _day(self.now)
+        pnl = ledger.day_pnl_of([e for e in self.events if e.ts < end], start.date(), self.start_marks,
+                                {s: marks[s] for s in held})
+        marks.update(prices)
+        controls, strategy_id = self.controls, self.strategy_id
+        resets = [r for r in controls if r["strategy_id"] == strategy_id and r["control"] == CONSECUTIVE_LOSS]
+        reset = resets[-1] if resets else None
+        cut = datetime.fromisoformat(reset["detail"]["last_trade_at"]) if reset and reset["detail"].get(
+            "last_trade_at") else None
+        trades = [t.pnl for t in closed if cut is None or t.closed_at > cut]
+        context = RiskContext(positions=held, marks=marks, day_pnl=pnl, closed_trade_pnls=tuple(trades))
+        switches = [RiskGuard._switch(self.track, s, [r for r in controls if r["strategy_id"] == s
+                                                      and r["control"] == KILL_SWITCH])
+                    for s in dict.fromkeys((strategy_id, ALL_STRATEGIES))]
+        tripped = any(r["strategy_id"] == strategy_id and r["control"] == DAILY_LOSS and r["action"] == TRIP
+                      and start <= r["as_of"] < end for r in controls)
+        breakers = BreakerState(kill_switches=tuple(k for k in switches if k.triggered), daily_loss_tripped=tripped)
+        return Figures(context, breakers, reset)
 
 
 TRADED_MODEL = "omniwatch-liquid"  # the model whose forecasts place orders (execution/run)
@@ -114,47 +183,45 @@ class RiskGuard:
 
     # ------------------------------------------------------------------ decisions
     def check(self, order: OrderRequest, price: float, now: datetime, *, record: bool = True,
-              adapter: str = "paper", model: ModelStanding | None = None) -> RiskDecision:
+              adapter: str = "paper", model: ModelStanding | None = None,
+              book: StrategyBook | None = None) -> RiskDecision:
         """The decision for ``order`` at ``price`` and the decision clock ``now``, sent through
         ``adapter`` for the forecast of ``model`` (None: no model placed it). With ``record``
         (execution), a refusal appends its ``risk_events`` rows and a newly passed daily-loss limit
-        its trip; without it (``risk/check``, a what-if) nothing is written."""
+        its trip; without it (``risk/check``, a what-if) nothing is written. ``book``: the
+        strategy's figures read once by a caller holding its lock (a run's orders), else read now."""
         limits = self.limits(order.track, order.strategy_id)
-        figures = self._figures(order.track, order.strategy_id, now, {order.symbol: price})
+        if book is None:
+            book = self.book(order.track, order.strategy_id, now)
+        elif (book.track, book.strategy_id, book.now) != (order.track, order.strategy_id, now):
+            raise ValueError(f"the book of {book.track}:{book.strategy_id} at {book.now.isoformat()} cannot decide "
+                             f"an order of {order.track}:{order.strategy_id} at {now.isoformat()}")
+        figures = book.figures({order.symbol: price})
         decision = check_order(order, price, figures.context, limits, figures.breakers, adapter=adapter, model=model)
         if record:
-            self._record(order, decision, figures, limits, now)
+            trip = self._record(order, decision, figures, limits, now)
+            if trip is not None:
+                book.controls.append(trip)
         return decision
 
-    def _figures(self, track: str, strategy_id: str, now: datetime, prices: dict[str, float]) -> Figures:
+    def book(self, track: str, strategy_id: str, now: datetime,
+             closes: Mapping[str, float] | None = None) -> StrategyBook:
         """Everything a decision reads, on one connection: the strategy's ledger events (once: its
-        positions, closed trades and day PnL all come from them), its controls and the marks."""
+        positions, closed trades and day PnL all come from them), its controls, the marks of its
+        open positions now and at the day's start. ``closes``: the newest closes at ``now`` the
+        caller has read already (execution/run prices its targets with them)."""
         with get_engine(self.url).connect() as conn:
             events = ledger.read_events(conn, track, strategy_id)
             controls = self._controls(conn, track, strategy_id)
-            book, closed = ledger.replay(events)
-            held = {s: p.qty for s, p in book.items() if abs(p.qty) > EPS}
-            # The day's PnL marks at the newest close available at ``now`` (the entry price without
-            # a bar), never at the order's price: a limit price far from the market must not trip
-            # the daily loss. The order's price values its own symbol's exposure only.
-            marks = {s: p.avg_price for s, p in book.items() if s in held and p.avg_price is not None}
-            marks.update(ledger.read_latest_closes(conn, list(held), now))
-            pnl = ledger.read_day_pnl(conn, events, now.astimezone(UTC).date(), {s: marks[s] for s in held})
-        marks.update(prices)
-        resets = [r for r in controls if r["strategy_id"] == strategy_id and r["control"] == CONSECUTIVE_LOSS]
-        reset = resets[-1] if resets else None
-        cut = datetime.fromisoformat(reset["detail"]["last_trade_at"]) if reset and reset["detail"].get(
-            "last_trade_at") else None
-        trades = [t.pnl for t in closed if cut is None or t.closed_at > cut]
-        context = RiskContext(positions=held, marks=marks, day_pnl=pnl, closed_trade_pnls=tuple(trades))
-        start, end = _day(now)
-        switches = [self._switch(track, s, [r for r in controls if r["strategy_id"] == s
-                                            and r["control"] == KILL_SWITCH])
-                    for s in dict.fromkeys((strategy_id, ALL_STRATEGIES))]
-        tripped = any(r["strategy_id"] == strategy_id and r["control"] == DAILY_LOSS and r["action"] == TRIP
-                      and start <= r["as_of"] < end for r in controls)
-        breakers = BreakerState(kill_switches=tuple(k for k in switches if k.triggered), daily_loss_tripped=tripped)
-        return Figures(context, breakers, reset)
+            book, _ = ledger.replay(events)
+            known = dict(closes or {})
+            held = [s for s, p in book.items() if abs(p.qty) > EPS and s not in known]
+            known.update(ledger.read_latest_closes(conn, held, now))
+            start_marks = ledger.read_day_start_marks(conn, events, now.astimezone(UTC).date())
+        return StrategyBook(self, track, strategy_id, now, events, controls, known, start_marks)
+
+    def _figures(self, track: str, strategy_id: str, now: datetime, prices: dict[str, float]) -> Figures:
+        return self.book(track, strategy_id, now).figures(prices)
 
     @staticmethod
     def _controls(conn: Connection, track: str, strategy_id: str) -> list[dict[str, Any]]:
@@ -164,8 +231,11 @@ class RiskGuard:
         return [dict(r) for r in conn.execute(query.order_by(c.id)).mappings()]
 
     def _record(self, order: OrderRequest, decision: RiskDecision, figures: Figures, limits: RiskLimits,
-                now: datetime) -> None:
+                now: datetime) -> dict[str, Any] | None:
+        """Append the refusal's ``risk_events`` and a newly passed daily-loss limit's trip; returns the
+        trip's ``risk_controls`` row, if one was written."""
         trip = not figures.breakers.daily_loss_tripped and daily_loss_exceeded(figures.context.day_pnl, limits)
+        trip_row = None
         block = str(uuid.uuid4())
         order_detail = {"client_order_id": order.client_order_id, "symbol": order.symbol, "side": order.side,
                         "qty": order.qty, "price": decision.price, "notional": decision.notional,
@@ -173,21 +243,23 @@ class RiskGuard:
                         "decision_id": order.decision_id}
         with get_engine(self.url).begin() as conn:
             if trip:
-                conn.execute(tables.risk_controls.insert().values(
+                trip_row = dict(
                     track=order.track, strategy_id=order.strategy_id, control=DAILY_LOSS, action=TRIP,
                     actor=SYSTEM_ACTOR, reason=f"day PnL {figures.context.day_pnl:.2f} USD passed the "
                                                f"{daily_loss_limit(limits):.2f} USD limit",
                     detail=json_safe({"day": now.astimezone(UTC).date(), "day_pnl": figures.context.day_pnl,
                                       "limit_usd": daily_loss_limit(limits)}),
-                    as_of=now))
+                    as_of=now)
+                conn.execute(tables.risk_controls.insert().values(trip_row))
             if decision.allowed:
-                return
+                return trip_row
             conn.execute(tables.risk_events.insert(), [dict(
                 track=order.track, strategy_id=order.strategy_id, code=v.code,
                 detail=json_safe({"block_id": block, "as_of": now, "rule": v.rule, "scope": v.strategy_id,
                                   "message": v.message, "value": v.value, "threshold": v.threshold, **v.detail,
                                   "state": decision.state, "order": order_detail}))
                 for v in decision.violations])
+        return trip_row
 
     def status(self, track: str, strategy_id: str, now: datetime) -> BreakerStatus:
         """The strategy's state now, with every figure behind it (nothing written)."""

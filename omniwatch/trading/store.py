@@ -29,7 +29,7 @@ from omniwatch.trading.orders import (
 )
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import upsert_rows
+from omniwatch.warehouse.upsert import insert_new, upsert_rows
 
 FILL_NAMESPACE = uuid.UUID("5b0f4a52-3d0e-4a53-9f57-2f1f3c1b6e0a")
 
@@ -129,8 +129,10 @@ def create_order(url: str, order: Order) -> Order:
     (the caller compares ``order_id`` to know which happened)."""
     o = tables.orders_sim
     with get_engine(url).begin() as conn:
-        upsert_rows(conn, o, [_order_row(order)], key=["client_order_id"], update=[])
-        stored = _read(conn, o.c.client_order_id == order.request.client_order_id)
+        if insert_new(conn, o, _order_row(order), key=["client_order_id"]):
+            stored = order  # as written: no need to read it back
+        else:
+            stored = _read(conn, o.c.client_order_id == order.request.client_order_id)
         if order.fills:
             _write_fills(conn, stored or order, order.fills)
     if stored is None:  # pragma: no cover - the row was just written or already there

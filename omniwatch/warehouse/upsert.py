@@ -94,6 +94,14 @@ def upsert_rows(
     return written
 
 
+def insert_new(conn: Connection, table: Table, row: dict[str, Any], key: Sequence[str]) -> bool:
+    """Insert ``row`` unless a row with its natural ``key`` is stored (then nothing changes); True
+    when this call inserted it. Lets a writer that only needs the stored row on a conflict skip
+    reading back the row it has just written."""
+    stmt = _insert_for(conn, table).values(row).on_conflict_do_nothing(index_elements=list(key))
+    return conn.execute(stmt).rowcount == 1
+
+
 def upsert_frame(
     conn: Connection, table: Table, frame: pd.DataFrame, key: Sequence[str],
     update: Iterable[str] | None = None,

@@ -142,3 +142,26 @@ def test_many_strategies_at_once_do_not_exhaust_the_warehouse_pool(own_warehouse
         took = time.monotonic() - began
     assert [r.status_code for r in answers] == [200] * 20, [r.text for r in answers if r.status_code != 200][:2]
     assert took < 20, took
+
+
+def test_requests_of_one_strategy_queue_in_the_process_and_leave_no_turn_behind(own_warehouse):
+    """Within one process, a strategy's requests wait for their turn on an in-process lock (one of
+    them at a time waits for the warehouse lock, instead of all polling it); a wait past the limit is
+    strategy_busy, and a strategy's turn is dropped once nobody holds or waits for it (a fresh
+    strategy per request must not grow the process)."""
+    with client_for(own_warehouse) as c, ThreadPoolExecutor(2) as pool:
+        execution = c.app.state.services.execution
+        execution.executor.adapters["paper"] = SlowVenue(execution.executor.adapters["paper"])
+        order = {"symbol": "BTC", "side": "buy", "qty": 0.001, "strategy_id": "queued"}
+        first = pool.submit(c.post, f"{P}/execution/orders", json=order, headers=AUTH)
+        time.sleep(0.15)                       # the first is deciding (the venue answers after 0.4 s)
+        execution.lock_timeout_s = 0.1
+        second = c.post(f"{P}/execution/orders", json=order, headers=AUTH)
+        assert second.status_code == 503 and second.json()["code"] == "strategy_busy", second.text
+        assert "another request of this process" in second.json()["detail"]
+        assert first.result(timeout=30).status_code == 200
+        execution.lock_timeout_s = 30.0
+        answers = list(pool.map(lambda i: c.post(f"{P}/execution/orders", json={**order, "strategy_id": f"q-{i}"},
+                                                 headers=AUTH), range(4)))
+        assert [r.status_code for r in answers] == [200] * 4
+        assert len(execution._turns) == 0

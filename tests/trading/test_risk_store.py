@@ -178,3 +178,45 @@ def test_positions_are_marked_at_the_newest_bar_for_exposure(warehouse_url, make
     d = wide.check(make_request(qty=35), 160.0, T0)
     assert {"max_gross_exposure", "max_position_notional"} <= set(d.codes)
     assert guard.check(make_request(qty=25), 160.0, T0).allowed
+
+
+def _executed(url, request, when, price, reference, fee):
+    """``request`` executed in full at ``price`` against ``reference`` (slippage) with ``fee``; the stored order."""
+    order = transition(store.create_order(url, new_order(request, "paper", "paper", when)), OrderStatus.SUBMITTED,
+                       when, "sent")
+    report = VenueReport(f"v-{request.client_order_id}", OrderStatus.FILLED,
+                         (FillReport("f1", when, request.qty, price, fee, "taker"),), "", reference_price=reference)
+    return store.save_order(url, apply_report(order, report, when))
+
+
+def test_a_book_read_once_and_given_the_runs_fills_decides_as_a_fresh_read_would(warehouse_url, make_request,
+                                                                                 put_bars):
+    """execution/run reads the strategy's book once and adds its own fills to it; every figure a
+    decision reads (positions, marks, day PnL, closed trades, the loss trip) must equal a new read."""
+    url = warehouse_url
+    put_bars(url, "BTC", [(MIDNIGHT - timedelta(hours=2), 100, 100, 100, 100.0, 1),
+                          (T0 - timedelta(hours=1), 90, 90, 90, 90.0, 1)])
+    put_bars(url, "ETH", [(T0 - timedelta(hours=1), 50, 50, 50, 50.0, 1)])
+    _fill(url, make_request, MIDNIGHT - timedelta(hours=3), "buy", 10, 100.0)    # open at the day's start
+    _fill(url, make_request, MIDNIGHT + timedelta(hours=1), "sell", 4, 98.0)     # partly closed today
+    guard = RiskGuard(url, SETTINGS)
+    book = guard.book("liquid", "s1", T0)
+    assert "ETH" not in book.closes          # nothing held: the book did not price it
+    # The run's fills: a new symbol (priced when it is first held), a BTC sale closing the round
+    # trip at a loss past the day's limit (fees and slippage against the decision price).
+    for request, price, reference in [(make_request(symbol="ETH", qty=20), 51.0, 50.5),
+                                      (make_request(side="sell", qty=6), 60.0, 61.0)]:
+        order = _executed(url, request, T0, price, reference, fee=0.6)
+        book.add_fills(order)
+        book.add_fills(order)                # the same fills again: counted once
+        assert book.figures({"BTC": 90.0}) == guard.book("liquid", "s1", T0).figures({"BTC": 90.0})
+    figures = book.figures({})
+    assert figures.context.positions == {"ETH": 20.0} and figures.context.marks["ETH"] == 50.0
+    assert figures.context.day_pnl < -200.0 and len(figures.context.closed_trade_pnls) == 1
+    # The trip a check on the book writes is in the book too: the next decision on it is REDUCING.
+    d = guard.check(make_request(symbol="ETH", qty=1), 50.0, T0, book=book)
+    assert d.codes == ["daily_loss_exceeded"] and [r["action"] for r in _controls(url)] == ["trip"]
+    assert book.figures({}) == guard.book("liquid", "s1", T0).figures({})
+    assert book.figures({}).breakers.daily_loss_tripped
+    with pytest.raises(ValueError, match="cannot decide"):   # a book decides its own strategy and instant only
+        guard.check(make_request(strategy_id="s2"), 50.0, T0, book=book)
