@@ -182,6 +182,7 @@ class CoinbaseLiveAdapter:
 
     name = "coinbase_live"
     venue = "coinbase"
+    in_warehouse = False  # the order is committed as submitted before Coinbase hears of it
 
     def __init__(self, settings: CoinbaseLiveSettings) -> None:
         if not settings.keys_set():

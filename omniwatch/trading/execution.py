@@ -26,12 +26,13 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-import pandas as pd
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Select, bindparam, case, func, select
 
 from omniwatch.trading import store
 from omniwatch.trading.orders import (
@@ -48,7 +49,7 @@ from omniwatch.trading.risk import ModelStanding, RiskDecision
 from omniwatch.trading.risk_store import RiskGuard, StrategyBook
 from omniwatch.trading.sizing import SizingRule, apply_band, horizon_hours, target_weight
 from omniwatch.warehouse import tables
-from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.engine import reading, transaction, unit_of_work
 
 ORDER_NAMESPACE = uuid.UUID("0c5f7f0e-2b61-4d0c-8d1a-6a3f1e9b7c21")
 MIN_ORDER_QTY = 1e-8  # below a satoshi: nothing to send
@@ -80,6 +81,37 @@ class Plan:
     forecasts: list[dict[str, Any]] = field(default_factory=list)
 
 
+def hour_of(ts: datetime) -> datetime:
+    """The UTC hour ``ts`` falls in (an aware time; plain datetime arithmetic, no pandas per row)."""
+    if ts.tzinfo is None:
+        raise ValueError(f"{ts.isoformat()} has no time zone")
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@cache
+def _forecast_query() -> Select[Any]:
+    """:func:`forecast_history`'s read, built once with bound parameters (it runs for every target
+    of every run: building it anew each time cost more than the query)."""
+    p, f = tables.predictions_v2, tables.feature_snapshots
+    # One prediction per as_of (a signal re-generated for the same hour stores another one): the
+    # ``prefer``red one (the signal's own), else the newest; ranked in the database, so the read
+    # stays one row per hour however often an hour was scored. No ``prefer``: NULL, which no
+    # prediction id equals.
+    preferred = case((p.c.prediction_id == bindparam("prefer", type_=p.c.prediction_id.type), 0), else_=1)
+    newest_first = func.row_number().over(
+        partition_by=p.c.as_of_ts, order_by=(preferred, p.c.created_at.desc(), p.c.prediction_id.desc())).label("rank")
+    ranked = (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, p.c.snapshot_id, newest_first)
+              .where(p.c.target == bindparam("target"), p.c.model_name == bindparam("model_name"),
+                     p.c.model_version == bindparam("model_version"),
+                     p.c.error.is_(None), p.c.snapshot_id.is_not(None),  # not a client's what-if features
+                     p.c.as_of_ts > bindparam("after", type_=p.c.as_of_ts.type),
+                     p.c.as_of_ts <= bindparam("until", type_=p.c.as_of_ts.type))
+              .subquery())
+    return (select(ranked.c.prediction_id, ranked.c.as_of_ts, ranked.c.horizon_predictions, f.c.features)
+            .select_from(ranked.outerjoin(f, f.c.id == ranked.c.snapshot_id))
+            .where(ranked.c.rank == 1).order_by(ranked.c.as_of_ts))
+
+
 def forecast_history(url: str, target: str, model_version: str, horizon: str, as_of: datetime,
                      model_name: str = "omniwatch-liquid", prefer: str | None = None) -> list[ForecastHour]:
     """The version's forecasts of ``horizon`` for the ``H`` hours ending at ``as_of`` (newest row
@@ -88,40 +120,27 @@ def forecast_history(url: str, target: str, model_version: str, horizon: str, as
     ``features``: no snapshot, any ``as_of``) are left out: only the stored snapshots' forecasts
     size real positions."""
     h = horizon_hours(horizon)
-    p, f = tables.predictions_v2, tables.feature_snapshots
-    # One prediction per as_of (a signal re-generated for the same hour stores another one): the
-    # ``prefer``red one (the signal's own), else the newest; ranked in the database, so the read
-    # stays one row per hour however often an hour was scored.
-    preferred = case((p.c.prediction_id == prefer, 0), else_=1) if prefer is not None else literal(1)
-    newest_first = func.row_number().over(
-        partition_by=p.c.as_of_ts, order_by=(preferred, p.c.created_at.desc(), p.c.prediction_id.desc())).label("rank")
-    ranked = (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, p.c.snapshot_id, newest_first)
-              .where(p.c.target == target, p.c.model_name == model_name, p.c.model_version == model_version,
-                     p.c.error.is_(None), p.c.snapshot_id.is_not(None),  # not a client's what-if features
-                     p.c.as_of_ts > as_of - timedelta(hours=h), p.c.as_of_ts <= as_of)
-              .subquery())
-    query = (select(ranked.c.prediction_id, ranked.c.as_of_ts, ranked.c.horizon_predictions, f.c.features)
-             .select_from(ranked.outerjoin(f, f.c.id == ranked.c.snapshot_id))
-             .where(ranked.c.rank == 1).order_by(ranked.c.as_of_ts))
+    params = {"target": target, "model_name": model_name, "model_version": model_version, "prefer": prefer,
+              "after": as_of - timedelta(hours=h), "until": as_of}
     newest: dict[datetime, ForecastHour] = {}
-    with get_engine(url).connect() as conn:
-        for row in conn.execute(query):
+    with reading(url) as conn:
+        for row in conn.execute(_forecast_query(), params):
             value = (row.horizon_predictions or {}).get(f"pred_{horizon}")  # the stored keys: pred_1h, ...
             if value is None:
                 continue
             vol = (row.features or {}).get("vol_24h")
-            ts = pd.Timestamp(row.as_of_ts).tz_convert("UTC").floor("h").to_pydatetime()
+            ts = hour_of(row.as_of_ts)
             newest[ts] = ForecastHour(ts, float(value), float(vol) if vol is not None else None, row.prediction_id)
     return [newest[k] for k in sorted(newest)]
 
 
 def hourly_window(history: list[ForecastHour], as_of: datetime, hours: int) -> list[tuple[float, float | None]]:
     """The ``hours`` hourly slots ending at ``as_of``, oldest first; an hour without a forecast is flat."""
-    end = pd.Timestamp(as_of).tz_convert("UTC").floor("h")
-    by_hour = {pd.Timestamp(x.as_of_ts): x for x in history}
+    end = hour_of(as_of)
+    by_hour = {hour_of(x.as_of_ts): x for x in history}
     slots = []
     for k in range(hours - 1, -1, -1):
-        hit = by_hour.get(end - pd.Timedelta(hours=k))
+        hit = by_hour.get(end - timedelta(hours=k))
         slots.append((hit.forecast_bps, hit.hourly_vol) if hit else (math.nan, None))
     return slots
 
@@ -162,6 +181,11 @@ def order_key(url: str, strategy_id: str, symbol: str, key: str) -> tuple[str, O
         if existing is None or existing.status != OrderStatus.DENIED:
             return candidate, existing
         attempt += 1
+
+
+def in_warehouse(venue: ExecutionAdapter | None) -> bool:
+    """Whether ``venue`` keeps its state in the warehouse (see ``ExecutionAdapter``)."""
+    return bool(getattr(venue, "in_warehouse", False))
 
 
 class RiskRefused(Exception):
@@ -211,13 +235,15 @@ class Executor:
                                                   snapshot_id=snapshot_id))
         # Stored as submitted (initialized -> submitted, both in its lifecycle) before the venue
         # hears of it: a crash after this leaves an order that refresh reconciles, never a lost one.
+        # A venue in the warehouse (paper) answers inside the same transaction: all or nothing.
         order = transition(new_order(request, venue.name, venue.venue, now, model_version=model_version,
                                      snapshot_id=snapshot_id), OrderStatus.SUBMITTED, now, f"sent to {venue.name}")
-        stored = store.create_order(self.url, order)
-        if stored.order_id != order.order_id:  # a concurrent request with the same key won
-            return stored
-        report = venue.submit(request, now)  # VenueUnavailable propagates: the order stays submitted
-        saved = store.save_order(self.url, apply_report(stored, report, now))
+        with unit_of_work(self.url) if in_warehouse(venue) else nullcontext():
+            stored = store.create_order(self.url, order)
+            if stored.order_id != order.order_id:  # a concurrent request with the same key won
+                return stored
+            report = venue.submit(request, now)  # VenueUnavailable propagates: the order stays submitted
+            saved = store.save_order(self.url, apply_report(stored, report, now))
         if book is not None:
             book.add_fills(saved)
         return saved
@@ -254,10 +280,10 @@ class Executor:
 def record_decision(url: str, row: dict[str, Any]) -> str:
     """Append one ``execution_decisions`` row; returns its id."""
     decision_id = str(row.get("decision_id") or uuid.uuid4())
-    with get_engine(url).begin() as conn:
+    with transaction(url) as conn:
         conn.execute(tables.execution_decisions.insert().values({**row, "decision_id": decision_id}))
     return decision_id
 
 
 __all__ = ["Executor", "ForecastHour", "Plan", "RiskRefused", "VenueUnavailable",
-           "forecast_history", "hourly_window", "order_key", "plan_target", "record_decision"]
+           "forecast_history", "hourly_window", "in_warehouse", "order_key", "plan_target", "record_decision"]

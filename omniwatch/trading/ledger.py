@@ -19,11 +19,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, lambda_stmt, select
 
 from omniwatch.warehouse import tables
-from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.engine import reading
 
 EPS = 1e-12
 
@@ -160,7 +161,7 @@ def day_pnl_of(events: Iterable[LedgerEvent], day: date, start_marks: Mapping[st
 # ----------------------------------------------------------------------------- warehouse readers
 def load_events(url: str, track: str, strategy_id: str, until: datetime | None = None) -> list[LedgerEvent]:
     """Fills and funding payments of one strategy up to ``until`` (inclusive), oldest first."""
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         return read_events(conn, track, strategy_id, until)
 
 
@@ -197,21 +198,26 @@ def position_after_order(conn: Connection, track: str, strategy_id: str, symbol:
 def read_events(conn: Connection, track: str, strategy_id: str, until: datetime | None = None,
                 symbols: Iterable[str] | None = None) -> list[LedgerEvent]:
     """:func:`load_events` on an open connection (so a writer sees its own uncommitted fills)."""
+    # Lambda statements: built once per shape, the values bound (the execution path reads these
+    # for every order; building the statements anew cost more than running them).
     f, p = tables.fills, tables.funding_payments
-    fq = select(f.c.ts, f.c.symbol, f.c.side, f.c.qty, f.c.price, f.c.fee, f.c.slippage_bps).where(
-        f.c.track == track, f.c.strategy_id == strategy_id)
-    pq = select(p.c.funding_time, p.c.symbol, p.c.amount).where(
-        p.c.track == track, p.c.strategy_id == strategy_id)
+    fq = lambda_stmt(lambda: select(f.c.ts, f.c.symbol, f.c.side, f.c.qty, f.c.price, f.c.fee, f.c.slippage_bps)
+                     .where(f.c.track == track, f.c.strategy_id == strategy_id))
+    pq = lambda_stmt(lambda: select(p.c.funding_time, p.c.symbol, p.c.amount)
+                     .where(p.c.track == track, p.c.strategy_id == strategy_id))
     if until is not None:
-        fq, pq = fq.where(f.c.ts <= until), pq.where(p.c.funding_time <= until)
+        fq += lambda s: s.where(f.c.ts <= until)
+        pq += lambda s: s.where(p.c.funding_time <= until)
     if symbols is not None:
         wanted = sorted(set(symbols))
-        fq, pq = fq.where(f.c.symbol.in_(wanted)), pq.where(p.c.symbol.in_(wanted))
+        fq += lambda s: s.where(f.c.symbol.in_(wanted))
+        pq += lambda s: s.where(p.c.symbol.in_(wanted))
+    fq += lambda s: s.order_by(f.c.ts, f.c.created_at, f.c.fill_id)   # FILL_ORDER
+    pq += lambda s: s.order_by(p.c.funding_time)
     events: list[LedgerEvent] = [
         LedgerFill(r.ts, r.symbol, r.side, r.qty, r.price, r.fee, slippage_cost(r.side, r.qty, r.price, r.slippage_bps))
-        for r in conn.execute(fq.order_by(*FILL_ORDER))]
-    events += [FundingPayment(r.funding_time, r.symbol, r.amount)
-               for r in conn.execute(pq.order_by(p.c.funding_time))]
+        for r in conn.execute(fq)]
+    events += [FundingPayment(r.funding_time, r.symbol, r.amount) for r in conn.execute(pq)]
     return _order(events)
 
 
@@ -227,7 +233,7 @@ def slippage_cost(side: str, qty: float, price: float, slippage_bps: float | Non
 
 def latest_closes(url: str, symbols: Iterable[str], at: datetime) -> dict[str, float]:
     """The close of each symbol's newest bar available at ``at`` (point in time)."""
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         return read_latest_closes(conn, symbols, at)
 
 
@@ -236,11 +242,16 @@ def read_latest_closes(conn: Connection, symbols: Iterable[str], at: datetime) -
     b = tables.market_bars
     out: dict[str, float] = {}
     for symbol in sorted(set(symbols)):
-        row = conn.execute(select(b.c.close).where(b.c.symbol == symbol, b.c.available_time <= at)
-                           .order_by(b.c.available_time.desc(), b.c.event_time.desc()).limit(1)).first()
-        if row is not None:
-            out[symbol] = float(row.close)
+        close = _latest_close(conn, b, symbol, at)
+        if close is not None:
+            out[symbol] = close
     return out
+
+
+def _latest_close(conn: Connection, b: Any, symbol: str, at: datetime) -> float | None:
+    row = conn.execute(lambda_stmt(lambda: select(b.c.close).where(b.c.symbol == symbol, b.c.available_time <= at)
+                                   .order_by(b.c.available_time.desc(), b.c.event_time.desc()).limit(1))).first()
+    return float(row.close) if row is not None else None
 
 
 def positions(url: str, track: str, strategy_id: str) -> dict[str, Position]:
@@ -261,7 +272,7 @@ def day_pnl(url: str, track: str, strategy_id: str, day: date, marks: dict[str, 
     priced at the newest bar close available then (their entry price when no bar is stored). A
     symbol open at the end without a mark is priced at its newest close available then (now, or the
     day's end for a past day); with none, ValueError names it."""
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         return read_day_pnl(conn, read_events(conn, track, strategy_id), day, marks)
 
 

@@ -137,6 +137,11 @@ class VenueReport:
 
 
 class ExecutionAdapter(Protocol):
+    """A venue. One that keeps its state in the warehouse (the paper venue) sets ``in_warehouse``
+    True: an order's record, the venue's answer and its fills are then written as one transaction
+    (``omniwatch.warehouse.engine.unit_of_work``). A real venue must not: its order is committed
+    as ``submitted`` before the venue hears of it, so a crash never loses one."""
+
     name: str
     venue: str
 

@@ -55,7 +55,7 @@ from omniwatch.trading.paper_market import (
     latest_book,
 )
 from omniwatch.warehouse import tables
-from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.engine import reading, transaction
 from omniwatch.warehouse.upsert import insert_new
 
 S = OrderStatus
@@ -187,6 +187,7 @@ class PaperAdapter:
 
     name = "paper"
     venue = "paper"
+    in_warehouse = True  # its records live in the warehouse: an order and its fills commit together
 
     def __init__(self, url: str, settings: PaperSettings | None = None):
         self.url = url
@@ -201,7 +202,7 @@ class PaperAdapter:
         voi = self.venue_order_id(order.client_order_id)
         row = {"venue_order_id": voi, "client_order_id": order.client_order_id, "request": asdict(order),
                "submitted_at": as_utc(now)}
-        with get_engine(self.url).begin() as conn:
+        with transaction(self.url) as conn:
             new = insert_new(conn, tables.paper_orders, row, key=["client_order_id"])
         if new:  # the venue's record is this request now: no need to read it back
             return self._replay(voi, order, row["submitted_at"], row["submitted_at"], False)
@@ -219,14 +220,14 @@ class PaperAdapter:
             if report.status in (S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED):
                 return report   # too late: the venue had already finished it
             t = tables.paper_orders
-            with get_engine(self.url).begin() as conn:
+            with transaction(self.url) as conn:
                 conn.execute(t.update().where(t.c.venue_order_id == venue_order_id, t.c.canceled_at.is_(None))
                              .values(canceled_at=as_utc(now)))
         return self.get(venue_order_id, now)
 
     def _load(self, venue_order_id: str) -> tuple[OrderRequest, datetime, datetime | None]:
         t = tables.paper_orders
-        with get_engine(self.url).connect() as conn:
+        with reading(self.url) as conn:
             row = conn.execute(select(t).where(t.c.venue_order_id == venue_order_id)).mappings().first()
         if row is None:
             raise UnknownVenueOrder(venue_order_id)
@@ -239,7 +240,7 @@ class PaperAdapter:
     def _replay(self, voi: str, request: OrderRequest, submitted: datetime, until: datetime,
                 canceled: bool) -> VenueReport:
         """The order's whole history from ``submitted`` to ``until``, recomputed from stored data."""
-        with get_engine(self.url).connect() as conn:
+        with reading(self.url) as conn:
             quote = quote_now(conn, request, submitted, self.settings)
             if quote is None:
                 return VenueReport(voi, S.REJECTED, (), f"no book or bar of {request.symbol} available at "
@@ -290,7 +291,7 @@ def accrue_funding(url: str, track: str, strategy_id: str, now: datetime,
     settings = settings or PaperSettings()
     now = as_utc(now)
     payments: list[dict[str, Any]] = []
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         events = ledger.read_events(conn, track, strategy_id, until=now)
         fills = [e for e in events if isinstance(e, ledger.LedgerFill)]
         charged = {(e.symbol, e.ts) for e in events if isinstance(e, ledger.FundingPayment)}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, func, lambda_stmt, select
+from sqlalchemy.sql.lambdas import StatementLambdaElement
 
 from omniwatch.warehouse import tables
 
@@ -47,8 +47,8 @@ class Bar:
 
 def _book_at(conn: Connection, symbol: str, venue: str, event_time: datetime, available: datetime) -> Book:
     t = tables.orderbook_l2
-    rows = conn.execute(select(t.c.side, t.c.level, t.c.price, t.c.size).where(
-        t.c.symbol == symbol, t.c.venue == venue, t.c.event_time == event_time).order_by(t.c.side, t.c.level)).all()
+    rows = conn.execute(lambda_stmt(lambda: select(t.c.side, t.c.level, t.c.price, t.c.size).where(
+        t.c.symbol == symbol, t.c.venue == venue, t.c.event_time == event_time).order_by(t.c.side, t.c.level))).all()
     bids = sorted(((r.price, r.size) for r in rows if r.side == "bid" and r.size > 0), key=lambda lv: -lv[0])
     asks = sorted(((r.price, r.size) for r in rows if r.side == "ask" and r.size > 0), key=lambda lv: lv[0])
     return Book(available, tuple(bids), tuple(asks))
@@ -58,9 +58,9 @@ def latest_book(conn: Connection, symbol: str, now: datetime, oldest: datetime) 
     """The newest book available at ``now`` and not older than ``oldest``; None if there is none
     or its side lists are both empty."""
     t = tables.orderbook_l2
-    row = conn.execute(select(t.c.venue, t.c.event_time, t.c.available_time).where(
+    row = conn.execute(lambda_stmt(lambda: select(t.c.venue, t.c.event_time, t.c.available_time).where(
         t.c.symbol == symbol, t.c.available_time <= now, t.c.available_time >= oldest)
-        .order_by(t.c.available_time.desc(), t.c.event_time.desc(), t.c.venue).limit(1)).first()
+        .order_by(t.c.available_time.desc(), t.c.event_time.desc(), t.c.venue).limit(1))).first()
     if row is None:
         return None
     book = _book_at(conn, symbol, row.venue, row.event_time, row.available_time)
@@ -77,16 +77,18 @@ def books_between(conn: Connection, symbol: str, after: datetime, until: datetim
     return [_book_at(conn, symbol, h.venue, h.event_time, h.available) for h in heads]
 
 
-def _bars(conn: Connection, symbol: str, interval: str) -> Select[Any]:
+def _bars(conn: Connection, symbol: str, interval: str) -> StatementLambdaElement:
+    """A symbol's bars of one interval (a lambda statement: built once, its values bound)."""
     b = tables.market_bars
-    return select(b.c.available_time, b.c.low, b.c.high, b.c.close, b.c.volume, b.c.venue).where(
-        b.c.symbol == symbol, b.c.interval == interval)
+    return lambda_stmt(lambda: select(b.c.available_time, b.c.low, b.c.high, b.c.close, b.c.volume, b.c.venue)
+                       .where(b.c.symbol == symbol, b.c.interval == interval))
 
 
 def latest_bar(conn: Connection, symbol: str, interval: str, now: datetime, oldest: datetime) -> Bar | None:
     b = tables.market_bars
-    row = conn.execute(_bars(conn, symbol, interval).where(b.c.available_time <= now, b.c.available_time >= oldest)
-                       .order_by(b.c.available_time.desc(), b.c.venue).limit(1)).first()
+    row = conn.execute(_bars(conn, symbol, interval) + (
+        lambda s: s.where(b.c.available_time <= now, b.c.available_time >= oldest)
+        .order_by(b.c.available_time.desc(), b.c.venue).limit(1))).first()
     return Bar(row.available_time, row.low, row.high, row.close) if row is not None else None
 
 
@@ -94,8 +96,9 @@ def bars_between(conn: Connection, symbol: str, interval: str, after: datetime, 
     """Bars that opened at or after ``after`` and closed by ``until``, oldest first (one per close
     time). A bar already running at ``after`` is left out: its range may predate ``after``."""
     b = tables.market_bars
-    rows = conn.execute(_bars(conn, symbol, interval).where(b.c.event_time >= after, b.c.available_time <= until)
-                        .order_by(b.c.available_time, b.c.venue)).all()
+    rows = conn.execute(_bars(conn, symbol, interval) + (
+        lambda s: s.where(b.c.event_time >= after, b.c.available_time <= until)
+        .order_by(b.c.available_time, b.c.venue))).all()
     seen: dict[datetime, Bar] = {}
     for r in rows:
         seen.setdefault(r.available_time, Bar(r.available_time, r.low, r.high, r.close))
@@ -106,8 +109,8 @@ def hourly_dollar_volume(conn: Connection, symbol: str, interval: str, now: date
     """Mean ``close * volume`` of the last ``bars`` bars available at ``now`` (hourly bars: dollars
     per hour); 0.0 when none are stored."""
     b = tables.market_bars
-    rows = conn.execute(_bars(conn, symbol, interval).where(b.c.available_time <= now)
-                        .order_by(b.c.available_time.desc(), b.c.venue).limit(bars)).all()
+    rows = conn.execute(_bars(conn, symbol, interval) + (
+        lambda s: s.where(b.c.available_time <= now).order_by(b.c.available_time.desc(), b.c.venue).limit(bars))).all()
     return sum(r.close * r.volume for r in rows) / len(rows) if rows else 0.0
 
 

@@ -48,7 +48,7 @@ from omniwatch.trading.risk import (
 )
 from omniwatch.trading.store import slippage_bps
 from omniwatch.warehouse import tables
-from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.engine import reading, transaction
 
 SYSTEM_ACTOR = "system"
 KILL_SWITCH, DAILY_LOSS, CONSECUTIVE_LOSS = "kill_switch", "daily_loss", "consecutive_loss"
@@ -158,7 +158,7 @@ def model_standing(url: str, model_name: str, version: str, horizon: str) -> Mod
     from omniwatch.modelops.skill import skill_of
 
     r = tables.model_registry.c
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         row = conn.execute(select(r.metrics).where(r.model_name == model_name, r.version == str(version))).first()
     if row is None:
         return ModelStanding(model_name, str(version), horizon, False, f"v{version} is not in the model registry",
@@ -210,7 +210,7 @@ class RiskGuard:
         positions, closed trades and day PnL all come from them), its controls, the marks of its
         open positions now and at the day's start. ``closes``: the newest closes at ``now`` the
         caller has read already (execution/run prices its targets with them)."""
-        with get_engine(self.url).connect() as conn:
+        with reading(self.url) as conn:
             events = ledger.read_events(conn, track, strategy_id)
             controls = self._controls(conn, track, strategy_id)
             book, _ = ledger.replay(events)
@@ -241,7 +241,7 @@ class RiskGuard:
                         "qty": order.qty, "price": decision.price, "notional": decision.notional,
                         "order_type": order.order_type, "signal_id": order.signal_id,
                         "decision_id": order.decision_id}
-        with get_engine(self.url).begin() as conn:
+        with transaction(self.url) as conn:
             if trip:
                 trip_row = dict(
                     track=order.track, strategy_id=order.strategy_id, control=DAILY_LOSS, action=TRIP,
@@ -278,7 +278,7 @@ class RiskGuard:
     # ------------------------------------------------------------------ controls
     def _append(self, track: str, strategy_id: str, control: str, action: str, actor: str, reason: str,
                 now: datetime, detail: dict[str, Any] | None = None) -> None:
-        with get_engine(self.url).begin() as conn:
+        with transaction(self.url) as conn:
             conn.execute(tables.risk_controls.insert().values(
                 track=track, strategy_id=strategy_id, control=control, action=action, actor=actor,
                 reason=reason, detail=json_safe(detail or {}), as_of=now))
@@ -309,7 +309,7 @@ class RiskGuard:
             query = query.where(c.track == track)
         if strategy_id is not None:
             query = query.where(c.strategy_id == strategy_id)
-        with get_engine(self.url).connect() as conn:
+        with reading(self.url) as conn:
             return [dict(r) for r in conn.execute(query.order_by(c.id)).mappings()]
 
     @staticmethod
@@ -341,5 +341,5 @@ class RiskGuard:
         """The ``risk_events`` rows of a strategy, oldest first (what its blocks wrote)."""
         e = tables.risk_events.c
         query = select(tables.risk_events).where(e.track == track, e.strategy_id == strategy_id)
-        with get_engine(self.url).connect() as conn:
+        with reading(self.url) as conn:
             return [dict(r) for r in conn.execute(query.order_by(e.id)).mappings()]

@@ -28,7 +28,7 @@ from omniwatch.trading.orders import (
     merge_fills,
 )
 from omniwatch.warehouse import tables
-from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.engine import reading, transaction
 from omniwatch.warehouse.upsert import insert_new, upsert_rows
 
 FILL_NAMESPACE = uuid.UUID("5b0f4a52-3d0e-4a53-9f57-2f1f3c1b6e0a")
@@ -96,18 +96,18 @@ def _read(conn: Connection, where: Any, lock: bool = False) -> Order | None:
 
 def get_order(url: str, order_id: str) -> Order | None:
     """The stored order with its fills, or None for an unknown id (of any format)."""
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         return _read(conn, tables.orders_sim.c.order_id == str(order_id))
 
 
 def get_order_by_client_id(url: str, client_order_id: str) -> Order | None:
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         return _read(conn, tables.orders_sim.c.client_order_id == client_order_id)
 
 
 def get_order_by_venue_id(url: str, venue: str, venue_order_id: str) -> Order | None:
     o = tables.orders_sim.c
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         return _read(conn, (o.venue == venue) & (o.venue_order_id == venue_order_id))
 
 
@@ -118,7 +118,7 @@ def open_orders(url: str, adapter: str | None = None) -> list[Order]:
     query = select(o.c.order_id).where(o.c.status.in_(["submitted", "accepted", "partially_filled"]))
     if adapter is not None:
         query = query.where(o.c.adapter == adapter)
-    with get_engine(url).connect() as conn:
+    with reading(url) as conn:
         ids = [r.order_id for r in conn.execute(query.order_by(o.c.created_at, o.c.order_id))]
         found = [_read(conn, o.c.order_id == i) for i in ids]
     return [x for x in found if x is not None]
@@ -128,7 +128,7 @@ def create_order(url: str, order: Order) -> Order:
     """Insert ``order``; if its ``client_order_id`` is already stored, return that order instead
     (the caller compares ``order_id`` to know which happened)."""
     o = tables.orders_sim
-    with get_engine(url).begin() as conn:
+    with transaction(url) as conn:
         if insert_new(conn, o, _order_row(order), key=["client_order_id"]):
             stored = order  # as written: no need to read it back
         else:
@@ -144,7 +144,7 @@ def save_order(url: str, order: Order) -> Order:
     """Persist ``order``'s transitions and fills (new fills also append position snapshots) and
     return it as stored. Raises :class:`StaleOrder` if another writer moved it meanwhile."""
     o = tables.orders_sim
-    with get_engine(url).begin() as conn:
+    with transaction(url) as conn:
         stored = _read(conn, o.c.order_id == order.order_id, lock=True)
         if stored is None:
             raise LookupError(f"order {order.order_id} is not stored; create_order it first")
@@ -200,7 +200,7 @@ def record_funding(url: str, payments: Iterable[dict[str, Any]]) -> int:
     Returns how many were new."""
     p = tables.funding_payments
     new = 0
-    with get_engine(url).begin() as conn:
+    with transaction(url) as conn:
         for pay in payments:
             key = ["track", "strategy_id", "symbol", "funding_time"]
             if conn.execute(select(p.c.id).where(*(p.c[k] == pay[k] for k in key))).first() is None:
@@ -214,7 +214,7 @@ def record_funding(url: str, payments: Iterable[dict[str, Any]]) -> int:
 def mark_positions(url: str, track: str, strategy_id: str, marks: Mapping[str, float], as_of: datetime) -> int:
     """Append a ``mark`` snapshot of every open position at ``marks``; returns how many."""
     written = 0
-    with get_engine(url).begin() as conn:
+    with transaction(url) as conn:
         book, _ = ledger.replay(ledger.read_events(conn, track, strategy_id, until=as_of))
         for symbol, pos in sorted(book.items()):
             if abs(pos.qty) > ledger.EPS and symbol in marks:

@@ -2,14 +2,23 @@
 
 SQLite gets WAL and a busy timeout so the Dagster run and a reader (the API, a test) can share the
 embedded file; PostgreSQL URLs are normalised to psycopg 3.
+
+:func:`unit_of_work` makes the writes of a block one transaction: inside it, :func:`transaction`
+and :func:`reading` (which the trading store uses where it would begin or connect) hand out the
+block's connection instead of a new one, so they see each other's rows and commit together, or
+not at all. Outside one they begin and connect as usual. The unit is per thread and task
+(a ``ContextVar``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
@@ -42,3 +51,50 @@ def get_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+_UNITS: ContextVar[tuple[tuple[str, Connection], ...]] = ContextVar("omniwatch_units_of_work", default=())
+
+
+def _unit(url: str) -> Connection | None:
+    key = normalize_url(url)
+    return next((conn for k, conn in _UNITS.get() if k == key), None)
+
+
+@contextmanager
+def unit_of_work(url: str) -> Iterator[Connection]:
+    """One transaction on ``url`` for the block: committed when it ends, rolled back (everything
+    the block wrote through :func:`transaction`) when it raises. Nested: the outer unit's."""
+    active = _unit(url)
+    if active is not None:
+        yield active
+        return
+    with get_engine(url).begin() as conn:
+        token = _UNITS.set((*_UNITS.get(), (normalize_url(url), conn)))
+        try:
+            yield conn
+        finally:
+            _UNITS.reset(token)
+
+
+@contextmanager
+def transaction(url: str) -> Iterator[Connection]:
+    """``get_engine(url).begin()``, or the enclosing unit of work's connection (which commits)."""
+    active = _unit(url)
+    if active is not None:
+        yield active
+        return
+    with get_engine(url).begin() as conn:
+        yield conn
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Connection]:
+    """``get_engine(url).connect()``, or the enclosing unit of work's connection (so a read sees
+    what the unit has written and not committed yet)."""
+    active = _unit(url)
+    if active is not None:
+        yield active
+        return
+    with get_engine(url).connect() as conn:
+        yield conn

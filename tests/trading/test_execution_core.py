@@ -21,7 +21,10 @@ from .conftest import T0
 
 class DroppedAnswer(PaperAdapter):
     """The paper venue behind a link that loses the answer to the first submit: the venue took the
-    order, the caller saw a timeout (what a Coinbase create that times out after its retries is)."""
+    order, the caller saw a timeout (what a Coinbase create that times out after its retries is).
+    A remote venue, so not ``in_warehouse``: the order is committed before it is sent."""
+
+    in_warehouse = False
 
     def __init__(self, url: str):
         super().__init__(url)

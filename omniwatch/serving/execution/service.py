@@ -17,7 +17,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from omniwatch.trading.execution import (
     Plan,
     RiskRefused,
     forecast_history,
+    in_warehouse,
     order_key,
     plan_target,
     record_decision,
@@ -47,7 +48,7 @@ from omniwatch.trading.risk import LIVE_ADAPTERS, ModelStanding, RiskDecision, R
 from omniwatch.trading.risk_store import TRADED_MODEL, RiskGuard, StrategyBook, model_standing
 from omniwatch.trading.sizing import SizingRule, horizon_hours
 from omniwatch.warehouse import tables
-from omniwatch.warehouse.engine import get_engine
+from omniwatch.warehouse.engine import get_engine, unit_of_work
 
 
 class ExecutionErrorCode:
@@ -255,7 +256,14 @@ class ExecutionService:
               now: datetime, model: ModelStanding | None,
               figures: StrategyBook) -> tuple[DecisionView, RiskDecision | None]:
         """Send one planned order (checked again now, on the book with the run's fills so far); the
-        view, and the decision if risk refused it."""
+        view, and the decision if risk refused it. With a venue in the warehouse (paper), the
+        order, its fills and its decision row are one transaction."""
+        with unit_of_work(self.url) if in_warehouse(self.executor.adapters.get(adapter)) else nullcontext():
+            return self._send_now(base, request, adapter, plan, sig, now, model, figures)
+
+    def _send_now(self, base: dict[str, Any], request: OrderRequest, adapter: str, plan: Plan, sig: dict[str, Any],
+                  now: datetime, model: ModelStanding | None,
+                  figures: StrategyBook) -> tuple[DecisionView, RiskDecision | None]:
         try:
             order = self.executor.submit(request, adapter, plan.price, now, model_version=sig["model_version"],
                                          snapshot_id=sig["snapshot_id"], key_is_new=True, model=model,
