@@ -71,6 +71,7 @@ bench: $(BIN)/.dev-installed
 	$(BIN)/python bench/train_bench.py --device $${OMNIWATCH_TRAINING_DEVICE:-cpu}
 	$(BIN)/python bench/serve_bench.py
 	$(BIN)/python bench/exec_bench.py
+	$(BIN)/python bench/exec_cost.py
 	$(BIN)/python bench/demo_bench.py --rerun
 
 clean:

@@ -243,7 +243,7 @@ class Executor:
             if stored.order_id != order.order_id:  # a concurrent request with the same key won
                 return stored
             report = venue.submit(request, now)  # VenueUnavailable propagates: the order stays submitted
-            saved = store.save_order(self.url, apply_report(stored, report, now))
+            saved = store.save_order(self.url, apply_report(stored, report, now), created=stored)
         if book is not None:
             book.add_fills(saved)
         return saved

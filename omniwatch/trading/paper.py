@@ -200,12 +200,13 @@ class PaperAdapter:
     def submit(self, order: OrderRequest, now: datetime) -> VenueReport:
         """Record the order as the venue received it (once per client order id) and answer."""
         voi = self.venue_order_id(order.client_order_id)
+        submitted = as_utc(now)
         row = {"venue_order_id": voi, "client_order_id": order.client_order_id, "request": asdict(order),
-               "submitted_at": as_utc(now)}
+               "submitted_at": submitted}
         with transaction(self.url) as conn:
             new = insert_new(conn, tables.paper_orders, row, key=["client_order_id"])
         if new:  # the venue's record is this request now: no need to read it back
-            return self._replay(voi, order, row["submitted_at"], row["submitted_at"], False)
+            return self._replay(voi, order, submitted, submitted, False)
         return self.get(voi, now)  # seen before (a reconcile): the stored request and time answer
 
     def get(self, venue_order_id: str, now: datetime) -> VenueReport:

@@ -28,7 +28,7 @@ from omniwatch.trading.orders import (
     merge_fills,
 )
 from omniwatch.warehouse import tables
-from omniwatch.warehouse.engine import reading, transaction
+from omniwatch.warehouse.engine import in_unit, reading, transaction
 from omniwatch.warehouse.upsert import insert_new, upsert_rows
 
 FILL_NAMESPACE = uuid.UUID("5b0f4a52-3d0e-4a53-9f57-2f1f3c1b6e0a")
@@ -128,6 +128,7 @@ def create_order(url: str, order: Order) -> Order:
     """Insert ``order``; if its ``client_order_id`` is already stored, return that order instead
     (the caller compares ``order_id`` to know which happened)."""
     o = tables.orders_sim
+    stored: Order | None
     with transaction(url) as conn:
         if insert_new(conn, o, _order_row(order), key=["client_order_id"]):
             stored = order  # as written: no need to read it back
@@ -140,12 +141,16 @@ def create_order(url: str, order: Order) -> Order:
     return stored
 
 
-def save_order(url: str, order: Order) -> Order:
+def save_order(url: str, order: Order, *, created: Order | None = None) -> Order:
     """Persist ``order``'s transitions and fills (new fills also append position snapshots) and
-    return it as stored. Raises :class:`StaleOrder` if another writer moved it meanwhile."""
+    return it as stored. Raises :class:`StaleOrder` if another writer moved it meanwhile.
+    ``created``: the order as :func:`create_order` stored it in the enclosing unit of work; no other
+    transaction can see or move it before the unit commits, so it is not read back (outside a
+    unit it is ignored and the stored order is read, locked, as always)."""
     o = tables.orders_sim
     with transaction(url) as conn:
-        stored = _read(conn, o.c.order_id == order.order_id, lock=True)
+        stored = (created if created is not None and created.order_id == order.order_id and in_unit(url)
+                  else _read(conn, o.c.order_id == order.order_id, lock=True))
         if stored is None:
             raise LookupError(f"order {order.order_id} is not stored; create_order it first")
         if order.lifecycle[: len(stored.lifecycle)] != stored.lifecycle:
@@ -155,7 +160,9 @@ def save_order(url: str, order: Order) -> Order:
             {k: row[k] for k in ("status", "filled_qty", "avg_fill_price", "fee", "lifecycle", "venue_order_id",
                                  "reference_price", "updated_at")}))
         known = {f.venue_fill_id for f in stored.fills}
-        _write_fills(conn, order, tuple(f for f in order.fills if f.venue_fill_id not in known))
+        # New by construction: the stored fills were read under the order's row lock (or the order
+        # is the unit's own), so a plain insert; a duplicate would be a bug, and fails loudly.
+        _write_fills(conn, order, tuple(f for f in order.fills if f.venue_fill_id not in known), new=True)
     # As stored: the row now holds ``order``'s fields, and its fills are the stored ones (a prefix of
     # the lifecycle's) plus the new ones just written, in the order a read returns them.
     fills = merge_fills(stored.fills, order.fills)
@@ -163,7 +170,9 @@ def save_order(url: str, order: Order) -> Order:
                    created_at=stored.created_at)
 
 
-def _write_fills(conn: Connection, order: Order, fills: tuple[FillReport, ...]) -> None:
+def _write_fills(conn: Connection, order: Order, fills: tuple[FillReport, ...], new: bool = False) -> None:
+    """Store ``fills`` of ``order`` (idempotent by venue fill id; ``new``: known not to be stored,
+    a plain insert, which SQLAlchemy compiles once) and snapshot the position after each instant."""
     if not fills:
         return
     r = order.request
@@ -173,7 +182,10 @@ def _write_fills(conn: Connection, order: Order, fills: tuple[FillReport, ...]) 
              "symbol": r.symbol, "side": r.side, "qty": f.qty, "price": f.price, "fee": f.fee,
              "liquidity": f.liquidity, "slippage_bps": slippage_bps(r.side, f.price, order.reference_price),
              "ts": f.ts, "created_at": stored_at} for f in fills]
-    upsert_rows(conn, tables.fills, rows, key=["order_id", "venue_fill_id"], update=[])
+    if new:
+        conn.execute(tables.fills.insert(), rows)
+    else:
+        upsert_rows(conn, tables.fills, rows, key=["order_id", "venue_fill_id"], update=[])
     marks = {f.ts: f.price for f in sorted(fills, key=lambda f: f.ts)}
     for ts, price in sorted(marks.items()):
         snapshot(conn, r.track, r.strategy_id, r.symbol, ts, "fill", price)
@@ -199,7 +211,10 @@ def record_funding(url: str, payments: Iterable[dict[str, Any]]) -> int:
     position after its payment; a payment already stored for that funding time is left as it is.
     Returns how many were new."""
     p = tables.funding_payments
+    payments = list(payments)
     new = 0
+    if not payments:  # nothing to charge (every run asks): no transaction at all
+        return 0
     with transaction(url) as conn:
         for pay in payments:
             key = ["track", "strategy_id", "symbol", "funding_time"]

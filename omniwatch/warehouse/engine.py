@@ -61,6 +61,11 @@ def _unit(url: str) -> Connection | None:
     return next((conn for k, conn in _UNITS.get() if k == key), None)
 
 
+def in_unit(url: str) -> bool:
+    """Whether this thread or task is inside a unit of work on ``url``."""
+    return _unit(url) is not None
+
+
 @contextmanager
 def unit_of_work(url: str) -> Iterator[Connection]:
     """One transaction on ``url`` for the block: committed when it ends, rolled back (everything

@@ -77,6 +77,27 @@ def test_a_save_that_rewrites_the_stored_history_is_refused(warehouse_url, make_
     assert store.get_order(warehouse_url, order.order_id).status == S.SUBMITTED
 
 
+def test_only_a_unit_of_work_that_created_the_order_may_skip_reading_it_back(warehouse_url, make_request):
+    """``save_order(created=...)`` trusts the caller's copy only inside the unit of work that
+    created the order (nobody else can see it yet); elsewhere the stored order is read, so a stale
+    copy is still refused, and a fill already stored is never written twice."""
+    from omniwatch.warehouse.engine import unit_of_work
+
+    order = store.create_order(warehouse_url, new_order(make_request(), "paper", "paper", T0))
+    store.save_order(warehouse_url, transition(order, S.SUBMITTED, T0, "sent"))
+    with pytest.raises(store.StaleOrder):   # outside a unit: ``created`` is not trusted
+        store.save_order(warehouse_url, transition(order, S.DENIED, T0, "risk"), created=order)
+    fill = VenueReport("v", S.FILLED, (FillReport("x", T0, 1.0, 100.0, 0.0, "taker"),), "")
+    with unit_of_work(warehouse_url):
+        fresh = store.create_order(warehouse_url, new_order(make_request(), "paper", "paper", T0))
+        sent = transition(fresh, S.SUBMITTED, T0, "sent")
+        saved = store.save_order(warehouse_url, apply_report(sent, fill, T0), created=fresh)
+    assert saved.status == S.FILLED
+    assert store.get_order(warehouse_url, fresh.order_id) == saved
+    again = store.save_order(warehouse_url, saved)          # a retry of the same save writes nothing new
+    assert len(store.get_order(warehouse_url, again.order_id).fills) == 1
+
+
 def test_funding_is_recorded_once_per_funding_time(warehouse_url, make_request):
     order = store.create_order(warehouse_url, new_order(make_request(), "paper", "paper", T0))
     order = transition(order, S.SUBMITTED, T0, "")

@@ -72,15 +72,13 @@ def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Met
     # another request's batch sets and clears).
     if not services.writer.flush():
         raise ApiError(503, "signals_not_stored", "the signals were not stored in time (the writer is behind)")
-    signals = []
-    for s in generated.signals:
-        try:
-            signals.append(execution.signal(s.signal_id))
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            raise ApiError(503, "signals_not_stored", f"signal {s.signal_id} was not stored "
-                           f"({services.writer.failing or 'the writer recorded no error'})") from exc
+    wanted = [s.signal_id for s in generated.signals]
+    signals = execution.signals(wanted)
+    missing = sorted(set(wanted) - {s["signal_id"] for s in signals})
+    if missing:
+        raise ApiError(503, "signals_not_stored", f"signal {missing[0]} was not stored "
+                       f"({services.writer.failing or 'the writer recorded no error'})",
+                       {"signal_ids": missing})
     return execution.run(body, signals, actor, [s.model_dump(mode="json") for s in generated.skipped])
 
 

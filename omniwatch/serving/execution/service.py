@@ -309,15 +309,21 @@ class ExecutionService:
     # ------------------------------------------------------------------ signals
     def signal(self, signal_id: str) -> dict[str, Any]:
         """A stored signal with its prediction's version, snapshot and time (404 when unknown)."""
+        found = self.signals([signal_id])
+        if not found:
+            raise not_found("signal", signal_id)
+        return found[0]
+
+    def signals(self, signal_ids: list[str]) -> list[dict[str, Any]]:
+        """The stored signals of ``signal_ids`` (as :meth:`signal`), in that order; unknown ids are left out."""
         s, p = tables.signal_candidates, tables.predictions_v2
         query = (select(s.c.signal_id, s.c.target, s.c.horizon, s.c.strategy_id, s.c.as_of_ts, s.c.prediction_id,
                         p.c.model_version, p.c.snapshot_id)
-                 .select_from(s.outerjoin(p, p.c.prediction_id == s.c.prediction_id)).where(s.c.signal_id == signal_id))
+                 .select_from(s.outerjoin(p, p.c.prediction_id == s.c.prediction_id))
+                 .where(s.c.signal_id.in_(signal_ids)))
         with get_engine(self.url).connect() as conn:
-            row = conn.execute(query).mappings().first()
-        if row is None:
-            raise not_found("signal", signal_id)
-        return dict(row)
+            rows = {r["signal_id"]: dict(r) for r in conn.execute(query).mappings()}
+        return [rows[i] for i in signal_ids if i in rows]
 
     # ------------------------------------------------------------------ orders
     def place(self, body: OrderCreateRequest, actor: str) -> Order:
