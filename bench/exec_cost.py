@@ -66,7 +66,9 @@ def main() -> None:
     from omniwatch.serving.execution.schemas import ExecutionRunRequest
     from omniwatch.warehouse.engine import get_engine
 
-    app = create_app()
+    from omniwatch.settings import Settings
+
+    app = create_app(Settings())  # the copy's settings (ensure_model may have read others already)
     services, metrics = app.state.services, app.state.metrics
     counts = {"statements": 0, "commits": 0, "checkouts": 0}
     engine = get_engine(services.database_url)
