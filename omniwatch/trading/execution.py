@@ -229,6 +229,8 @@ class Executor:
             if existing is not None:
                 return existing
         venue = self.adapters[adapter]
+        if decision is None and book is not None:
+            book.reload_controls()  # a kill switch triggered since the run began stops this order
         decision = decision or self.check(request, price, now, adapter=adapter, model=model, book=book)
         if not decision.allowed:
             raise RiskRefused(decision, self.deny(request, adapter, decision, now, model_version=model_version,

@@ -83,10 +83,12 @@ class Figures:
 @dataclass
 class StrategyBook:
     """One strategy's ledger events, risk controls and marks, read once (:meth:`RiskGuard.book`) by
-    a caller that holds the strategy's lock (``omniwatch.trading.locks``: every writer of its fills,
-    funding and controls holds it), so nothing else moves them meanwhile. A run decides each of its
-    orders on it and adds the fills it makes (:meth:`add_fills`) instead of reading the warehouse
-    again; the figures are those a fresh read would give (tested)."""
+    a caller that holds the strategy's lock (``omniwatch.trading.locks``: every writer of its fills
+    and funding holds it), so nothing else moves its ledger meanwhile. A run decides each of its
+    orders on it and adds the fills it makes (:meth:`add_fills`) instead of reading the ledger
+    again; the figures are those a fresh read would give (tested). The controls (kill switches,
+    resets), whose writers do not hold the lock, are read again before each order is sent
+    (:meth:`reload_controls`)."""
 
     guard: RiskGuard
     track: str
@@ -97,6 +99,13 @@ class StrategyBook:
     closes: dict[str, float]            # newest close available at ``now``, by symbol read
     start_marks: dict[str, float]       # the positions open at the day's start, priced then
     _added: set[tuple[str, str]] = field(default_factory=set)
+
+    def reload_controls(self) -> None:
+        """Read the strategy's controls again. Their writers (a keyed kill switch trigger, from any
+        process) do not take the strategy's lock: an order is checked against the switches as
+        they are when it is sent, not as they were when its run began."""
+        with reading(self.guard.url) as conn:
+            self.controls = RiskGuard._controls(conn, self.track, self.strategy_id)
 
     def positions(self) -> dict[str, ledger.Position]:
         book, _ = ledger.replay(self.events)

@@ -168,6 +168,42 @@ def test_each_order_is_checked_again_when_sent_against_the_fills_of_the_run(own_
     assert sum(1 for p in book.values() if abs(p.qty) > 0) == 1
 
 
+class SwitchedDuringTheRun:
+    """The paper venue, with an operator triggering the strategy's kill switch while the run's first
+    order is at the venue (its controls are written by a request that does not hold the strategy's
+    lock)."""
+
+    def __init__(self, inner, guard, clock):
+        self.inner, self.guard, self.clock, self.sent = inner, guard, clock, 0
+        self.name, self.venue, self.in_warehouse = inner.name, inner.venue, inner.in_warehouse
+
+    def submit(self, request, now):
+        self.sent += 1
+        if self.sent == 1:
+            self.guard.trigger_kill_switch(request.track, request.strategy_id, "alice", "halt now", self.clock())
+        return self.inner.submit(request, now)
+
+    def __getattr__(self, name):
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_a_kill_switch_triggered_while_a_run_is_sending_stops_its_next_order(own_home):
+    """A run decides on the strategy's book read once, but the switches are read again before each
+    order is sent: one triggered after the run began refuses the next order (stored denied, 423)."""
+    with client_for(own_home, sizing_weight_band=0.0) as c:
+        execution = c.app.state.services.execution
+        adapters = execution.executor.adapters
+        adapters["paper"] = SwitchedDuringTheRun(adapters["paper"], execution.guard, execution.clock)
+        r = c.post(f"{P}/execution/run", json={"horizon": "24h", "strategy_id": "ks_mid"}, headers=AUTH)
+    assert r.status_code == 423, r.text
+    assert r.json()["code"] == "kill_switch_triggered:liquid:ks_mid"
+    assert [d["action"] for d in r.json()["context"]["decisions"]] == ["trade", "denied", "not_sent"]
+    book = ledger.positions(own_home.warehouse_url, "liquid", "ks_mid")
+    assert sum(1 for p in book.values() if abs(p.qty) > 0) == 1
+
+
 def test_signals_the_writer_could_not_store_are_a_503_and_nothing_trades(own_home):
     """The signals' rows are the proof they were stored: a run whose batch failed answers 503
     ``signals_not_stored`` naming the signal, sends nothing, and works again once writes do."""
