@@ -64,9 +64,8 @@ def main() -> None:
     from omniwatch.serving.app import create_app
     from omniwatch.serving.execution import router
     from omniwatch.serving.execution.schemas import ExecutionRunRequest
-    from omniwatch.warehouse.engine import get_engine
-
     from omniwatch.settings import Settings
+    from omniwatch.warehouse.engine import get_engine
 
     app = create_app(Settings())  # the copy's settings (ensure_model may have read others already)
     services, metrics = app.state.services, app.state.metrics
