@@ -144,12 +144,13 @@ def test_many_strategies_at_once_do_not_exhaust_the_warehouse_pool(own_warehouse
     assert took < 20, took
 
 
-def test_requests_of_one_strategy_queue_in_the_process_and_leave_no_turn_behind(own_warehouse):
+def test_requests_of_one_strategy_queue_in_the_process_and_leave_no_turn_behind(own_home):
     """Within one process, a strategy's requests wait for their turn on an in-process lock (one of
     them at a time waits for the warehouse lock, instead of all polling it); a wait past the limit is
     strategy_busy, and a strategy's turn is dropped once nobody holds or waits for it (a fresh
-    strategy per request must not grow the process)."""
-    with client_for(own_warehouse) as c, ThreadPoolExecutor(2) as pool:
+    strategy per request must not grow the process). The queue is the process's own: one backend
+    suffices."""
+    with client_for(own_home) as c, ThreadPoolExecutor(2) as pool:
         execution = c.app.state.services.execution
         execution.executor.adapters["paper"] = SlowVenue(execution.executor.adapters["paper"])
         order = {"symbol": "BTC", "side": "buy", "qty": 0.001, "strategy_id": "queued"}
