@@ -12,8 +12,8 @@ not at all. Outside one they begin and connect as usual. The unit is per thread 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
@@ -84,23 +84,22 @@ def unit_of_work(url: str) -> Iterator[Connection]:
 
 
 @contextmanager
-def transaction(url: str) -> Iterator[Connection]:
-    """``get_engine(url).begin()``, or the enclosing unit of work's connection (which commits)."""
+def _joining(url: str, open_: Callable[[Engine], AbstractContextManager[Connection]]) -> Iterator[Connection]:
+    """The enclosing unit of work's connection, else ``open_`` on the engine (begin or connect)."""
     active = _unit(url)
     if active is not None:
         yield active
         return
-    with get_engine(url).begin() as conn:
+    with open_(get_engine(url)) as conn:
         yield conn
 
 
-@contextmanager
-def reading(url: str) -> Iterator[Connection]:
+def transaction(url: str) -> AbstractContextManager[Connection]:
+    """``get_engine(url).begin()``, or the enclosing unit of work's connection (which commits)."""
+    return _joining(url, Engine.begin)
+
+
+def reading(url: str) -> AbstractContextManager[Connection]:
     """``get_engine(url).connect()``, or the enclosing unit of work's connection (so a read sees
     what the unit has written and not committed yet)."""
-    active = _unit(url)
-    if active is not None:
-        yield active
-        return
-    with get_engine(url).connect() as conn:
-        yield conn
+    return _joining(url, Engine.connect)
