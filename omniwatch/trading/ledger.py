@@ -212,7 +212,7 @@ def read_events(conn: Connection, track: str, strategy_id: str, until: datetime 
         wanted = sorted(set(symbols))
         fq += lambda s: s.where(f.c.symbol.in_(wanted))
         pq += lambda s: s.where(p.c.symbol.in_(wanted))
-    fq += lambda s: s.order_by(f.c.ts, f.c.created_at, f.c.fill_id)   # FILL_ORDER
+    fq += lambda s: s.order_by(*FILL_ORDER)
     pq += lambda s: s.order_by(p.c.funding_time)
     events: list[LedgerEvent] = [
         LedgerFill(r.ts, r.symbol, r.side, r.qty, r.price, r.fee, slippage_cost(r.side, r.qty, r.price, r.slippage_bps))

@@ -77,7 +77,7 @@ def books_between(conn: Connection, symbol: str, after: datetime, until: datetim
     return [_book_at(conn, symbol, h.venue, h.event_time, h.available) for h in heads]
 
 
-def _bars(conn: Connection, symbol: str, interval: str) -> StatementLambdaElement:
+def _bars(symbol: str, interval: str) -> StatementLambdaElement:
     """A symbol's bars of one interval (a lambda statement: built once, its values bound)."""
     b = tables.market_bars
     return lambda_stmt(lambda: select(b.c.available_time, b.c.low, b.c.high, b.c.close, b.c.volume, b.c.venue)
@@ -86,7 +86,7 @@ def _bars(conn: Connection, symbol: str, interval: str) -> StatementLambdaElemen
 
 def latest_bar(conn: Connection, symbol: str, interval: str, now: datetime, oldest: datetime) -> Bar | None:
     b = tables.market_bars
-    row = conn.execute(_bars(conn, symbol, interval) + (
+    row = conn.execute(_bars(symbol, interval) + (
         lambda s: s.where(b.c.available_time <= now, b.c.available_time >= oldest)
         .order_by(b.c.available_time.desc(), b.c.venue).limit(1))).first()
     return Bar(row.available_time, row.low, row.high, row.close) if row is not None else None
@@ -96,7 +96,7 @@ def bars_between(conn: Connection, symbol: str, interval: str, after: datetime, 
     """Bars that opened at or after ``after`` and closed by ``until``, oldest first (one per close
     time). A bar already running at ``after`` is left out: its range may predate ``after``."""
     b = tables.market_bars
-    rows = conn.execute(_bars(conn, symbol, interval) + (
+    rows = conn.execute(_bars(symbol, interval) + (
         lambda s: s.where(b.c.event_time >= after, b.c.available_time <= until)
         .order_by(b.c.available_time, b.c.venue))).all()
     seen: dict[datetime, Bar] = {}
@@ -109,7 +109,7 @@ def hourly_dollar_volume(conn: Connection, symbol: str, interval: str, now: date
     """Mean ``close * volume`` of the last ``bars`` bars available at ``now`` (hourly bars: dollars
     per hour); 0.0 when none are stored."""
     b = tables.market_bars
-    rows = conn.execute(_bars(conn, symbol, interval) + (
+    rows = conn.execute(_bars(symbol, interval) + (
         lambda s: s.where(b.c.available_time <= now).order_by(b.c.available_time.desc(), b.c.venue).limit(bars))).all()
     return sum(r.close * r.volume for r in rows) / len(rows) if rows else 0.0
 

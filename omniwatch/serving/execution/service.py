@@ -173,10 +173,10 @@ class ExecutionService:
         limits = self.guard.limits(body.track, strategy)
         rule = self.sizing_rule(body.horizon, limits)
         prices = ledger.latest_closes(self.url, [s["target"] for s in signals], now)
-        # The strategy's figures, read once: the run holds its lock, so only the run's own fills
+        # The strategy's book, read once: the run holds its lock, so only the run's own fills
         # (added as they happen) move them; every order is decided on this book.
-        figures = self.guard.book(body.track, strategy, now, closes=prices)
-        book = figures.positions()
+        book = self.guard.book(body.track, strategy, now, closes=prices)
+        positions = book.positions()
         # The skill verdict of each version behind the signals, at the run's horizon: live orders
         # need it (risk's model_not_validated); paper orders are not judged by it.
         standings = ({v: model_standing(self.url, TRADED_MODEL, v, body.horizon)
@@ -198,7 +198,7 @@ class ExecutionService:
                                    signal_id=sig["signal_id"])
             plan = plan_target(target, body.horizon, history, sig["as_of_ts"], rule, price=prices[target],
                                capital=limits.capital_usd, n_symbols=len(self.universe),
-                               held_qty=book.get(target, ledger.Position(target)).qty,
+                               held_qty=positions.get(target, ledger.Position(target)).qty,
                                max_weight=limits.max_weight_per_asset)
             decision_id = str(uuid.uuid4())
             key, existing = order_key(self.url, strategy, target, sig["signal_id"])
@@ -216,7 +216,7 @@ class ExecutionService:
             if existing is not None and request is None:
                 held[decision_id] = existing
         checks = {d: self.executor.check(r, p.price, now, adapter=body.adapter,
-                                         model=standings.get(s["model_version"]), book=figures)
+                                         model=standings.get(s["model_version"]), book=book)
                   for s, p, d, r in planned if r is not None}
         refused = {d: c for d, c in checks.items() if not c.allowed}
         views = []
@@ -238,7 +238,7 @@ class ExecutionService:
                                                      "was refused by risk; nothing was sent"}, None))
             else:
                 view, late = self._send(base, request, body.adapter, plan, sig, now,
-                                        standings.get(sig["model_version"]), figures)
+                                        standings.get(sig["model_version"]), book)
                 views.append(view)
                 if late is not None:
                     refused[decision_id] = late
@@ -254,20 +254,20 @@ class ExecutionService:
 
     def _send(self, base: dict[str, Any], request: OrderRequest, adapter: str, plan: Plan, sig: dict[str, Any],
               now: datetime, model: ModelStanding | None,
-              figures: StrategyBook) -> tuple[DecisionView, RiskDecision | None]:
+              book: StrategyBook) -> tuple[DecisionView, RiskDecision | None]:
         """Send one planned order (checked again now, on the book with the run's fills so far); the
         view, and the decision if risk refused it. With a venue in the warehouse (paper), the
         order, its fills and its decision row are one transaction."""
         with unit_of_work(self.url) if in_warehouse(self.executor.adapters.get(adapter)) else nullcontext():
-            return self._send_now(base, request, adapter, plan, sig, now, model, figures)
+            return self._send_now(base, request, adapter, plan, sig, now, model, book)
 
     def _send_now(self, base: dict[str, Any], request: OrderRequest, adapter: str, plan: Plan, sig: dict[str, Any],
                   now: datetime, model: ModelStanding | None,
-                  figures: StrategyBook) -> tuple[DecisionView, RiskDecision | None]:
+                  book: StrategyBook) -> tuple[DecisionView, RiskDecision | None]:
         try:
             order = self.executor.submit(request, adapter, plan.price, now, model_version=sig["model_version"],
                                          snapshot_id=sig["snapshot_id"], key_is_new=True, model=model,
-                                         book=figures)
+                                         book=book)
         except RiskRefused as exc:
             row = base | {"action": "denied", "reason": "; ".join(exc.decision.codes), "order_id": exc.order.order_id,
                           "risk": exc.decision.model_dump(mode="json")}
