@@ -98,3 +98,38 @@ def test_paper_books_run_hourly_by_automation_after_the_hours_bars():
     third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor,
                                               evaluation_time=tick + timedelta(minutes=2))
     assert third.total_requested == 0   # once per hour
+
+
+def test_the_hourly_update_waits_for_a_strategy_being_decided(warehouse_url, make_request, put_bars):
+    """An execution run decides on the strategy's book read once: the hourly update (funding, marks)
+    must not write into that strategy while another process holds its lock, and goes on after."""
+    import threading
+
+    from omniwatch.trading.book import update_paper_books
+    from omniwatch.trading.locks import strategy_lock
+
+    put_bars(warehouse_url, "BTC", [(T0 - timedelta(hours=1), 99, 101, 98, 100.0, 400.0)])
+    _buy(warehouse_url, make_request, "held", T0)
+    put_bars(warehouse_url, "BTC", [(T0, 100, 112, 99, 104.0, 400.0)])
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def decide():
+        with strategy_lock(warehouse_url, "liquid", "held"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=decide)
+    holder.start()
+    assert held.wait(10)
+    updater = threading.Thread(target=lambda: (update_paper_books(warehouse_url, T0 + timedelta(hours=1, minutes=5)),
+                                               done.set()))
+    updater.start()
+    try:
+        assert not done.wait(0.5)                               # waiting for the strategy's lock
+        assert _count(warehouse_url, tables.positions_snapshots) == 1   # only the buy's own snapshot
+    finally:
+        release.set()
+        holder.join()
+    assert done.wait(30)
+    updater.join()
+    assert _count(warehouse_url, tables.positions_snapshots) == 2   # the mark, once the lock was free
