@@ -283,7 +283,7 @@ def record_decision(url: str, row: dict[str, Any]) -> str:
     """Append one ``execution_decisions`` row; returns its id."""
     decision_id = str(row.get("decision_id") or uuid.uuid4())
     with transaction(url) as conn:
-        conn.execute(tables.execution_decisions.insert().values({**row, "decision_id": decision_id}))
+        conn.execute(tables.execution_decisions.insert(), {**row, "decision_id": decision_id})  # compiled once
     return decision_id
 
 

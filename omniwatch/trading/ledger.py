@@ -19,9 +19,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, lambda_stmt, select
+from sqlalchemy import Connection, Select, bindparam, select
 
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import reading
@@ -198,27 +199,36 @@ def position_after_order(conn: Connection, track: str, strategy_id: str, symbol:
 def read_events(conn: Connection, track: str, strategy_id: str, until: datetime | None = None,
                 symbols: Iterable[str] | None = None) -> list[LedgerEvent]:
     """:func:`load_events` on an open connection (so a writer sees its own uncommitted fills)."""
-    # Lambda statements: built once per shape, the values bound (the execution path reads these
-    # for every order; building the statements anew cost more than running them).
-    f, p = tables.fills, tables.funding_payments
-    fq = lambda_stmt(lambda: select(f.c.ts, f.c.symbol, f.c.side, f.c.qty, f.c.price, f.c.fee, f.c.slippage_bps)
-                     .where(f.c.track == track, f.c.strategy_id == strategy_id))
-    pq = lambda_stmt(lambda: select(p.c.funding_time, p.c.symbol, p.c.amount)
-                     .where(p.c.track == track, p.c.strategy_id == strategy_id))
+    fq, pq = _events_queries(until is not None, symbols is not None)
+    params: dict[str, Any] = {"track": track, "strategy_id": strategy_id}
     if until is not None:
-        fq += lambda s: s.where(f.c.ts <= until)
-        pq += lambda s: s.where(p.c.funding_time <= until)
+        params["until"] = until
     if symbols is not None:
-        wanted = sorted(set(symbols))
-        fq += lambda s: s.where(f.c.symbol.in_(wanted))
-        pq += lambda s: s.where(p.c.symbol.in_(wanted))
-    fq += lambda s: s.order_by(*FILL_ORDER)
-    pq += lambda s: s.order_by(p.c.funding_time)
+        params["symbols"] = sorted(set(symbols))
     events: list[LedgerEvent] = [
         LedgerFill(r.ts, r.symbol, r.side, r.qty, r.price, r.fee, slippage_cost(r.side, r.qty, r.price, r.slippage_bps))
-        for r in conn.execute(fq)]
-    events += [FundingPayment(r.funding_time, r.symbol, r.amount) for r in conn.execute(pq)]
+        for r in conn.execute(fq, params)]
+    events += [FundingPayment(r.funding_time, r.symbol, r.amount) for r in conn.execute(pq, params)]
     return _order(events)
+
+
+@cache
+def _events_queries(until: bool, symbols: bool) -> tuple[Select[Any], Select[Any]]:
+    """The fills and funding reads of :func:`read_events` (``until``, ``symbols``: bounded by those
+    parameters), built once per shape with bound parameters: the execution path reads them for
+    every order, and building them anew cost more than running them."""
+    f, p = tables.fills, tables.funding_payments
+    fq = select(f.c.ts, f.c.symbol, f.c.side, f.c.qty, f.c.price, f.c.fee, f.c.slippage_bps).where(
+        f.c.track == bindparam("track"), f.c.strategy_id == bindparam("strategy_id"))
+    pq = select(p.c.funding_time, p.c.symbol, p.c.amount).where(
+        p.c.track == bindparam("track"), p.c.strategy_id == bindparam("strategy_id"))
+    if until:
+        fq = fq.where(f.c.ts <= bindparam("until"))
+        pq = pq.where(p.c.funding_time <= bindparam("until"))
+    if symbols:
+        fq = fq.where(f.c.symbol.in_(bindparam("symbols", expanding=True)))
+        pq = pq.where(p.c.symbol.in_(bindparam("symbols", expanding=True)))
+    return fq.order_by(*FILL_ORDER), pq.order_by(p.c.funding_time)
 
 
 def slippage_cost(side: str, qty: float, price: float, slippage_bps: float | None) -> float:
@@ -239,19 +249,24 @@ def latest_closes(url: str, symbols: Iterable[str], at: datetime) -> dict[str, f
 
 def read_latest_closes(conn: Connection, symbols: Iterable[str], at: datetime) -> dict[str, float]:
     """:func:`latest_closes` on an open connection."""
-    b = tables.market_bars
     out: dict[str, float] = {}
     for symbol in sorted(set(symbols)):
-        close = _latest_close(conn, b, symbol, at)
+        close = _latest_close(conn, symbol, at)
         if close is not None:
             out[symbol] = close
     return out
 
 
-def _latest_close(conn: Connection, b: Any, symbol: str, at: datetime) -> float | None:
-    row = conn.execute(lambda_stmt(lambda: select(b.c.close).where(b.c.symbol == symbol, b.c.available_time <= at)
-                                   .order_by(b.c.available_time.desc(), b.c.event_time.desc()).limit(1))).first()
+def _latest_close(conn: Connection, symbol: str, at: datetime) -> float | None:
+    row = conn.execute(_latest_close_query(), {"symbol": symbol, "at": at}).first()
     return float(row.close) if row is not None else None
+
+
+@cache
+def _latest_close_query() -> Select[Any]:
+    b = tables.market_bars
+    return (select(b.c.close).where(b.c.symbol == bindparam("symbol"), b.c.available_time <= bindparam("at"))
+            .order_by(b.c.available_time.desc(), b.c.event_time.desc()).limit(1))
 
 
 def positions(url: str, track: str, strategy_id: str) -> dict[str, Position]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, func, lambda_stmt, select
-from sqlalchemy.sql.lambdas import StatementLambdaElement
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from omniwatch.warehouse import tables
 
@@ -45,10 +46,28 @@ class Bar:
     close: float
 
 
-def _book_at(conn: Connection, symbol: str, venue: str, event_time: datetime, available: datetime) -> Book:
+# The reads of the paper venue's every order, built once with bound parameters (building them
+# anew for each order cost more than SQLite running them).
+@cache
+def _book_levels_query() -> Select[Any]:
     t = tables.orderbook_l2
-    rows = conn.execute(lambda_stmt(lambda: select(t.c.side, t.c.level, t.c.price, t.c.size).where(
-        t.c.symbol == symbol, t.c.venue == venue, t.c.event_time == event_time).order_by(t.c.side, t.c.level))).all()
+    return (select(t.c.side, t.c.level, t.c.price, t.c.size)
+            .where(t.c.symbol == bindparam("symbol"), t.c.venue == bindparam("venue"),
+                   t.c.event_time == bindparam("event_time"))
+            .order_by(t.c.side, t.c.level))
+
+
+@cache
+def _latest_book_query() -> Select[Any]:
+    t = tables.orderbook_l2
+    return (select(t.c.venue, t.c.event_time, t.c.available_time)
+            .where(t.c.symbol == bindparam("symbol"), t.c.available_time <= bindparam("now"),
+                   t.c.available_time >= bindparam("oldest"))
+            .order_by(t.c.available_time.desc(), t.c.event_time.desc(), t.c.venue).limit(1))
+
+
+def _book_at(conn: Connection, symbol: str, venue: str, event_time: datetime, available: datetime) -> Book:
+    rows = conn.execute(_book_levels_query(), {"symbol": symbol, "venue": venue, "event_time": event_time}).all()
     bids = sorted(((r.price, r.size) for r in rows if r.side == "bid" and r.size > 0), key=lambda lv: -lv[0])
     asks = sorted(((r.price, r.size) for r in rows if r.side == "ask" and r.size > 0), key=lambda lv: lv[0])
     return Book(available, tuple(bids), tuple(asks))
@@ -57,10 +76,7 @@ def _book_at(conn: Connection, symbol: str, venue: str, event_time: datetime, av
 def latest_book(conn: Connection, symbol: str, now: datetime, oldest: datetime) -> Book | None:
     """The newest book available at ``now`` and not older than ``oldest``; None if there is none
     or its side lists are both empty."""
-    t = tables.orderbook_l2
-    row = conn.execute(lambda_stmt(lambda: select(t.c.venue, t.c.event_time, t.c.available_time).where(
-        t.c.symbol == symbol, t.c.available_time <= now, t.c.available_time >= oldest)
-        .order_by(t.c.available_time.desc(), t.c.event_time.desc(), t.c.venue).limit(1))).first()
+    row = conn.execute(_latest_book_query(), {"symbol": symbol, "now": now, "oldest": oldest}).first()
     if row is None:
         return None
     book = _book_at(conn, symbol, row.venue, row.event_time, row.available_time)
@@ -77,28 +93,35 @@ def books_between(conn: Connection, symbol: str, after: datetime, until: datetim
     return [_book_at(conn, symbol, h.venue, h.event_time, h.available) for h in heads]
 
 
-def _bars(symbol: str, interval: str) -> StatementLambdaElement:
-    """A symbol's bars of one interval (a lambda statement: built once, its values bound)."""
+@cache
+def _bars_query(shape: str) -> Select[Any]:
+    """A symbol's bars of one interval (``symbol``, ``interval``), of one of the readers' shapes."""
     b = tables.market_bars
-    return lambda_stmt(lambda: select(b.c.available_time, b.c.low, b.c.high, b.c.close, b.c.volume, b.c.venue)
-                       .where(b.c.symbol == symbol, b.c.interval == interval))
+    query = select(b.c.available_time, b.c.low, b.c.high, b.c.close, b.c.volume, b.c.venue).where(
+        b.c.symbol == bindparam("symbol"), b.c.interval == bindparam("interval"))
+    if shape == "latest":
+        return (query.where(b.c.available_time <= bindparam("now"), b.c.available_time >= bindparam("oldest"))
+                .order_by(b.c.available_time.desc(), b.c.venue).limit(1))
+    if shape == "between":
+        return (query.where(b.c.event_time >= bindparam("after"), b.c.available_time <= bindparam("until"))
+                .order_by(b.c.available_time, b.c.venue))
+    if shape == "newest":
+        return (query.where(b.c.available_time <= bindparam("now"))
+                .order_by(b.c.available_time.desc(), b.c.venue).limit(bindparam("bars")))
+    raise ValueError(shape)
 
 
 def latest_bar(conn: Connection, symbol: str, interval: str, now: datetime, oldest: datetime) -> Bar | None:
-    b = tables.market_bars
-    row = conn.execute(_bars(symbol, interval) + (
-        lambda s: s.where(b.c.available_time <= now, b.c.available_time >= oldest)
-        .order_by(b.c.available_time.desc(), b.c.venue).limit(1))).first()
+    row = conn.execute(_bars_query("latest"), {"symbol": symbol, "interval": interval, "now": now,
+                                               "oldest": oldest}).first()
     return Bar(row.available_time, row.low, row.high, row.close) if row is not None else None
 
 
 def bars_between(conn: Connection, symbol: str, interval: str, after: datetime, until: datetime) -> list[Bar]:
     """Bars that opened at or after ``after`` and closed by ``until``, oldest first (one per close
     time). A bar already running at ``after`` is left out: its range may predate ``after``."""
-    b = tables.market_bars
-    rows = conn.execute(_bars(symbol, interval) + (
-        lambda s: s.where(b.c.event_time >= after, b.c.available_time <= until)
-        .order_by(b.c.available_time, b.c.venue))).all()
+    rows = conn.execute(_bars_query("between"), {"symbol": symbol, "interval": interval, "after": after,
+                                                 "until": until}).all()
     seen: dict[datetime, Bar] = {}
     for r in rows:
         seen.setdefault(r.available_time, Bar(r.available_time, r.low, r.high, r.close))
@@ -108,9 +131,8 @@ def bars_between(conn: Connection, symbol: str, interval: str, after: datetime, 
 def hourly_dollar_volume(conn: Connection, symbol: str, interval: str, now: datetime, bars: int) -> float:
     """Mean ``close * volume`` of the last ``bars`` bars available at ``now`` (hourly bars: dollars
     per hour); 0.0 when none are stored."""
-    b = tables.market_bars
-    rows = conn.execute(_bars(symbol, interval) + (
-        lambda s: s.where(b.c.available_time <= now).order_by(b.c.available_time.desc(), b.c.venue).limit(bars))).all()
+    rows = conn.execute(_bars_query("newest"), {"symbol": symbol, "interval": interval, "now": now,
+                                                "bars": bars}).all()
     return sum(r.close * r.volume for r in rows) / len(rows) if rows else 0.0
 
 

@@ -22,9 +22,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, bindparam, select
 
 from omniwatch.jsonsafe import json_safe
 from omniwatch.trading import ledger
@@ -176,6 +177,16 @@ def model_standing(url: str, model_name: str, version: str, horizon: str) -> Mod
     return ModelStanding(model_name, str(version), horizon, verdict.demonstrated, verdict.reason)
 
 
+@cache
+def _controls_query() -> Select[Any]:
+    """The ``risk_controls`` rows of a track's scopes, oldest first (built once: read before every
+    order sent)."""
+    c = tables.risk_controls.c
+    return (select(tables.risk_controls).where(c.track == bindparam("track"),
+                                               c.strategy_id.in_(bindparam("scopes", expanding=True)))
+            .order_by(c.id))
+
+
 def _day(now: datetime) -> tuple[datetime, datetime]:
     start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
     return start, start + timedelta(days=1)
@@ -235,9 +246,9 @@ class RiskGuard:
     @staticmethod
     def _controls(conn: Connection, track: str, strategy_id: str) -> list[dict[str, Any]]:
         """The ``risk_controls`` rows of the strategy and of its track-wide scope, oldest first."""
-        c = tables.risk_controls.c
-        query = select(tables.risk_controls).where(c.track == track, c.strategy_id.in_({strategy_id, ALL_STRATEGIES}))
-        return [dict(r) for r in conn.execute(query.order_by(c.id)).mappings()]
+        return [dict(r) for r in conn.execute(_controls_query(), {"track": track,
+                                                                  "scopes": sorted({strategy_id, ALL_STRATEGIES})})
+                .mappings()]
 
     def _record(self, order: OrderRequest, decision: RiskDecision, figures: Figures, limits: RiskLimits,
                 now: datetime) -> dict[str, Any] | None:

@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, Update, bindparam, select
 
 from omniwatch.trading import ledger
 from omniwatch.trading.orders import (
@@ -81,34 +82,54 @@ def _from_row(row: Any, fills: Iterable[Any]) -> Order:
         model_version=row["model_version"], snapshot_id=row["snapshot_id"], created_at=row["created_at"])
 
 
-def _read(conn: Connection, where: Any, lock: bool = False) -> Order | None:
-    o, f = tables.orders_sim, tables.fills
-    query = select(o).where(where)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+@cache
+def _order_query(by: tuple[str, ...], lock: bool) -> Select[Any]:
+    """An order by the columns ``by`` (bound by their names), built once (orders are read for every
+    order the execution path sends; building the statement cost more than running it)."""
+    o = tables.orders_sim
+    query = select(o).where(*(o.c[c] == bindparam(c) for c in by))
+    return query.with_for_update() if lock else query
+
+
+@cache
+def _fills_query() -> Select[Any]:
+    f = tables.fills
+    return select(f).where(f.c.order_id == bindparam("order_id")).order_by(f.c.ts, f.c.venue_fill_id)
+
+
+@cache
+def _progress_update() -> Update:
+    """The columns a save moves (bound by their names), of the order ``where_order_id``."""
+    o = tables.orders_sim
+    return o.update().where(o.c.order_id == bindparam("where_order_id"))
+
+
+_PROGRESS = ("status", "filled_qty", "avg_fill_price", "fee", "lifecycle", "venue_order_id", "reference_price",
+             "updated_at")
+
+
+def _read(conn: Connection, by: dict[str, str], lock: bool = False) -> Order | None:
+    row = conn.execute(_order_query(tuple(by), lock), by).mappings().first()
     if row is None:
         return None
-    fills = conn.execute(select(f).where(f.c.order_id == row["order_id"])
-                         .order_by(f.c.ts, f.c.venue_fill_id)).mappings().all()
+    fills = conn.execute(_fills_query(), {"order_id": row["order_id"]}).mappings().all()
     return _from_row(row, fills)
 
 
 def get_order(url: str, order_id: str) -> Order | None:
     """The stored order with its fills, or None for an unknown id (of any format)."""
     with reading(url) as conn:
-        return _read(conn, tables.orders_sim.c.order_id == str(order_id))
+        return _read(conn, {"order_id": str(order_id)})
 
 
 def get_order_by_client_id(url: str, client_order_id: str) -> Order | None:
     with reading(url) as conn:
-        return _read(conn, tables.orders_sim.c.client_order_id == client_order_id)
+        return _read(conn, {"client_order_id": client_order_id})
 
 
 def get_order_by_venue_id(url: str, venue: str, venue_order_id: str) -> Order | None:
-    o = tables.orders_sim.c
     with reading(url) as conn:
-        return _read(conn, (o.venue == venue) & (o.venue_order_id == venue_order_id))
+        return _read(conn, {"venue": venue, "venue_order_id": venue_order_id})
 
 
 def open_orders(url: str, adapter: str | None = None) -> list[Order]:
@@ -120,7 +141,7 @@ def open_orders(url: str, adapter: str | None = None) -> list[Order]:
         query = query.where(o.c.adapter == adapter)
     with reading(url) as conn:
         ids = [r.order_id for r in conn.execute(query.order_by(o.c.created_at, o.c.order_id))]
-        found = [_read(conn, o.c.order_id == i) for i in ids]
+        found = [_read(conn, {"order_id": i}) for i in ids]
     return [x for x in found if x is not None]
 
 
@@ -133,7 +154,7 @@ def create_order(url: str, order: Order) -> Order:
         if insert_new(conn, o, _order_row(order), key=["client_order_id"]):
             stored = order  # as written: no need to read it back
         else:
-            stored = _read(conn, o.c.client_order_id == order.request.client_order_id)
+            stored = _read(conn, {"client_order_id": order.request.client_order_id})
         if order.fills:
             _write_fills(conn, stored or order, order.fills)
     if stored is None:  # pragma: no cover - the row was just written or already there
@@ -147,18 +168,15 @@ def save_order(url: str, order: Order, *, created: Order | None = None) -> Order
     ``created``: the order as :func:`create_order` stored it in the enclosing unit of work; no other
     transaction can see or move it before the unit commits, so it is not read back (outside a
     unit it is ignored and the stored order is read, locked, as always)."""
-    o = tables.orders_sim
     with transaction(url) as conn:
         stored = (created if created is not None and created.order_id == order.order_id and in_unit(url)
-                  else _read(conn, o.c.order_id == order.order_id, lock=True))
+                  else _read(conn, {"order_id": order.order_id}, lock=True))
         if stored is None:
             raise LookupError(f"order {order.order_id} is not stored; create_order it first")
         if order.lifecycle[: len(stored.lifecycle)] != stored.lifecycle:
             raise StaleOrder(f"order {order.order_id}: the stored lifecycle is not a prefix of the new one")
         row = _order_row(order)
-        conn.execute(o.update().where(o.c.order_id == order.order_id).values(
-            {k: row[k] for k in ("status", "filled_qty", "avg_fill_price", "fee", "lifecycle", "venue_order_id",
-                                 "reference_price", "updated_at")}))
+        conn.execute(_progress_update(), {**{k: row[k] for k in _PROGRESS}, "where_order_id": order.order_id})
         known = {f.venue_fill_id for f in stored.fills}
         # New by construction: the stored fills were read under the order's row lock (or the order
         # is the unit's own), so a plain insert; a duplicate would be a bug, and fails loudly.

@@ -11,7 +11,7 @@ from omniwatch import frames
 from omniwatch.resources.warehouse import WarehouseResource
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine
-from omniwatch.warehouse.upsert import upsert_frame
+from omniwatch.warehouse.upsert import insert_new, upsert_frame, upsert_rows
 
 
 def _bars(n: int, close: float = 100.0) -> pd.DataFrame:
@@ -102,3 +102,55 @@ def test_json_columns_store_nan_and_numpy_as_json(warehouse_url):
     with get_engine(warehouse_url).connect() as conn:
         stored = conn.execute(select(tables.events.c.payload)).scalar_one()
     assert stored == {"amount": None, "n": 3, "when": "2024-01-01T00:00:00+00:00", "items": ["3C", "06b"]}
+
+
+def _position(qty: float, hour: int = 1, **extra) -> dict:
+    return {"track": "liquid", "strategy_id": "s1", "symbol": "BTC",
+            "as_of_ts": pd.Timestamp(f"2024-04-16T{hour:02d}:00Z").to_pydatetime(), "qty": qty, "avg_price": 100.0,
+            "mark_price": 101.0, "reason": "fill", **extra}
+
+
+def test_small_batches_upsert_through_one_cached_statement_with_the_tables_defaults(warehouse_url):
+    """A few rows (the execution path's orders, venue records, positions, signals) go through one
+    statement per shape that SQLAlchemy caches: same results as the multi-row upsert (update on
+    conflict, nothing with ``update=[]``, the columns' Python defaults filled), and every execution
+    after the first is a cache hit (the dialects' on-conflict constructs never are)."""
+    engine = get_engine(warehouse_url)
+    hits: list[bool] = []
+
+    def seen(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT"):
+            hits.append(context.cache_hit is context.dialect.CACHE_HIT)
+
+    p, o = tables.positions_snapshots, tables.orders_sim
+    key = ["track", "strategy_id", "symbol", "as_of_ts"]
+    event.listen(engine, "after_cursor_execute", seen)
+    try:
+        with engine.begin() as conn:  # no unrealized_pnl / realized_pnl: their defaults (0.0) apply
+            assert upsert_rows(conn, p, [_position(1.0), _position(2.0, hour=2)], key) == 2
+        with engine.begin() as conn:
+            upsert_rows(conn, p, [_position(5.0), _position(6.0, hour=2)], key)   # updates both
+            upsert_rows(conn, p, [_position(9.0)], key, update=[])                  # changes nothing
+        order = {"order_id": "o-1", "client_order_id": "c-1", "track": "liquid", "strategy_id": "s1",
+                 "symbol": "BTC", "side": "buy", "qty": 1.0, "order_type": "market", "adapter": "paper",
+                 "venue": "paper", "time_in_force": "IOC", "status": "submitted", "lifecycle": [{"to": "submitted"}]}
+        with engine.begin() as conn:
+            assert insert_new(conn, o, order, key=["client_order_id"]) is True
+            assert insert_new(conn, o, {**order, "order_id": "o-2", "qty": 7.0}, key=["client_order_id"]) is False
+    finally:
+        event.remove(engine, "after_cursor_execute", seen)
+    with engine.connect() as conn:
+        rows = conn.execute(select(p.c.as_of_ts, p.c.qty, p.c.unrealized_pnl, p.c.realized_pnl)
+                            .order_by(p.c.as_of_ts)).all()
+        stored = conn.execute(select(o.c.order_id, o.c.qty, o.c.filled_qty, o.c.fee, o.c.lifecycle)).all()
+    assert [(r.qty, r.unrealized_pnl, r.realized_pnl) for r in rows] == [(5.0, 0.0, 0.0), (6.0, 0.0, 0.0)]
+    assert str(rows[0].as_of_ts) == "2024-04-16 01:00:00+00:00"  # UTC in, UTC out (the column's type)
+    assert [tuple(r) for r in stored] == [("o-1", 1.0, 0.0, 0.0, [{"to": "submitted"}])]
+    # Each shape compiles once (upsert, upsert doing nothing, insert_new); its next use is a hit.
+    assert hits == [False, True, False, False, True]
+
+
+def test_a_row_naming_an_unknown_column_is_refused(warehouse_url):
+    with get_engine(warehouse_url).begin() as conn, pytest.raises(ValueError, match="no column 'quantity'"):
+        upsert_rows(conn, tables.positions_snapshots, [_position(1.0, quantity=3.0)],
+                    ["track", "strategy_id", "symbol", "as_of_ts"])

@@ -89,6 +89,9 @@ predictions_v2 = Table(
     Column("created_at", UTC, nullable=False, server_default=func.now()),
     Index(None, "track", "target", "as_of_ts"),
     Index(None, "model_name", "model_version"),
+    # execution/run sizes from a version's forecasts of one target over the last H hours (migration
+    # 0014): without it the read scanned every prediction the version ever made.
+    Index(None, "target", "model_name", "model_version", "as_of_ts"),
 )
 
 prediction_explanations = Table(
