@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from omniwatch.trading import store
-from omniwatch.trading.execution import Executor, forecast_history
+from omniwatch.trading.execution import Executor, _forecast_query, forecast_history
 from omniwatch.trading.orders import OrderStatus, VenueUnavailable
 from omniwatch.trading.paper import PaperAdapter
 from omniwatch.trading.risk import RiskLimits, RiskSettings
@@ -111,3 +111,21 @@ def test_sizing_reads_one_forecast_per_hour_and_the_signals_own(warehouse_url):
     own = forecast_history(warehouse_url, "ETH", "7", "24h", T0, prefer="dup-4")
     assert [(h.prediction_id, h.forecast_bps, h.hourly_vol) for h in own] == [
         ("old-hour", 3.0, pytest.approx(0.02)), ("dup-4", 4.0, pytest.approx(0.01))]
+
+
+def test_the_sizing_read_searches_the_targets_hours_not_every_prediction_of_the_version(tmp_path):
+    """Every target of every execution/run reads its version's forecasts of the last H hours.
+    Migration 0014's index makes that a search of those hours: without it SQLite searched every
+    prediction the version had ever made (the (model_name, model_version) index) and filtered
+    after, a read growing with the version's age and with every prediction request."""
+    from graph.helpers import fresh_sqlite_warehouse
+
+    engine = get_engine(fresh_sqlite_warehouse(tmp_path / "warehouse.db"))
+    compiled = _forecast_query().compile(dialect=engine.dialect)
+    with engine.connect() as conn:
+        plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}",
+                                                         tuple(None for _ in compiled.positiontup or ()))]
+    [search] = [line for line in plan if "predictions_v2" in line]
+    assert search.startswith("SEARCH predictions_v2 USING INDEX "
+                             "ix_predictions_v2_target_model_name_model_version_as_of_ts"), plan
+    assert "as_of_ts>?" in search and "as_of_ts<?" in search, search  # a range of hours, not a filter after
