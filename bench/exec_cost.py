@@ -1,6 +1,7 @@
 """What one ``execution/run`` costs, in process (prints figures; asserts nothing).
 
     python bench/exec_cost.py [--home PATH] [--runs 60] [--database-url postgresql://...] [--profile N]
+                              [--threads N]
 
 Runs ``execution/run`` (24h, paper, a fresh ``strategy_id`` each: predict the three targets, store
 their signals, size from a flat book, check risk, send and store a market IOC order per target)
@@ -9,7 +10,9 @@ through the API's own route function, without HTTP or a second process, on a tem
 per run: wall milliseconds (p50 / mean), SQL statements, commits and connection checkouts of the
 warehouse engine. The HTTP bench (bench/exec_bench.py) measures the same path under load; this one
 says where a single run's time goes, with ``--profile N``: the N functions of the project with the
-most cumulative time (cProfile, a separate pass).
+most cumulative time (cProfile, a separate pass). ``--threads N`` (N > 1) also drives the route
+from N threads at once (each run its own strategy, as the HTTP bench's ``trade`` case) and prints
+runs a second beside one thread's: what the process serves concurrently without HTTP.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +46,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--database-url", help="an empty PostgreSQL database to copy the home's warehouse into")
     ap.add_argument("--profile", type=int, default=0, help="also profile the runs and print the top N functions")
+    ap.add_argument("--threads", type=int, default=1, help="also run from this many threads at once")
     args = ap.parse_args()
     source = args.home.resolve()
     ensure_model(source)
@@ -99,6 +104,15 @@ def main() -> None:
           f"p50 {statistics.median(times):.1f} ms, mean {statistics.fmean(times):.1f} ms; per run "
           f"{per['statements']:.1f} SQL statements, {per['commits']:.1f} commits, "
           f"{per['checkouts']:.1f} connection checkouts")
+    if args.threads > 1:
+        rates = {}
+        for n, first in ((1, 20_000), (args.threads, 30_000)):
+            began = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(one, range(first, first + args.runs)))
+            rates[n] = args.runs / (time.perf_counter() - began)
+        print(f"concurrent, {args.runs} runs each: 1 thread {rates[1]:.1f} runs/s, {args.threads} threads "
+              f"{rates[args.threads]:.1f} runs/s")
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
