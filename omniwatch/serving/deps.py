@@ -4,6 +4,7 @@ from the settings and reached by routes through ``Depends(get_services)``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from fastapi import Request
 
@@ -39,7 +40,9 @@ class Services:
     risk: RiskService
     execution: ExecutionService
 
-    @property
+    # Computed once: the settings do not change after start-up, and ``warehouse_url`` resolves the
+    # home on disk (system calls that hand the GIL away on every request's path).
+    @cached_property
     def database_url(self) -> str:
         return self.settings.warehouse_url
 
@@ -47,7 +50,7 @@ class Services:
     def api_keys(self) -> list[str]:
         return [secret for _, secret in self.named_keys]
 
-    @property
+    @cached_property
     def named_keys(self) -> list[tuple[str, str]]:
         """(name, secret) per configured key (``name:secret``, or a bare secret named by fingerprint)."""
         return [named_key(k.get_secret_value()) for k in self.serving.api_keys]

@@ -110,9 +110,15 @@ def _advisory(engine: Engine, key: int, timeout_s: float, name: str) -> Iterator
 
 
 def _lock_path(database: str, track: str, strategy_id: str) -> Path:
+    return _lock_folder(database) / f"{lock_key(track, strategy_id) & 0xFFFFFFFFFFFFFFFF:016x}.lock"
+
+
+@lru_cache(maxsize=16)
+def _lock_folder(database: str) -> Path:
+    """The database's lock folder, made once per process (its files are never removed)."""
     folder = Path(database).with_name(Path(database).name + ".execution-locks")
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{lock_key(track, strategy_id) & 0xFFFFFFFFFFFFFFFF:016x}.lock"
+    return folder
 
 
 __all__ = ["StrategyBusy", "lock_key", "strategy_lock"]

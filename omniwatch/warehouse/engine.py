@@ -3,6 +3,15 @@
 SQLite gets WAL and a busy timeout so the Dagster run and a reader (the API, a test) can share the
 embedded file; PostgreSQL URLs are normalised to psycopg 3.
 
+SQLite's ``synchronous`` setting (:class:`SqliteDurability`): ``NORMAL`` by default, SQLite's own
+advice for WAL. A commit survives the process being killed; an OS crash or power loss can roll
+back the newest commits (never corrupt the file). ``FULL`` syncs the log at every commit (2.2 ms a
+commit on this project's 2-core machine, against 0.014 for ``NORMAL``), so a commit also survives a
+power loss; it is the default where ``OMNIWATCH_LIVE_TRADING=1``, because a live order is stored
+``submitted`` before the venue hears of it and that row must outlive any crash (a lost one would
+leave an order at the venue that refresh cannot reconcile). ``OMNIWATCH_SQLITE_SYNCHRONOUS`` sets it
+either way. PostgreSQL keeps its own (``synchronous_commit``, on by default).
+
 :func:`unit_of_work` makes the writes of a block one transaction: inside it, :func:`transaction`
 and :func:`reading` (which the trading store uses where it would begin or connect) hand out the
 block's connection instead of a new one, so they see each other's rows and commit together, or
@@ -17,9 +26,31 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+
+class SqliteDurability(BaseSettings):
+    """How a SQLite warehouse syncs its commits (read when an engine is created)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNIWATCH_", extra="ignore")
+
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] | None = Field(
+        default=None, description="SQLite PRAGMA synchronous; default NORMAL, FULL with live trading on.")
+    live_trading: bool = Field(default=False, description="OMNIWATCH_LIVE_TRADING (as the live adapter reads it).")
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def synchronous(self) -> str:
+        return self.sqlite_synchronous or ("FULL" if self.live_trading else "NORMAL")
 
 
 @lru_cache(maxsize=64)
@@ -40,12 +71,14 @@ def get_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        synchronous = SqliteDurability().synchronous  # a bad value fails here, naming the variable
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")  # one of three literals, validated above
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

@@ -204,17 +204,20 @@ def test_a_kill_switch_triggered_while_a_run_is_sending_stops_its_next_order(own
     assert sum(1 for p in book.values() if abs(p.qty) > 0) == 1
 
 
-def test_signals_the_writer_could_not_store_are_a_503_and_nothing_trades(own_home):
-    """The signals' rows are the proof they were stored: a run whose batch failed answers 503
-    ``signals_not_stored`` naming the signal, sends nothing, and works again once writes do."""
+def test_signals_the_run_could_not_store_are_a_503_and_nothing_trades(own_home):
+    """A run writes its predictions and signals itself before sizing from them: when that write
+    fails it answers 503 ``signals_not_stored`` naming the table, stores none of them, sends
+    nothing, and works again once writes do."""
     with client_for(own_home, sizing_weight_band=0.0) as c:
         writer = c.app.state.services.writer
         good = writer.database_url
+        signals_before = _count(own_home.warehouse_url, tables.signal_candidates)
         writer.database_url = f"sqlite:///{own_home.home / 'elsewhere' / 'empty.db'}"  # no tables: inserts fail
         r = c.post(f"{P}/execution/run", json={"horizon": "24h", "strategy_id": "w1"}, headers=AUTH)
         assert r.status_code == 503 and r.json()["code"] == "signals_not_stored", r.text
-        assert "was not stored" in r.json()["detail"] and "writing predictions_v2" in r.json()["detail"]
+        assert "were not stored" in r.json()["detail"] and "writing predictions_v2" in r.json()["detail"]
         assert _count(own_home.warehouse_url, tables.orders_sim) == 0
+        assert _count(own_home.warehouse_url, tables.signal_candidates) == signals_before
         writer.database_url = good
         r = c.post(f"{P}/execution/run", json={"horizon": "24h", "strategy_id": "w1"}, headers=AUTH)
         assert r.status_code == 200 and {d["action"] for d in r.json()["decisions"]} & {"trade"}, r.text

@@ -17,9 +17,11 @@ from omniwatch.serving.execution.schemas import (
     PnlAttributionResponse,
 )
 from omniwatch.serving.metrics import Metrics, metrics_of
+from omniwatch.serving.runtime.writer import RowsNotStored
 from omniwatch.serving.signals.schemas import SignalsRequest, StrategyId
 from omniwatch.serving.signals.service import generate_signals
 from omniwatch.trading.audit import audit_chain, order_view, pnl_attribution
+from omniwatch.warehouse.engine import unit_of_work
 
 router = APIRouter(tags=["execution"])
 RUN_ERRORS = {**documented(401, 403, 404), **RISK_REFUSED}
@@ -63,22 +65,23 @@ def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Met
         body = body.model_copy(update={"strategy_id": body.strategy_id or signal["strategy_id"]})
         return execution.run(body, [signal], actor, [])
     targets = body.targets or list(services.settings.liquid_symbols)
-    with metrics.signal_timer("execution/run"):
-        generated = generate_signals(services, SignalsRequest(targets=targets, horizons=[body.horizon],
-                                                              strategy_id=body.strategy_id,
-                                                              request_key=body.request_key), targets, True)
-    # The signals (and their predictions) go through the batching writer: wait for them to be
-    # stored, then read them back. Their rows are the proof, not the writer's last-error flag (which
-    # another request's batch sets and clears).
-    if not services.writer.flush():
-        raise ApiError(503, "signals_not_stored", "the signals were not stored in time (the writer is behind)")
+    # The run's predictions and signals are written here, in one transaction, before it sizes
+    # from them (not queued for the writer thread and waited for: see PredictionWriter.in_caller).
+    try:
+        with metrics.signal_timer("execution/run"), unit_of_work(services.database_url), \
+                services.writer.in_caller():
+            generated = generate_signals(services, SignalsRequest(targets=targets, horizons=[body.horizon],
+                                                                  strategy_id=body.strategy_id,
+                                                                  request_key=body.request_key), targets, True)
+    except RowsNotStored as exc:
+        raise ApiError(503, "signals_not_stored", f"the run's signals were not stored ({exc}); nothing was sent",
+                       {"targets": targets}) from exc
+    # Read back: the stored rows (with their prediction's version and snapshot) are what is sized.
     wanted = [s.signal_id for s in generated.signals]
     signals = execution.signals(wanted)
     missing = sorted(set(wanted) - {s["signal_id"] for s in signals})
-    if missing:
-        raise ApiError(503, "signals_not_stored", f"signal {missing[0]} was not stored "
-                       f"({services.writer.failing or 'the writer recorded no error'})",
-                       {"signal_ids": missing})
+    if missing:  # committed above: only a concurrent delete gets here
+        raise ApiError(503, "signals_not_stored", f"signal {missing[0]} was not stored", {"signal_ids": missing})
     return execution.run(body, signals, actor, [s.model_dump(mode="json") for s in generated.skipped])
 
 

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from omniwatch.errors import ErrorCode
 from omniwatch.serving.errors import ApiError, insufficient, not_found
@@ -49,6 +50,16 @@ from omniwatch.trading.risk_store import TRADED_MODEL, RiskGuard, StrategyBook, 
 from omniwatch.trading.sizing import SizingRule, horizon_hours
 from omniwatch.warehouse import tables
 from omniwatch.warehouse.engine import get_engine, unit_of_work
+
+
+@cache
+def _signals_query() -> Select[Any]:
+    """Signals with their prediction's version and snapshot, by id (built once: every run reads it)."""
+    s, p = tables.signal_candidates, tables.predictions_v2
+    return (select(s.c.signal_id, s.c.target, s.c.horizon, s.c.strategy_id, s.c.as_of_ts, s.c.prediction_id,
+                   p.c.model_version, p.c.snapshot_id)
+            .select_from(s.outerjoin(p, p.c.prediction_id == s.c.prediction_id))
+            .where(s.c.signal_id.in_(bindparam("ids", expanding=True))))
 
 
 class ExecutionErrorCode:
@@ -316,13 +327,8 @@ class ExecutionService:
 
     def signals(self, signal_ids: list[str]) -> list[dict[str, Any]]:
         """The stored signals of ``signal_ids`` (as :meth:`signal`), in that order; unknown ids are left out."""
-        s, p = tables.signal_candidates, tables.predictions_v2
-        query = (select(s.c.signal_id, s.c.target, s.c.horizon, s.c.strategy_id, s.c.as_of_ts, s.c.prediction_id,
-                        p.c.model_version, p.c.snapshot_id)
-                 .select_from(s.outerjoin(p, p.c.prediction_id == s.c.prediction_id))
-                 .where(s.c.signal_id.in_(signal_ids)))
         with get_engine(self.url).connect() as conn:
-            rows = {r["signal_id"]: dict(r) for r in conn.execute(query).mappings()}
+            rows = {r["signal_id"]: dict(r) for r in conn.execute(_signals_query(), {"ids": signal_ids}).mappings()}
         return [rows[i] for i in signal_ids if i in rows]
 
     # ------------------------------------------------------------------ orders
