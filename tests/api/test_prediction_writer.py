@@ -1,5 +1,6 @@
 """The prediction writer: queued rows are written by its thread; inside ``in_caller`` a thread's
-rows are written at once, in its own transaction, and a failure reaches the caller."""
+rows are written by that thread when the block ends, in one transaction (its unit of work's), and
+a failure reaches the caller."""
 
 from __future__ import annotations
 
@@ -32,33 +33,41 @@ def _count(url: str, table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def test_rows_written_in_the_caller_are_in_its_transaction_and_start_no_thread(warehouse_url):
+def test_rows_written_in_the_caller_are_one_transaction_at_the_end_of_the_block_and_start_no_thread(warehouse_url):
     writer = PredictionWriter(warehouse_url)
     p = _prediction()
-    with unit_of_work(warehouse_url) as unit, writer.in_caller():
-        writer.submit("predictions_v2", [p])
-        writer.submit("signal_candidates", [_signal(p["prediction_id"], 1.0)])
-        writer.submit("signal_candidates", [_signal(p["prediction_id"], 2.0)])  # same hour: upserted
-        # Seen inside the unit before it commits, written by this thread (no writer thread).
+    with unit_of_work(warehouse_url) as unit:
+        with writer.in_caller():
+            writer.submit("signal_candidates", [_signal(p["prediction_id"], 1.0)])  # before its prediction:
+            writer.submit("predictions_v2", [p])                                    # written after it
+            writer.submit("signal_candidates", [_signal(p["prediction_id"], 2.0)])  # same hour: the later wins
+            assert unit.execute(select(func.count()).select_from(tables.predictions_v2)).scalar_one() == 0
+        # Written by this thread into the caller's unit (seen inside it before it commits).
         assert unit.execute(select(func.count()).select_from(tables.signal_candidates)).scalar_one() == 1
         assert writer._thread is None
     assert _count(warehouse_url, tables.predictions_v2) == 1
     with get_engine(warehouse_url).connect() as conn:
         assert conn.execute(select(tables.signal_candidates.c.strength)).scalar_one() == 2.0
-    assert writer.written == {"predictions_v2": 1, "signal_candidates": 2}
+    assert writer.written == {"predictions_v2": 1, "signal_candidates": 1}
 
 
-def test_an_error_after_rows_written_in_the_caller_rolls_them_back(warehouse_url):
+def test_rows_of_a_block_that_raises_are_not_written(warehouse_url):
     writer = PredictionWriter(warehouse_url)
-    with pytest.raises(RuntimeError, match="sizing failed"), unit_of_work(warehouse_url), writer.in_caller():
+    with pytest.raises(RuntimeError, match="scoring failed"), writer.in_caller():
         writer.submit("predictions_v2", [_prediction()])
+        raise RuntimeError("scoring failed")
+    assert _count(warehouse_url, tables.predictions_v2) == 0 and writer.written["predictions_v2"] == 0
+    # Written into a unit of work that then fails: rolled back with it.
+    with pytest.raises(RuntimeError, match="sizing failed"), unit_of_work(warehouse_url):
+        with writer.in_caller():
+            writer.submit("predictions_v2", [_prediction()])
         raise RuntimeError("sizing failed")
     assert _count(warehouse_url, tables.predictions_v2) == 0
 
 
 def test_a_failed_write_in_the_caller_raises_naming_the_table_and_leaves_the_queue_alone(warehouse_url, tmp_path):
     writer = PredictionWriter(warehouse_url)
-    with writer.in_caller(), pytest.raises(RowsNotStored, match="IntegrityError writing signal_candidates"):
+    with pytest.raises(RowsNotStored, match="IntegrityError writing signal_candidates"), writer.in_caller():
         writer.submit("signal_candidates", [_signal(str(uuid.uuid4()), 1.0)])  # its prediction does not exist
     assert writer.failing is None and writer.failures == 0 and writer.written["signal_candidates"] == 0
     # Outside the block the same writer queues again (its thread writes; flush waits for it).

@@ -21,7 +21,6 @@ from omniwatch.serving.runtime.writer import RowsNotStored
 from omniwatch.serving.signals.schemas import SignalsRequest, StrategyId
 from omniwatch.serving.signals.service import generate_signals
 from omniwatch.trading.audit import audit_chain, order_view, pnl_attribution
-from omniwatch.warehouse.engine import unit_of_work
 
 router = APIRouter(tags=["execution"])
 RUN_ERRORS = {**documented(401, 403, 404), **RISK_REFUSED}
@@ -65,11 +64,10 @@ def _run(services: Services, body: ExecutionRunRequest, actor: str, metrics: Met
         body = body.model_copy(update={"strategy_id": body.strategy_id or signal["strategy_id"]})
         return execution.run(body, [signal], actor, [])
     targets = body.targets or list(services.settings.liquid_symbols)
-    # The run's predictions and signals are written here, in one transaction, before it sizes
-    # from them (not queued for the writer thread and waited for: see PredictionWriter.in_caller).
+    # The run's predictions and signals are written by this thread, in one transaction, before it
+    # sizes from them (not queued for the writer thread and waited for: see PredictionWriter.in_caller).
     try:
-        with metrics.signal_timer("execution/run"), unit_of_work(services.database_url), \
-                services.writer.in_caller():
+        with metrics.signal_timer("execution/run"), services.writer.in_caller():
             generated = generate_signals(services, SignalsRequest(targets=targets, horizons=[body.horizon],
                                                                   strategy_id=body.strategy_id,
                                                                   request_key=body.request_key), targets, True)
