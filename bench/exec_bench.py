@@ -1,7 +1,7 @@
 """Execution latency and throughput in paper mode (prints figures; asserts nothing).
 
     python bench/exec_bench.py [--home PATH] [--duration 8] [--connections 1,16,64] [--json out.json]
-                               [--database-url postgresql://...] [--workers N] [--prediction-flush-interval-s S]
+                               [--database-url postgresql://...] [--workers N]
 
 ``--home`` is a home with a trained champion (default ``.omniwatch/exec-bench``, built as
 bench/serve_bench.py builds its home when it has no champion yet: four months of the bundled sample
@@ -170,9 +170,6 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1,
                     help="uvicorn worker processes of the API (each its own decision lock; the strategy's lock in "
                          "the warehouse keeps risk decisions atomic across them)")
-    ap.add_argument("--prediction-flush-interval-s", type=float,
-                    help="OMNIWATCH_PREDICTION_FLUSH_INTERVAL_S of the API (default: the app's, 0.05 s): the batch "
-                         "window of the prediction writer, which execution/run waits out before it sizes")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit(WRK_MISSING)
@@ -187,8 +184,6 @@ def main() -> None:
     env = {**os.environ, "OMNIWATCH_HOME": str(home), "OMNIWATCH_API_KEYS": API_KEY, "OMP_WAIT_POLICY": "passive",
            "OMNIWATCH_SIZING_WEIGHT_BAND": "0", "OMNIWATCH_SIGNAL_THRESHOLD_BPS_1H": "0.01",
            "OMNIWATCH_SIGNAL_THRESHOLD_BPS_4H": "0.01", "OMNIWATCH_SIGNAL_THRESHOLD_BPS_24H": "0.01"}
-    if args.prediction_flush_interval_s is not None:
-        env["OMNIWATCH_PREDICTION_FLUSH_INTERVAL_S"] = str(args.prediction_flush_interval_s)
     for var in ("OMNIWATCH_DATABASE_URL", "OMNIWATCH_MLFLOW_TRACKING_URI", "OMNIWATCH_LIVE_TRADING"):
         env.pop(var, None)
     os.environ.pop("OMNIWATCH_DATABASE_URL", None)  # Settings(home=...) below: the copy's own SQLite file
@@ -230,8 +225,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nmachine: {machine_load()} after the run; wrk (-t1) and the server share it; "
           f"{args.duration} s per cell; {args.workers} API worker(s); "
           f"{'PostgreSQL' if args.database_url else 'SQLite'} warehouse (a copy of "
-          f"{args.home}); prediction flush interval "
-          f"{'default' if args.prediction_flush_interval_s is None else args.prediction_flush_interval_s}")
+          f"{args.home})")
     by = {(r["case"], r["connections"]): r for r in rows}
     for name in ("execution/run trade", "execution/run repeat"):
         cell, floor = by.get((name, GOAL_CONNS)), by.get(("health (floor)", GOAL_CONNS))
@@ -241,7 +235,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
                   f"{'met' if p95 < GOAL_MS else 'not met'}); floor p95 {floor['p95'] / 1e3:.2f} ms")
     result = {"goal": {"p95_ms": GOAL_MS, "connections": GOAL_CONNS}, "duration_s": args.duration,
               "warehouse": "postgresql" if args.database_url else "sqlite", "workers": args.workers,
-              "prediction_flush_interval_s": args.prediction_flush_interval_s, "cells": [
+              "cells": [
         {k: (v / 1e3 if k in ("p50", "p95", "p99") else v) for k, v in r.items() if k != "duration_us"}
         for r in rows]}
     for cell in result["cells"]:
