@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, select
+from sqlalchemy import Select, and_, bindparam, func, select, union_all
 
 from omniwatch.trading import store
 from omniwatch.trading.orders import (
@@ -91,25 +91,35 @@ def hour_of(ts: datetime) -> datetime:
 @cache
 def _forecast_query() -> Select[Any]:
     """:func:`forecast_history`'s read, built once with bound parameters (it runs for every target
-    of every run: building it anew each time cost more than the query)."""
+    of every run: building it anew each time cost more than the query).
+
+    An hour scored many times (every prediction request stores a row) is read as one row: the
+    newest (latest ``created_at``, then the largest id), found by a grouped search that migration
+    0015's index answers without reading the table or sorting, whatever the number of rows; the
+    ``prefer``red prediction (the signal's own; NULL: none) comes along by its key, and
+    :func:`forecast_history` puts it in its hour's place. At most H + 1 rows are read."""
     p, f = tables.predictions_v2, tables.feature_snapshots
-    # One prediction per as_of (a signal re-generated for the same hour stores another one): the
-    # ``prefer``red one (the signal's own), else the newest; ranked in the database, so the read
-    # stays one row per hour however often an hour was scored. No ``prefer``: NULL, which no
-    # prediction id equals.
-    preferred = case((p.c.prediction_id == bindparam("prefer", type_=p.c.prediction_id.type), 0), else_=1)
-    newest_first = func.row_number().over(
-        partition_by=p.c.as_of_ts, order_by=(preferred, p.c.created_at.desc(), p.c.prediction_id.desc())).label("rank")
-    ranked = (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, p.c.snapshot_id, newest_first)
-              .where(p.c.target == bindparam("target"), p.c.model_name == bindparam("model_name"),
-                     p.c.model_version == bindparam("model_version"),
-                     p.c.error.is_(None), p.c.snapshot_id.is_not(None),  # not a client's what-if features
-                     p.c.as_of_ts > bindparam("after", type_=p.c.as_of_ts.type),
-                     p.c.as_of_ts <= bindparam("until", type_=p.c.as_of_ts.type))
-              .subquery())
-    return (select(ranked.c.prediction_id, ranked.c.as_of_ts, ranked.c.horizon_predictions, f.c.features)
-            .select_from(ranked.outerjoin(f, f.c.id == ranked.c.snapshot_id))
-            .where(ranked.c.rank == 1).order_by(ranked.c.as_of_ts))
+    w = p.alias("w")
+
+    def sizable(t: Any) -> tuple[Any, ...]:  # the version's forecasts of the target's hours, on stored snapshots
+        return (t.c.target == bindparam("target"), t.c.model_name == bindparam("model_name"),
+                t.c.model_version == bindparam("model_version"),
+                t.c.error.is_(None), t.c.snapshot_id.is_not(None),  # not failed, not a client's what-if features
+                t.c.as_of_ts > bindparam("after", type_=p.c.as_of_ts.type),
+                t.c.as_of_ts <= bindparam("until", type_=p.c.as_of_ts.type))
+
+    newest = (select(p.c.as_of_ts, func.max(p.c.created_at).label("created_at"))
+              .where(*sizable(p)).group_by(p.c.as_of_ts).subquery("newest"))
+    winners = (select(func.max(w.c.prediction_id))
+               .select_from(w.join(newest, and_(w.c.as_of_ts == newest.c.as_of_ts,
+                                                w.c.created_at == newest.c.created_at)))
+               .where(*sizable(w)).group_by(w.c.as_of_ts))
+    preferred = select(w.c.prediction_id).where(
+        w.c.prediction_id == bindparam("prefer", type_=p.c.prediction_id.type), *sizable(w))
+    return (select(p.c.prediction_id, p.c.as_of_ts, p.c.horizon_predictions, f.c.features)
+            .select_from(p.outerjoin(f, f.c.id == p.c.snapshot_id))
+            .where(p.c.prediction_id.in_(union_all(winners, preferred).scalar_subquery()))
+            .order_by(p.c.as_of_ts))
 
 
 def forecast_history(url: str, target: str, model_version: str, horizon: str, as_of: datetime,
@@ -122,15 +132,20 @@ def forecast_history(url: str, target: str, model_version: str, horizon: str, as
     h = horizon_hours(horizon)
     params = {"target": target, "model_name": model_name, "model_version": model_version, "prefer": prefer,
               "after": as_of - timedelta(hours=h), "until": as_of}
-    newest: dict[datetime, ForecastHour] = {}
     with reading(url) as conn:
-        for row in conn.execute(_forecast_query(), params):
-            value = (row.horizon_predictions or {}).get(f"pred_{horizon}")  # the stored keys: pred_1h, ...
-            if value is None:
-                continue
-            vol = (row.features or {}).get("vol_24h")
-            ts = hour_of(row.as_of_ts)
-            newest[ts] = ForecastHour(ts, float(value), float(vol) if vol is not None else None, row.prediction_id)
+        rows = conn.execute(_forecast_query(), params).all()
+    # One row per as_of: the preferred one where it is, else the newest (the only other row there).
+    chosen = {row.as_of_ts: row for row in rows if row.prediction_id != prefer}
+    chosen |= {row.as_of_ts: row for row in rows if row.prediction_id == prefer}
+    newest: dict[datetime, ForecastHour] = {}
+    for ts_key in sorted(chosen):
+        row = chosen[ts_key]
+        value = (row.horizon_predictions or {}).get(f"pred_{horizon}")  # the stored keys: pred_1h, ...
+        if value is None:
+            continue
+        vol = (row.features or {}).get("vol_24h")
+        ts = hour_of(row.as_of_ts)
+        newest[ts] = ForecastHour(ts, float(value), float(vol) if vol is not None else None, row.prediction_id)
     return [newest[k] for k in sorted(newest)]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 
 from omniwatch.warehouse.tables._base import UTC, Id, _id, metadata
@@ -89,9 +90,12 @@ predictions_v2 = Table(
     Column("created_at", UTC, nullable=False, server_default=func.now()),
     Index(None, "track", "target", "as_of_ts"),
     Index(None, "model_name", "model_version"),
-    # execution/run sizes from a version's forecasts of one target over the last H hours (migration
-    # 0014): without it the read scanned every prediction the version ever made.
-    Index(None, "target", "model_name", "model_version", "as_of_ts"),
+    # execution/run sizes from a version's newest forecast per hour of one target over the last H
+    # hours (migration 0015, replacing 0014's): the search is answered from this index however
+    # many predictions an hour holds (every prediction request stores one).
+    Index("ix_predictions_v2_forecast_hours", "target", "model_name", "model_version", "as_of_ts", "created_at",
+          "prediction_id", "snapshot_id", "error", sqlite_where=text("error IS NULL AND snapshot_id IS NOT NULL"),
+          postgresql_where=text("error IS NULL AND snapshot_id IS NOT NULL")),
 )
 
 prediction_explanations = Table(
