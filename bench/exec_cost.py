@@ -1,7 +1,7 @@
 """What one ``execution/run`` costs, in process (prints figures; asserts nothing).
 
     python bench/exec_cost.py [--home PATH] [--runs 60] [--database-url postgresql://...] [--profile N]
-                              [--threads N]
+                              [--threads N] [--every N]
 
 Runs ``execution/run`` (24h, paper, a fresh ``strategy_id`` each: predict the three targets, store
 their signals, size from a flat book, check risk, send and store a market IOC order per target)
@@ -12,7 +12,10 @@ warehouse engine. The HTTP bench (bench/exec_bench.py) measures the same path un
 says where a single run's time goes, with ``--profile N``: the N functions of the project with the
 most cumulative time (cProfile, a separate pass). ``--threads N`` (N > 1) also drives the route
 from N threads at once (each run its own strategy, as the HTTP bench's ``trade`` case) and prints
-runs a second beside one thread's: what the process serves concurrently without HTTP.
+runs a second beside one thread's: what the process serves concurrently without HTTP. ``--every N``
+also prints the mean of each block of N timed runs: whether a run gets dearer as the warehouse
+fills (every run stores three predictions, signals, orders, fills, positions and decisions), e.g.
+``--runs 1500 --every 250``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def main() -> None:
     ap.add_argument("--database-url", help="an empty PostgreSQL database to copy the home's warehouse into")
     ap.add_argument("--profile", type=int, default=0, help="also profile the runs and print the top N functions")
     ap.add_argument("--threads", type=int, default=1, help="also run from this many threads at once")
+    ap.add_argument("--every", type=int, default=0, help="also print the mean ms of each block of this many runs")
     args = ap.parse_args()
     source = args.home.resolve()
     ensure_model(source)
@@ -104,6 +108,10 @@ def main() -> None:
           f"p50 {statistics.median(times):.1f} ms, mean {statistics.fmean(times):.1f} ms; per run "
           f"{per['statements']:.1f} SQL statements, {per['commits']:.1f} commits, "
           f"{per['checkouts']:.1f} connection checkouts")
+    if args.every > 0:
+        for start in range(0, len(times), args.every):
+            block = times[start:start + args.every]
+            print(f"  runs {start}-{start + len(block)}: mean {statistics.fmean(block):.1f} ms")
     if args.threads > 1:
         rates = {}
         for n, first in ((1, 20_000), (args.threads, 30_000)):

@@ -65,7 +65,7 @@ def test_rows_of_a_block_that_raises_are_not_written(warehouse_url):
     assert _count(warehouse_url, tables.predictions_v2) == 0
 
 
-def test_a_failed_write_in_the_caller_raises_naming_the_table_and_leaves_the_queue_alone(warehouse_url, tmp_path):
+def test_a_failed_write_in_the_caller_raises_naming_the_table_and_leaves_the_queue_alone(warehouse_url):
     writer = PredictionWriter(warehouse_url)
     with pytest.raises(RowsNotStored, match="IntegrityError writing signal_candidates"), writer.in_caller():
         writer.submit("signal_candidates", [_signal(str(uuid.uuid4()), 1.0)])  # its prediction does not exist
